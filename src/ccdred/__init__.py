@@ -1,0 +1,45 @@
+"""ccdred: reduce a night of raw CCD frames into science-ready images.
+
+The public API: `read`, `write`, `combine`, `reduce_night`, `plan_night`, `scan`, the steps in
+`ccdred.steps`, the `Frame` type and the `Flag` registry.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .combine import CombineResult, combine
+from .errors import BadInputError
+from .flags import Flag
+from .frame import Frame
+from .inventory import FrameInfo, scan
+from .io import read, write
+
+try:
+    __version__ = version("ccdred")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "BadInputError",
+    "CombineResult",
+    "Flag",
+    "Frame",
+    "FrameInfo",
+    "__version__",
+    "combine",
+    "plan_night",
+    "read",
+    "reduce_night",
+    "scan",
+    "write",
+]
+
+
+def __getattr__(name: str):
+    # The pipeline pulls in more; load it only when asked for.
+    if name in ("reduce_night", "plan_night"):
+        from . import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'ccdred' has no attribute {name!r}")

@@ -1,0 +1,49 @@
+"""Header conventions, kept as data in TOML files beside this module."""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from types import MappingProxyType
+from typing import Mapping
+
+__all__ = ["Conventions", "load_conventions"]
+
+
+@dataclass(frozen=True)
+class Conventions:
+    """Keyword and value synonyms used to read headers and classify frames."""
+
+    type_keywords: tuple[str, ...]
+    type_values: Mapping[str, str]
+    """Lower-cased header value -> frame type."""
+    filename_tokens: Mapping[str, str]
+    filename_substrings: tuple[tuple[str, str], ...]
+    folders: Mapping[str, str]
+    keywords: Mapping[str, tuple[str, ...]]
+    temperature_sentinels: frozenset[float]
+
+
+def _invert(table: Mapping[str, list[str]]) -> Mapping[str, str]:
+    return MappingProxyType({value: kind for kind, values in table.items() for value in values})
+
+
+@functools.cache
+def load_conventions(name: str = "conventions.toml") -> Conventions:
+    """Load the keyword conventions shipped with ccdred (cached)."""
+    text = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+    raw = tomllib.loads(text)
+    frame_type = raw["frame_type"]
+    return Conventions(
+        type_keywords=tuple(frame_type["keywords"]),
+        type_values=_invert(frame_type["values"]),
+        filename_tokens=_invert(frame_type["filename_tokens"]),
+        filename_substrings=tuple(
+            (sub, kind) for kind, subs in frame_type["filename_substrings"].items() for sub in subs
+        ),
+        folders=_invert(frame_type["folders"]),
+        keywords=MappingProxyType({k: tuple(v) for k, v in raw["keywords"].items()}),
+        temperature_sentinels=frozenset(float(v) for v in raw["sentinels"]["temperature"]),
+    )

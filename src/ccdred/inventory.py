@@ -1,0 +1,258 @@
+"""Find the FITS files of a night, classify each (bias/dark/flat/science) and read its metadata.
+
+Classification tries, in order: the frame-type header keywords, tokens of the file name, then
+folder names; the conventions are data in ``instruments/conventions.toml``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from astropy.io import fits
+
+from .errors import BadInputError
+from .instruments import Conventions, load_conventions
+from .io import is_fits_name, read_header
+
+__all__ = ["FrameInfo", "scan", "describe_file", "classify", "header_exptime", "KINDS",
+           "find_fits"]
+
+KINDS = ("bias", "dark", "flat", "science")
+
+
+@dataclass(frozen=True)
+class FrameInfo:
+    """What a raw file is and the keywords that matter for planning a night.
+
+    ``shape`` is (rows, columns); ``binning`` is (x, y). ``error`` says why a file cannot be used
+    (unreadable, or its type cannot be told); such files have ``kind`` None or are skipped.
+    """
+
+    path: Path
+    kind: str | None = None
+    kind_source: str = ""
+    exptime: float | None = None
+    darktime: float | None = None
+    filter: str | None = None
+    binning: tuple[int, int] = (1, 1)
+    shape: tuple[int, int] | None = None
+    temperature: float | None = None
+    date: str | None = None
+    object: str | None = None
+    instrument: str | None = None
+    telescope: str | None = None
+    gain: float | None = None
+    read_noise: float | None = None
+    saturation: float | None = None
+    bitpix: int | None = None
+    bzero: float | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the file can be used."""
+        return self.error is None and self.kind is not None
+
+    @property
+    def setup(self) -> tuple[tuple[int, int] | None, tuple[int, int]]:
+        """The readout setup masters must match: shape and binning."""
+        return (self.shape, self.binning)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        out = asdict(self)
+        out["path"] = str(self.path)
+        return out
+
+
+def _value(header: fits.Header, keys: Iterable[str]) -> Any:
+    for key in keys:
+        try:
+            value = header.get(key)
+        except (KeyError, ValueError, fits.VerifyError):
+            continue
+        if value is None or isinstance(value, fits.card.Undefined):
+            continue
+        if isinstance(value, str) and not value.strip():
+            continue
+        return value
+    return None
+
+
+def _float(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(str(value).strip()) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def header_exptime(header: fits.Header, conventions: Conventions | None = None) -> float | None:
+    """Exposure time in seconds from EXPTIME/EXPOSURE/ITIME..., or None."""
+    conv = conventions or load_conventions()
+    value = _float(_value(header, conv.keywords["exptime"]))
+    return value if value is not None and value >= 0 else None
+
+
+def _binning(header: fits.Header, conv: Conventions) -> tuple[int, int]:
+    xb = _float(_value(header, conv.keywords["xbinning"]))
+    yb = _float(_value(header, conv.keywords["ybinning"]))
+    if xb is None:
+        pair = _text(_value(header, conv.keywords["binning_pair"]))
+        numbers = re.findall(r"\d+", pair or "")
+        if len(numbers) >= 2:
+            xb, yb = float(numbers[0]), float(numbers[1])
+    xb = int(xb) if xb and xb >= 1 else 1
+    yb = int(yb) if yb and yb >= 1 else xb
+    return (xb, yb)
+
+
+def _tokens(name: str) -> list[str]:
+    stem = name.lower()
+    for suffix in (".gz", ".fz", ".fits", ".fit", ".fts"):
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+    return [t for t in re.split(r"[^a-z0-9]+", stem) if t]
+
+
+def classify(header: fits.Header | None, path: Path, root: Path | None = None,
+             conventions: Conventions | None = None) -> tuple[str | None, str]:
+    """Tell the frame type of a file.
+
+    Returns
+    -------
+    kind : str or None
+        One of ``bias``, ``dark``, ``flat``, ``science``; None when nothing tells.
+    source : str
+        How it was decided (e.g. ``"IMAGETYP='Dark Frame'"``), or why it could not be.
+    """
+    conv = conventions or load_conventions()
+    if header is not None:
+        for key in conv.type_keywords:
+            raw = _text(_value(header, [key]))
+            if raw is None:
+                continue
+            kind = conv.type_values.get(raw.lower())
+            if kind:
+                return kind, f"{key}={raw!r}"
+    tokens = _tokens(path.name)
+    for token in tokens:
+        kind = conv.filename_tokens.get(token)
+        if kind:
+            return kind, f"file name token {token!r}"
+    lowered = path.name.lower()
+    for substring, kind in conv.filename_substrings:
+        if substring in lowered:
+            return kind, f"file name contains {substring!r}"
+    parents = path.parent.relative_to(root).parts if root and path.is_relative_to(root) else (
+        path.parent.parts[-3:])
+    for folder in reversed(parents):
+        kind = conv.folders.get(folder.lower())
+        if kind:
+            return kind, f"folder {folder!r}"
+    seen = [f"{k}={_text(_value(header, [k]))!r}" for k in conv.type_keywords
+            if header is not None and _value(header, [k]) is not None]
+    hint = f" ({', '.join(seen)} not understood)" if seen else ""
+    return None, (f"cannot tell the frame type: no known type keyword{hint}, no hint in the "
+                  f"file name or folder")
+
+
+def describe_file(path: Path, root: Path | None = None,
+                  conventions: Conventions | None = None) -> FrameInfo:
+    """Read a file's header and return its `FrameInfo` (errors are recorded, not raised)."""
+    conv = conventions or load_conventions()
+    try:
+        header = read_header(path)
+    except BadInputError as err:
+        return FrameInfo(path=path, error=err.problem)
+    kind, source = classify(header, path, root, conv)
+    keys = conv.keywords
+    temperature = _float(_value(header, keys["temperature"]))
+    if temperature is not None and temperature in conv.temperature_sentinels:
+        temperature = None
+    naxis1 = header.get("ZNAXIS1", header.get("NAXIS1"))
+    naxis2 = header.get("ZNAXIS2", header.get("NAXIS2"))
+    info = FrameInfo(
+        path=path,
+        kind=kind,
+        kind_source=source,
+        exptime=header_exptime(header, conv),
+        darktime=_float(_value(header, keys["darktime"])),
+        filter=_text(_value(header, keys["filter"])),
+        binning=_binning(header, conv),
+        shape=(int(naxis2), int(naxis1)) if naxis1 and naxis2 else None,
+        temperature=temperature,
+        date=_text(_value(header, keys["date"])),
+        object=_text(_value(header, keys["object"])),
+        instrument=_text(_value(header, keys["instrument"])),
+        telescope=_text(_value(header, keys["telescope"])),
+        gain=_positive(_float(_value(header, keys["gain"]))),
+        read_noise=_positive(_float(_value(header, keys["read_noise"]))),
+        saturation=_positive(_float(_value(header, keys["saturation"]))),
+        bitpix=_int(header.get("ZBITPIX", header.get("BITPIX"))),
+        bzero=_float(header.get("BZERO")),
+        error=None if kind else source,
+    )
+    if kind in ("dark", "science") and info.exptime is None:
+        names = "/".join(keys["exptime"][:3])
+        return replace(info, error=f"{kind} frame without an exposure time ({names} missing "
+                                   f"or not a number): cannot match or scale a dark")
+    return info
+
+
+def _positive(value: float | None) -> float | None:
+    return value if value is not None and value > 0 else None
+
+
+def _int(value: Any) -> int | None:
+    number = _float(value)
+    return int(number) if number is not None else None
+
+
+def find_fits(root: Path, exclude: Iterable[Path] = ()) -> list[Path]:
+    """Every FITS file below ``root`` (recursive, any case of suffix), sorted, skipping ``exclude``.
+
+    Directories whose names look like FITS files are returned too, so the caller can report them.
+    """
+    root = Path(root)
+    excluded = [Path(p).resolve() for p in exclude]
+    found = []
+    for path in sorted(root.rglob("*")):
+        if not is_fits_name(path):
+            continue
+        resolved = path.resolve()
+        if any(resolved == ex or resolved.is_relative_to(ex) for ex in excluded):
+            continue
+        if path.name.startswith("."):
+            continue
+        found.append(path)
+    return found
+
+
+def scan(root: str | Path, *, exclude: Iterable[Path] = ()) -> list[FrameInfo]:
+    """Describe every FITS file below ``root``.
+
+    Raises
+    ------
+    ValueError
+        ``root`` is not a directory.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise ValueError(f"{root}: not a directory")
+    conv = load_conventions()
+    return [describe_file(path, root, conv) for path in find_fits(root, exclude)]

@@ -1,0 +1,269 @@
+"""All FITS input and output: the only module that touches files' contents.
+
+Reading finds the 2-D image HDU (primary, else the first image extension, compressed or not).
+Writing is atomic (temporary file + rename): an output appears only when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.utils.exceptions import AstropyUserWarning
+from astropy.io.fits.verify import VerifyWarning
+
+from . import flags as _flags
+from .errors import BadInputError
+from .frame import Frame
+
+__all__ = [
+    "read",
+    "read_header",
+    "write",
+    "write_dq",
+    "write_raw",
+    "sha256",
+    "FileRows",
+    "FITS_SUFFIXES",
+    "is_fits_name",
+]
+
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz", ".fz")
+
+_STRUCTURAL = ("SIMPLE", "XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "EXTEND",
+               "BZERO", "BSCALE", "BLANK", "PCOUNT", "GCOUNT", "CHECKSUM", "DATASUM", "EXTNAME",
+               "ZIMAGE", "ZBITPIX", "ZNAXIS", "ZNAXIS1", "ZNAXIS2", "ZCMPTYPE", "ZTILE1", "ZTILE2")
+
+
+def is_fits_name(path: Path) -> bool:
+    """Return True when the file name ends like a FITS file (any case)."""
+    name = path.name.lower()
+    return any(name.endswith(suffix) for suffix in FITS_SUFFIXES)
+
+
+@contextmanager
+def _open(path: Path, memmap: bool = True) -> Iterator[fits.HDUList]:
+    path = Path(path)
+    if path.is_dir():
+        raise BadInputError(path, "is a directory, not a FITS file")
+    if not path.exists():
+        raise BadInputError(path, "does not exist")
+    if path.stat().st_size == 0:
+        raise BadInputError(path, "is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", (AstropyUserWarning, VerifyWarning))
+            hdul = fits.open(path, mode="readonly", memmap=memmap, lazy_load_hdus=False)
+    except (OSError, ValueError, TypeError, IndexError) as err:
+        raise BadInputError(path, f"not a readable FITS file ({err})") from err
+    try:
+        yield hdul
+    finally:
+        hdul.close()
+
+
+def _image_hdu(hdul: fits.HDUList, path: Path) -> fits.hdu.base._BaseHDU:
+    """Return the HDU holding the 2-D image: primary if it has one, else the first extension."""
+    for hdu in hdul:
+        naxis = hdu.header.get("ZNAXIS", hdu.header.get("NAXIS", 0))
+        if isinstance(hdu, fits.BinTableHDU) and not isinstance(hdu, fits.CompImageHDU):
+            continue
+        if naxis == 2:
+            return hdu
+        if naxis and naxis > 2:
+            dims = [hdu.header.get(f"NAXIS{i}") for i in range(1, naxis + 1)]
+            raise BadInputError(path, f"holds a {naxis}-D cube {dims}; ccdred reduces 2-D images")
+    raise BadInputError(path, "has no 2-D image in any HDU")
+
+
+def _clean_header(header: fits.Header) -> fits.Header:
+    out = header.copy()
+    for key in _STRUCTURAL:
+        out.remove(key, ignore_missing=True, remove_all=True)
+    return out
+
+
+def read_header(path: str | Path) -> fits.Header:
+    """Return the header of the file's image HDU without reading the pixels."""
+    path = Path(path)
+    with _open(path) as hdul:
+        try:
+            return _image_hdu(hdul, path).header.copy()
+        except (OSError, ValueError) as err:
+            if isinstance(err, BadInputError):
+                raise
+            raise BadInputError(path, f"unreadable header ({err})") from err
+
+
+def read(path: str | Path) -> Frame:
+    """Read a FITS file into a `Frame`.
+
+    Raw frames give data only (float32). Files written by ccdred also give variance (from the
+    ``UNCERT`` extension) and flags (from ``DQ``). Non-finite pixels are flagged NO_DATA.
+
+    Raises
+    ------
+    BadInputError
+        The file is missing, empty, not FITS, truncated, or holds no 2-D image.
+    """
+    path = Path(path)
+    with _open(path, memmap=False) as hdul:
+        hdu = _image_hdu(hdul, path)
+        try:
+            data = np.array(hdu.data, dtype=np.float32)
+        except (OSError, ValueError, TypeError) as err:
+            raise BadInputError(path, f"truncated or corrupt image data ({err})") from err
+        if data.ndim != 2:
+            raise BadInputError(path, f"image has shape {data.shape}; ccdred reduces 2-D images")
+        names = {h.name for h in hdul}
+        variance = None
+        dq = None
+        if "UNCERT" in names:
+            variance = np.asarray(hdul["UNCERT"].data, dtype=np.float32) ** 2
+        if "DQ" in names:
+            dq = np.asarray(hdul["DQ"].data, dtype=np.uint16)
+        header = _clean_header(hdu.header)
+    nonfinite = ~np.isfinite(data)
+    if nonfinite.any():
+        dq = (dq if dq is not None else np.zeros(data.shape, np.uint16)) | np.where(
+            nonfinite, np.uint16(_flags.Flag.NO_DATA), np.uint16(0))
+    return Frame(data, variance=variance, dq=dq, header=header, path=path)
+
+
+def sha256(path: str | Path) -> str:
+    """Return the hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _atomic_writeto(hdul: fits.HDUList, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        hdul.writeto(tmp, overwrite=True, output_verify="exception", checksum=True)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _dq_header() -> fits.Header:
+    header = fits.Header()
+    for key, value, comment in _flags.describe():
+        header[key] = (value, comment)
+    return header
+
+
+def write(frame: Frame, path: str | Path) -> Path:
+    """Write a frame atomically: image (primary), ``UNCERT``, ``MASK`` and ``DQ`` extensions.
+
+    The layout is astropy's CCDData one, so ``CCDData.read(path)`` returns data, uncertainty
+    (std dev) and mask; DS9 shows the primary image.
+    """
+    path = Path(path)
+    header = _clean_header(frame.header)
+    header.setdefault("BUNIT", "adu")
+    primary = fits.PrimaryHDU(frame.data.astype(np.float32, copy=False), header=header)
+    hdus = [primary]
+    if frame.variance is not None:
+        uncert_header = fits.Header({"UTYPE": "StdDevUncertainty", "BUNIT": header["BUNIT"]})
+        std = np.sqrt(np.maximum(frame.variance, 0)).astype(np.float32)
+        hdus.append(fits.ImageHDU(std, header=uncert_header, name="UNCERT"))
+    hdus.append(fits.ImageHDU(frame.bad.astype(np.uint8), name="MASK"))
+    hdus.append(fits.ImageHDU(frame.dq.astype(np.uint16), header=_dq_header(), name="DQ"))
+    _atomic_writeto(fits.HDUList(hdus), path)
+    return path
+
+
+def write_dq(dq: np.ndarray, path: str | Path, header: fits.Header | None = None) -> Path:
+    """Write a bad-pixel map: a uint16 DQ image in the primary HDU, its bits described."""
+    path = Path(path)
+    out_header = _dq_header()
+    if header is not None:
+        out_header.update(_clean_header(header))
+    hdu = fits.PrimaryHDU(np.asarray(dq, dtype=np.uint16), header=out_header)
+    _atomic_writeto(fits.HDUList([hdu]), path)
+    return path
+
+
+class FileRows:
+    """Streams row blocks of one file's image, opening the file once.
+
+    Uncompressed integer or float images are memory-mapped directly (big-endian on disk), and
+    only the requested rows are converted to float32 with BSCALE/BZERO applied. Compressed
+    images fall back to astropy's section reader. Non-finite values and BLANK come back as NaN.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.name = self.path.name
+        self._hdul_cm = _open(self.path)
+        hdul = self._hdul_cm.__enter__()
+        self._hdul = hdul
+        hdu = _image_hdu(hdul, self.path)
+        header = hdu.header
+        self.header = header
+        if isinstance(hdu, fits.CompImageHDU) or hdu.fileinfo() is None:
+            self._mmap = None
+            self._hdu = hdu
+            self.shape = (int(header["ZNAXIS2"] if "ZNAXIS2" in header else header["NAXIS2"]),
+                          int(header["ZNAXIS1"] if "ZNAXIS1" in header else header["NAXIS1"]))
+            return
+        self.shape = (int(header["NAXIS2"]), int(header["NAXIS1"]))
+        bitpix = int(header["BITPIX"])
+        dtype = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}[bitpix]
+        self._bscale = float(header.get("BSCALE", 1.0))
+        self._bzero = float(header.get("BZERO", 0.0))
+        self._blank = header.get("BLANK") if bitpix > 0 else None
+        offset = hdu.fileinfo()["datLoc"]
+        expected = offset + self.shape[0] * self.shape[1] * abs(bitpix) // 8
+        if self.path.stat().st_size < expected:
+            self.close()
+            raise BadInputError(self.path, "truncated: the file is shorter than its header says")
+        self._mmap = np.memmap(self.path, dtype=dtype, mode="r", offset=offset, shape=self.shape)
+
+    def read_rows(self, start: int, stop: int) -> np.ndarray:
+        """Return rows ``start:stop`` as float32, NaN where the pixel has no valid value."""
+        if self._mmap is None:
+            return np.asarray(self._hdu.section[start:stop, :], dtype=np.float32)
+        raw = self._mmap[start:stop]
+        block = raw.astype(np.float32)
+        if self._bscale != 1.0:
+            block *= np.float32(self._bscale)
+        if self._bzero != 0.0:
+            block += np.float32(self._bzero)
+        if self._blank is not None:
+            block[raw == self._blank] = np.nan
+        return block
+
+    def close(self) -> None:
+        """Release the file."""
+        self._mmap = None
+        self._hdul_cm.__exit__(None, None, None)
+
+    def __enter__(self) -> FileRows:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def write_raw(data: np.ndarray, header: fits.Header, path: str | Path) -> Path:
+    """Write a raw camera frame as 16-bit unsigned integers (BITPIX 16, BZERO 32768)."""
+    path = Path(path)
+    hdu = fits.PrimaryHDU(np.asarray(data, dtype=np.uint16), header=_clean_header(header))
+    _atomic_writeto(fits.HDUList([hdu]), path)
+    return path

@@ -1,0 +1,379 @@
+"""Compiled per-pixel combine with rejection, over one row block of a stack.
+
+The stack block has shape ``(n_frames, rows, columns)``; NaN marks a missing value (masked
+input, non-finite pixel). For each pixel the valid values are sorted once; every rejection
+method then shrinks a window ``[lo, hi)`` of the sorted values, and the estimator runs over
+the window. Rows are spread over threads with ``numba.prange``.
+
+Notes
+-----
+Sigma clipping follows `astropy.stats.sigma_clip`: bounds are recomputed from the values still
+kept, values strictly outside ``centre - sigma_low * spread`` / ``centre + sigma_high * spread``
+are dropped, until nothing changes or ``maxiters`` passes. The MAD spread is scaled by
+1.482602218505602 to estimate a Gaussian standard deviation (astropy's ``mad_std``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+# Estimators.
+MEDIAN = 0
+MEAN = 1
+SUM = 2
+# Rejections.
+REJECT_NONE = 0
+REJECT_SIGCLIP = 1
+REJECT_MINMAX = 2
+REJECT_PCLIP = 3
+REJECT_WINSOR = 4
+REJECT_CCDCLIP = 5
+# Centres and spreads for clipping.
+CENTRE_MEDIAN = 0
+CENTRE_MEAN = 1
+SPREAD_MAD = 0
+SPREAD_STD = 1
+
+MAD_TO_SIGMA = 1.482602218505602
+MEDIAN_VARIANCE_FACTOR = math.pi / 2.0
+"""Variance of the median of n Gaussian values is about (pi/2) sigma^2 / n."""
+
+
+@njit(cache=True, inline="always")
+def _sort_window(values, order, n):
+    """Sort ``values[:n]`` ascending, carrying ``order`` along (insertion sort; n is small)."""
+    for i in range(1, n):
+        v = values[i]
+        o = order[i]
+        j = i - 1
+        while j >= 0 and values[j] > v:
+            values[j + 1] = values[j]
+            order[j + 1] = order[j]
+            j -= 1
+        values[j + 1] = v
+        order[j + 1] = o
+
+
+@njit(cache=True)
+def _sort_large(values, order, n):
+    idx = np.argsort(values[:n])
+    tmp_v = values[:n].copy()
+    tmp_o = order[:n].copy()
+    for i in range(n):
+        values[i] = tmp_v[idx[i]]
+        order[i] = tmp_o[idx[i]]
+
+
+@njit(cache=True, inline="always")
+def _median_sorted(values, lo, hi):
+    n = hi - lo
+    mid = lo + n // 2
+    if n % 2 == 1:
+        return values[mid]
+    return 0.5 * (values[mid - 1] + values[mid])
+
+
+@njit(cache=True, inline="always")
+def _mean(values, lo, hi):
+    total = 0.0
+    for i in range(lo, hi):
+        total += values[i]
+    return total / (hi - lo)
+
+
+@njit(cache=True, inline="always")
+def _std(values, lo, hi, mean):
+    total = 0.0
+    for i in range(lo, hi):
+        d = values[i] - mean
+        total += d * d
+    return math.sqrt(total / (hi - lo))
+
+
+@njit(cache=True)
+def _mad(values, lo, hi, median, scratch):
+    """Median absolute deviation of the sorted window, by merging the two sorted halves."""
+    n = hi - lo
+    # Deviations below the median decrease towards lo; above it they increase towards hi.
+    left = lo + (n - 1) // 2 if n % 2 == 1 else lo + n // 2 - 1
+    right = left + 1
+    for k in range(n):
+        take_left = False
+        if left >= lo and right < hi:
+            take_left = (median - values[left]) <= (values[right] - median)
+        elif left >= lo:
+            take_left = True
+        if take_left:
+            scratch[k] = median - values[left]
+            left -= 1
+        else:
+            scratch[k] = values[right] - median
+            right += 1
+    return _median_sorted(scratch, 0, n)
+
+
+@njit(cache=True)
+def _clip_window(values, lo, hi, centre_kind, spread_kind, sigma_low, sigma_high, maxiters,
+                 scratch):
+    iteration = 0
+    while hi - lo > 1 and (maxiters <= 0 or iteration < maxiters):
+        iteration += 1
+        if centre_kind == CENTRE_MEDIAN:
+            centre = _median_sorted(values, lo, hi)
+        else:
+            centre = _mean(values, lo, hi)
+        if spread_kind == SPREAD_MAD:
+            spread = MAD_TO_SIGMA * _mad(values, lo, hi, _median_sorted(values, lo, hi), scratch)
+        else:
+            spread = _std(values, lo, hi, _mean(values, lo, hi))
+        lower = centre - sigma_low * spread
+        upper = centre + sigma_high * spread
+        new_lo = lo
+        while new_lo < hi and values[new_lo] < lower:
+            new_lo += 1
+        new_hi = hi
+        while new_hi > new_lo and values[new_hi - 1] > upper:
+            new_hi -= 1
+        if new_lo == lo and new_hi == hi:
+            break
+        lo = new_lo
+        hi = new_hi
+    return lo, hi
+
+
+@njit(cache=True)
+def _ccdclip_window(values, lo, hi, gain, read_noise, snoise, sigma_low, sigma_high, maxiters):
+    """Clip against the CCD noise model sigma = sqrt(rn^2/g^2 + |m|/g + (s*m)^2) around the median.
+
+    ``values`` are in ADU; ``read_noise`` in electrons; ``gain`` in electrons per ADU;
+    ``snoise`` is the fractional sensitivity noise (IRAF imcombine's ``snoise``).
+    """
+    iteration = 0
+    while hi - lo > 1 and (maxiters <= 0 or iteration < maxiters):
+        iteration += 1
+        centre = _median_sorted(values, lo, hi)
+        spread = math.sqrt((read_noise / gain) ** 2 + abs(centre) / gain + (snoise * centre) ** 2)
+        lower = centre - sigma_low * spread
+        upper = centre + sigma_high * spread
+        new_lo = lo
+        while new_lo < hi and values[new_lo] < lower:
+            new_lo += 1
+        new_hi = hi
+        while new_hi > new_lo and values[new_hi - 1] > upper:
+            new_hi -= 1
+        if new_lo == lo and new_hi == hi:
+            break
+        lo = new_lo
+        hi = new_hi
+    return lo, hi
+
+
+@njit(cache=True)
+def _winsorized_window(values, lo, hi, sigma_low, sigma_high, maxiters, scratch):
+    """Winsorized sigma clip: spread from the values with the extremes pulled in to 1.5 sigma.
+
+    Each pass estimates centre (median) and spread (std of the values winsorized at
+    centre +- 1.5 * spread, refined until stable, times 1.134 to undo the winsorizing bias),
+    then drops values outside the sigma bounds. This is Siril's winsorized sigma clipping.
+    """
+    iteration = 0
+    while hi - lo > 2 and (maxiters <= 0 or iteration < maxiters):
+        iteration += 1
+        centre = _median_sorted(values, lo, hi)
+        spread = _std(values, lo, hi, _mean(values, lo, hi))
+        for _ in range(10):
+            low_cut = centre - 1.5 * spread
+            high_cut = centre + 1.5 * spread
+            n = hi - lo
+            for k in range(n):
+                v = values[lo + k]
+                scratch[k] = low_cut if v < low_cut else (high_cut if v > high_cut else v)
+            m = _mean(scratch, 0, n)
+            new_spread = 1.134 * _std(scratch, 0, n, m)
+            if abs(new_spread - spread) <= 5e-4 * max(spread, 1e-30):
+                spread = new_spread
+                break
+            spread = new_spread
+        lower = centre - sigma_low * spread
+        upper = centre + sigma_high * spread
+        new_lo = lo
+        while new_lo < hi and values[new_lo] < lower:
+            new_lo += 1
+        new_hi = hi
+        while new_hi > new_lo and values[new_hi - 1] > upper:
+            new_hi -= 1
+        if new_lo == lo and new_hi == hi:
+            break
+        lo = new_lo
+        hi = new_hi
+    return lo, hi
+
+
+@njit(cache=True)
+def _enforce_nkeep(values, lo, hi, n, nkeep):
+    """Widen the window back towards the median until it holds at least ``nkeep`` values."""
+    want = min(nkeep, n)
+    if hi - lo >= want:
+        return lo, hi
+    centre = _median_sorted(values, lo, hi) if hi > lo else _median_sorted(values, 0, n)
+    while hi - lo < want:
+        if lo > 0 and hi < n:
+            if centre - values[lo - 1] <= values[hi] - centre:
+                lo -= 1
+            else:
+                hi += 1
+        elif lo > 0:
+            lo -= 1
+        else:
+            hi += 1
+    return lo, hi
+
+
+@njit(cache=True, parallel=True)
+def combine_block(stack, variance, weights, method, reject, centre_kind, spread_kind,
+                  sigma_low, sigma_high, maxiters, nlow, nhigh, pclip_low, pclip_high, nkeep,
+                  gain, read_noise, snoise, out_value, out_variance, out_count, out_rejected):
+    """Combine a ``(n, rows, cols)`` float32 block into per-pixel value, variance and count.
+
+    Parameters
+    ----------
+    stack : float32 array (n, rows, cols)
+        Values to combine; NaN marks a missing value.
+    variance : float32 array (n, rows, cols) or (0, 0, 0)
+        Per-value variance, propagated when given; otherwise estimated from the scatter.
+    weights : float64 array (n,)
+        Weights for the mean (all ones for an unweighted mean).
+    method, reject, centre_kind, spread_kind : int
+        Codes from this module (``MEDIAN``..., ``REJECT_...``, ``CENTRE_...``, ``SPREAD_...``).
+    sigma_low, sigma_high : float
+        Clipping thresholds in units of the spread.
+    maxiters : int
+        Maximum clipping passes; 0 iterates until nothing more is rejected.
+    nlow, nhigh : int
+        Values dropped from each end by min/max rejection.
+    pclip_low, pclip_high : float
+        Percentiles (0-100) outside which percentile clipping drops values.
+    nkeep : int
+        Rejection never leaves fewer than this many values (0: no floor).
+    gain, read_noise, snoise : float
+        Noise model for ``ccdclip``.
+    out_value, out_variance : float32 arrays (rows, cols)
+        Combined value and its variance (NaN where nothing is left).
+    out_count : int16 array (rows, cols)
+        Number of values used.
+    out_rejected : uint8 array (n, rows, cols) or (0, 0, 0)
+        When not empty, set to 1 where a value was rejected (missing values stay 0).
+    """
+    n_frames, n_rows, n_cols = stack.shape
+    has_variance = variance.shape[0] > 0
+    want_map = out_rejected.shape[0] > 0
+    for row in prange(n_rows):
+        values = np.empty(n_frames, np.float64)
+        order = np.empty(n_frames, np.int64)
+        scratch = np.empty(n_frames, np.float64)
+        for col in range(n_cols):
+            n = 0
+            for f in range(n_frames):
+                v = stack[f, row, col]
+                if not math.isnan(v):
+                    values[n] = v
+                    order[n] = f
+                    n += 1
+            if n == 0:
+                out_value[row, col] = np.nan
+                out_variance[row, col] = np.nan
+                out_count[row, col] = 0
+                continue
+            if n <= 32:
+                _sort_window(values, order, n)
+            else:
+                _sort_large(values, order, n)
+            lo = 0
+            hi = n
+            if reject == REJECT_SIGCLIP:
+                lo, hi = _clip_window(values, lo, hi, centre_kind, spread_kind, sigma_low,
+                                      sigma_high, maxiters, scratch)
+            elif reject == REJECT_MINMAX:
+                drop_low = min(nlow, n)
+                drop_high = min(nhigh, n - drop_low)
+                lo = drop_low
+                hi = n - drop_high
+            elif reject == REJECT_PCLIP:
+                # Linear-interpolated percentiles, as numpy's default.
+                plo = pclip_low / 100.0 * (n - 1)
+                phi = pclip_high / 100.0 * (n - 1)
+                vlo = values[int(math.floor(plo))] + (plo - math.floor(plo)) * (
+                    values[min(int(math.floor(plo)) + 1, n - 1)] - values[int(math.floor(plo))])
+                vhi = values[int(math.floor(phi))] + (phi - math.floor(phi)) * (
+                    values[min(int(math.floor(phi)) + 1, n - 1)] - values[int(math.floor(phi))])
+                while lo < hi and values[lo] < vlo:
+                    lo += 1
+                while hi > lo and values[hi - 1] > vhi:
+                    hi -= 1
+            elif reject == REJECT_WINSOR:
+                lo, hi = _winsorized_window(values, lo, hi, sigma_low, sigma_high, maxiters,
+                                            scratch)
+            elif reject == REJECT_CCDCLIP:
+                lo, hi = _ccdclip_window(values, lo, hi, gain, read_noise, snoise, sigma_low,
+                                         sigma_high, maxiters)
+            if nkeep > 0:
+                lo, hi = _enforce_nkeep(values, lo, hi, n, nkeep)
+            k = hi - lo
+            out_count[row, col] = k
+            if want_map:
+                for i in range(n):
+                    if i < lo or i >= hi:
+                        out_rejected[order[i], row, col] = 1
+            if k == 0:
+                out_value[row, col] = np.nan
+                out_variance[row, col] = np.nan
+                continue
+            # Estimator.
+            wsum = 0.0
+            w2sum = 0.0
+            wvsum = 0.0
+            for i in range(lo, hi):
+                w = weights[order[i]]
+                wsum += w
+                w2sum += w * w
+                wvsum += w * values[i]
+            mean = _mean(values, lo, hi)
+            if method == MEDIAN:
+                value = _median_sorted(values, lo, hi)
+            elif method == MEAN:
+                value = wvsum / wsum if wsum != 0.0 else np.nan
+            else:
+                value = mean * k
+            out_value[row, col] = value
+            # Variance of the estimate.
+            if has_variance:
+                var_sum = 0.0
+                wvar_sum = 0.0
+                for i in range(lo, hi):
+                    vi = variance[order[i], row, col]
+                    w = weights[order[i]]
+                    var_sum += vi
+                    wvar_sum += w * w * vi
+                if method == MEDIAN:
+                    out_variance[row, col] = MEDIAN_VARIANCE_FACTOR * var_sum / (k * k)
+                elif method == MEAN:
+                    out_variance[row, col] = wvar_sum / (wsum * wsum)
+                else:
+                    out_variance[row, col] = var_sum
+            elif k > 1:
+                ss = 0.0
+                for i in range(lo, hi):
+                    d = values[i] - mean
+                    ss += d * d
+                s2 = ss / (k - 1)
+                if method == MEDIAN:
+                    out_variance[row, col] = MEDIAN_VARIANCE_FACTOR * s2 / k
+                elif method == MEAN:
+                    out_variance[row, col] = s2 * w2sum / (wsum * wsum)
+                else:
+                    out_variance[row, col] = s2 * k
+            else:
+                out_variance[row, col] = np.nan

@@ -1,0 +1,60 @@
+"""Cosmetic repair: replace flagged pixels by the median of their good neighbours."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["repair_pixels"]
+
+
+@njit(cache=True, parallel=True)
+def _repair(data, bad, half, out, done):
+    rows, cols = data.shape
+    size = (2 * half + 1) ** 2
+    for r in prange(rows):
+        buf = np.empty(size, np.float64)
+        for c in range(cols):
+            if not bad[r, c]:
+                continue
+            n = 0
+            for rr in range(max(0, r - half), min(rows, r + half + 1)):
+                for cc in range(max(0, c - half), min(cols, c + half + 1)):
+                    if not bad[rr, cc]:
+                        v = data[rr, cc]
+                        if not np.isnan(v):
+                            buf[n] = v
+                            n += 1
+            if n > 0:
+                out[r, c] = np.median(buf[:n])
+                done[r, c] = True
+
+
+def repair_pixels(data: np.ndarray, bad: np.ndarray, *, box: int = 5
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Replace pixels where ``bad`` is True by the median of the good pixels in a box around them.
+
+    Parameters
+    ----------
+    data : ndarray
+        Image (not modified).
+    bad : ndarray of bool
+        Pixels to replace; bad pixels are never used as neighbours.
+    box : int
+        Odd box size (5 is the notebook's 5x5 window).
+
+    Returns
+    -------
+    repaired : ndarray
+        A new image (float32).
+    done : ndarray of bool
+        True where a pixel was replaced; a bad pixel with no good neighbour is left as it was.
+    """
+    if box < 3 or box % 2 == 0:
+        raise ValueError(f"box must be an odd number >= 3, got {box}")
+    if bad.shape != data.shape:
+        raise ValueError(f"bad-pixel mask shape {bad.shape} != image shape {data.shape}")
+    out = np.array(data, dtype=np.float32, copy=True)
+    done = np.zeros(data.shape, dtype=np.bool_)
+    _repair(out.copy(), np.ascontiguousarray(bad, dtype=np.bool_), box // 2, out, done)
+    return out, done

@@ -1,0 +1,485 @@
+"""Run a night's plan: build the masters, calibrate every science frame, write the manifest."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import io, steps
+from ..errors import BadInputError
+from ..flags import Flag
+from ..frame import Frame
+from ..inventory import FrameInfo, scan
+from ..kernels.noise import gain_from_flats, read_noise_adu
+from ..steps import CombineOptions
+from .plan import MasterPlan, NightPlan, SciencePlan, build_plan
+
+__all__ = ["ReduceOptions", "NoiseModel", "NightResult", "plan_night", "reduce_night",
+           "SCIENCE_STEPS", "calibrate_science"]
+
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``: called as work advances."""
+
+
+@dataclass(frozen=True)
+class ReduceOptions:
+    """Everything that decides how a night is reduced (recorded in the manifest)."""
+
+    bias_combine: CombineOptions = CombineOptions()
+    dark_combine: CombineOptions = CombineOptions()
+    flat_combine: CombineOptions = CombineOptions()
+    hot_sigma: float = 5.0
+    dead_sigma: float = 5.0
+    min_flat: float = 0.1
+    repair: bool = True
+    cosmics: bool = True
+    gain: float | None = None
+    """Electrons per ADU; overrides headers and measurement."""
+    read_noise: float | None = None
+    """Electrons; overrides headers and measurement."""
+    saturation: float | None = None
+    """Raw ADU; overrides headers and the ADC limit."""
+    skip_bad: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("hot_sigma", "dead_sigma", "min_flat"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("gain", "read_noise", "saturation"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """Gain (e-/ADU) and read noise (e-) of a readout setup, and where each came from."""
+
+    gain: float
+    gain_source: str
+    read_noise: float
+    read_noise_source: str
+
+
+@dataclass
+class NightResult:
+    """What a run wrote."""
+
+    plan: NightPlan
+    out_dir: Path
+    masters: dict[str, Path] = field(default_factory=dict)
+    reduced: list[Path] = field(default_factory=list)
+    noise: dict[str, NoiseModel] = field(default_factory=dict)
+    manifest: Path | None = None
+
+
+SCIENCE_STEPS = (
+    "flag_nonfinite",
+    "flag_saturation",
+    "noise_model",
+    "subtract_bias",
+    "subtract_dark",
+    "flat_correct",
+    "flag_defects",
+    "reject_cosmics",
+    "repair",
+)
+"""The ordered calibration of a science frame. Saturation is flagged on the raw values; the
+noise model is attached before any master is subtracted; defects are repaired last."""
+
+
+@dataclass(frozen=True)
+class _Context:
+    plan: SciencePlan
+    masters: dict[str, Frame]
+    noise: NoiseModel
+    options: ReduceOptions
+    saturation: float | None
+
+
+def _step_flag_nonfinite(frame: Frame, ctx: _Context) -> Frame:
+    return steps.flag_nonfinite(frame)
+
+
+def _step_flag_saturation(frame: Frame, ctx: _Context) -> Frame:
+    return steps.flag_saturation(frame, ctx.saturation)
+
+
+def _step_noise_model(frame: Frame, ctx: _Context) -> Frame:
+    zero = ctx.masters.get(ctx.plan.bias) if ctx.plan.bias else None
+    if zero is None and ctx.plan.dark is not None:
+        zero = ctx.masters[ctx.plan.dark.master]
+    return steps.add_noise_model(frame, gain=ctx.noise.gain, read_noise=ctx.noise.read_noise,
+                                 zero_level=zero)
+
+
+def _step_subtract_bias(frame: Frame, ctx: _Context) -> Frame:
+    if ctx.plan.bias is None:
+        return frame
+    return steps.subtract_bias(frame, ctx.masters[ctx.plan.bias])
+
+
+def _step_subtract_dark(frame: Frame, ctx: _Context) -> Frame:
+    if ctx.plan.dark is None:
+        return frame
+    return steps.subtract_dark(frame, ctx.masters[ctx.plan.dark.master], ctx.plan.dark.scale)
+
+
+def _step_flat_correct(frame: Frame, ctx: _Context) -> Frame:
+    if ctx.plan.flat is None:
+        return frame
+    return steps.flat_correct(frame, ctx.masters[ctx.plan.flat], min_flat=ctx.options.min_flat)
+
+
+def _step_flag_defects(frame: Frame, ctx: _Context) -> Frame:
+    if ctx.plan.badpix is None or ctx.plan.badpix not in ctx.masters:
+        return frame
+    defects = ctx.masters[ctx.plan.badpix].dq & np.uint16(Flag.HOT | Flag.DEAD)
+    return frame.replace(dq=frame.dq | defects)
+
+
+def _step_reject_cosmics(frame: Frame, ctx: _Context) -> Frame:
+    if not ctx.options.cosmics:
+        return frame
+    return steps.reject_cosmics(frame, gain=ctx.noise.gain, read_noise=ctx.noise.read_noise)
+
+
+def _step_repair(frame: Frame, ctx: _Context) -> Frame:
+    return steps.repair(frame) if ctx.options.repair else frame
+
+
+_STEP_FUNCTIONS: dict[str, Callable[[Frame, _Context], Frame]] = {
+    "flag_nonfinite": _step_flag_nonfinite,
+    "flag_saturation": _step_flag_saturation,
+    "noise_model": _step_noise_model,
+    "subtract_bias": _step_subtract_bias,
+    "subtract_dark": _step_subtract_dark,
+    "flat_correct": _step_flat_correct,
+    "flag_defects": _step_flag_defects,
+    "reject_cosmics": _step_reject_cosmics,
+    "repair": _step_repair,
+}
+
+
+def calibrate_science(raw: Frame, plan: SciencePlan, masters: dict[str, Frame],
+                      noise: NoiseModel, options: ReduceOptions, saturation: float | None
+                      ) -> Frame:
+    """Run `SCIENCE_STEPS` over one raw science frame."""
+    ctx = _Context(plan, masters, noise, options, saturation)
+    frame = raw
+    for name in SCIENCE_STEPS:
+        frame = _STEP_FUNCTIONS[name](frame, ctx)
+    return frame
+
+
+def _saturation_level(info: FrameInfo, options: ReduceOptions) -> float | None:
+    """Raw saturation: the option, else SATURATE/DATAMAX, else the ADC's largest value."""
+    if options.saturation is not None:
+        return options.saturation
+    if info.saturation is not None:
+        return info.saturation
+    if info.bitpix and info.bitpix > 0:
+        bzero = info.bzero or 0.0
+        return float(2 ** (info.bitpix - 1) - 1 + bzero)
+    return None
+
+
+def plan_night(raw_dir: str | Path, out_dir: str | Path | None = None) -> NightPlan:
+    """Scan ``raw_dir`` and plan its reduction (headers only; nothing is written).
+
+    Raises
+    ------
+    ValueError
+        ``raw_dir`` is not a directory, or ``out_dir`` is the raw directory itself.
+    """
+    raw = Path(raw_dir)
+    if not raw.is_dir():
+        raise ValueError(f"{raw}: not a directory")
+    exclude = []
+    if out_dir is not None:
+        out = Path(out_dir)
+        if out.resolve() == raw.resolve():
+            raise ValueError(f"{out}: the output directory cannot be the raw directory itself")
+        exclude.append(out)
+    return build_plan(scan(raw, exclude=exclude), raw)
+
+
+def _noise_models(plan: NightPlan, infos: dict[Path, FrameInfo], masters: dict[str, Frame],
+                  options: ReduceOptions) -> dict[str, NoiseModel]:
+    """Gain and read noise per setup: option, header, measured, or assumed (in that order)."""
+    models = {}
+    for setup, suffix in plan.setups.items():
+        group = [i for i in infos.values() if i.setup == setup]
+        biases = [i.path for i in group if i.kind == "bias"]
+        gain, gain_source = _header_value(group, "gain", options.gain)
+        rn, rn_source = _header_value(group, "read_noise", options.read_noise)
+        rn_adu = None
+        if rn is None and len(biases) >= 2:
+            rn_adu = read_noise_adu(io.read(biases[0]).data, io.read(biases[1]).data)
+        if gain is None:
+            gain, gain_source = _measure_gain(group, masters.get(f"bias{suffix}"), rn_adu, rn)
+        if rn is None:
+            if rn_adu is not None:
+                rn, rn_source = rn_adu * gain, f"measured from 2 biases ({rn_adu:.2f} ADU)"
+            else:
+                rn, rn_source = 0.0, "unknown (no keyword, fewer than 2 biases): taken as 0"
+        models[suffix] = NoiseModel(gain, gain_source, rn, rn_source)
+    return models
+
+
+def _header_value(group: Sequence[FrameInfo], attr: str, override: float | None
+                  ) -> tuple[float | None, str]:
+    if override is not None:
+        return override, "command line"
+    values = {getattr(i, attr) for i in group if getattr(i, attr) is not None}
+    if len(values) == 1:
+        return values.pop(), "header"
+    if len(values) > 1:
+        return float(np.median(sorted(values))), f"header (median of {len(values)} values)"
+    return None, ""
+
+
+def _measure_gain(group: Sequence[FrameInfo], bias: Frame | None, rn_adu: float | None,
+                  rn_e: float | None) -> tuple[float, str]:
+    flats = [i for i in group if i.kind == "flat"]
+    if bias is None or len(flats) < 2:
+        return 1.0, "assumed 1.0 (no keyword; measuring needs a master bias and 2 flats)"
+    by_filter: dict[str, list[FrameInfo]] = {}
+    for info in flats:
+        by_filter.setdefault(info.filter or "", []).append(info)
+    pair = max(by_filter.values(), key=len)
+    if len(pair) < 2:
+        return 1.0, "assumed 1.0 (no keyword; no two flats of one filter to measure it)"
+    f1, f2 = io.read(pair[0].path).data, io.read(pair[1].path).data
+    read_noise = rn_adu if rn_adu is not None else 0.0
+    gain = gain_from_flats(f1, f2, bias.data, read_noise)
+    if not np.isfinite(gain) or gain <= 0:
+        return 1.0, "assumed 1.0 (photon-transfer measurement failed)"
+    _ = rn_e
+    return gain, f"measured by photon transfer ({pair[0].path.name}, {pair[1].path.name})"
+
+
+def _validate_inputs(plan: NightPlan, options: ReduceOptions) -> None:
+    if plan.skipped and not options.skip_bad:
+        lines = "\n".join(f"  {i.path}: {i.error}" for i in plan.skipped)
+        raise BadInputError(plan.skipped[0].path,
+                            f"{len(plan.skipped)} unusable file(s); nothing was written "
+                            f"(use --skip-bad to go on without them):\n{lines}")
+    if not plan.masters and not plan.science:
+        raise BadInputError(plan.raw_dir, "no bias, dark, flat or science frames found")
+
+
+def reduce_night(raw_dir: str | Path, out_dir: str | Path, *,
+                 options: ReduceOptions = ReduceOptions(), progress: Progress | None = None,
+                 plan: NightPlan | None = None) -> NightResult:
+    """Reduce a whole night: masters, bad-pixel map, calibrated science frames, manifest.
+
+    Parameters
+    ----------
+    raw_dir : path
+        Folder with the night's raw FITS files (searched recursively). Never written to.
+    out_dir : path
+        Where ``masters/``, ``reduced/`` and ``manifest.json`` go.
+    options : ReduceOptions
+        How to reduce.
+    progress : callable, optional
+        ``progress(stage, done, total)``.
+    plan : NightPlan, optional
+        A plan from `plan_night` (made here when omitted).
+
+    Raises
+    ------
+    BadInputError
+        Some inputs are unusable (unless ``options.skip_bad``), or there is nothing to do.
+    """
+    out = Path(out_dir)
+    plan = plan or plan_night(raw_dir, out)
+    _validate_inputs(plan, options)
+    report = progress or (lambda stage, done, total: None)
+    infos = {i.input.path: i.input for i in plan.science}
+    from ..inventory import describe_file
+
+    for master in plan.masters:
+        for path in master.inputs:
+            infos.setdefault(path, describe_file(path, plan.raw_dir))
+    checksums = {path: io.sha256(path) for path in infos}
+    result = NightResult(plan=plan, out_dir=out)
+    masters: dict[str, Frame] = {}
+    products: list[dict[str, Any]] = []
+    total = len(plan.masters)
+    for done, master in enumerate(plan.masters):
+        report("masters", done, total)
+        frame = _build_master(master, masters, infos, checksums, options)
+        masters[master.name] = frame
+        path = io.write(frame, out / "masters" / master.filename)
+        result.masters[master.name] = path
+        products.append(_product(path, f"master_{master.kind}", master.inputs, checksums,
+                                 {"combine": _options_for(master, options).describe(),
+                                  "exptime": master.exptime, "filter": master.filter,
+                                  "darks": [None if d is None else asdict(d)
+                                            for d in master.darks]}))
+    report("masters", total, total)
+    for name, dq in _badpix_maps(plan, masters).items():
+        path = io.write_dq(dq, out / "masters" / f"{name}.fits")
+        masters[name] = Frame(np.zeros(dq.shape, np.float32), dq=dq)
+        result.masters[name] = path
+        products.append(_product(path, "badpix", (), checksums,
+                                 {"hot_sigma": options.hot_sigma,
+                                  "dead_sigma": options.dead_sigma}))
+    result.noise = _noise_models(plan, infos, masters, options)
+    master_sums = {name: io.sha256(path) for name, path in result.masters.items()}
+    for done, sci in enumerate(plan.science):
+        report("science", done, len(plan.science))
+        suffix = plan.setups.get(sci.input.setup, "")
+        noise = result.noise[suffix]
+        raw = io.read(sci.input.path)
+        reduced = calibrate_science(raw, sci, masters, noise, options,
+                                    _saturation_level(sci.input, options))
+        reduced = _science_provenance(reduced, sci, result.masters, master_sums, noise,
+                                      checksums[sci.input.path])
+        path = io.write(reduced, out / "reduced" / sci.output)
+        result.reduced.append(path)
+        products.append(_product(path, "reduced", (sci.input.path,), checksums, {
+            "bias": sci.bias, "dark": None if sci.dark is None else asdict(sci.dark),
+            "flat": sci.flat, "gain": noise.gain, "read_noise": noise.read_noise,
+            "repair": options.repair, "cosmics": options.cosmics}))
+    report("science", len(plan.science), len(plan.science))
+    result.manifest = _write_manifest(out, plan, options, result, products)
+    return result
+
+
+def _options_for(master: MasterPlan, options: ReduceOptions) -> CombineOptions:
+    return {"bias": options.bias_combine, "dark": options.dark_combine,
+            "flat": options.flat_combine}[master.kind]
+
+
+def _build_master(master: MasterPlan, built: dict[str, Frame], infos: dict[Path, FrameInfo],
+                  checksums: dict[Path, str], options: ReduceOptions) -> Frame:
+    combine_options = _options_for(master, options)
+    saturation = _saturation_level(infos[master.inputs[0]], options)
+    bias = built.get(master.bias) if master.bias else None
+    if master.kind == "bias":
+        result = steps.make_master_bias(master.inputs, options=combine_options,
+                                        saturation=saturation)
+        frame = result.frame
+    elif master.kind == "dark":
+        result = steps.make_master_dark(master.inputs, bias=bias, options=combine_options,
+                                        saturation=saturation)
+        frame = steps.find_hot_pixels(result.frame, k=options.hot_sigma)
+    else:
+        darks = [None if d is None else (built[d.master], d.scale) for d in master.darks]
+        result = steps.make_master_flat(master.inputs, bias=bias, darks=darks,
+                                        options=combine_options, saturation=saturation,
+                                        min_flat=options.min_flat)
+        frame = steps.find_dead_pixels(result.frame, k=options.dead_sigma)
+    from ..io import read_header
+
+    headers = [read_header(p) for p in master.inputs]
+    header = steps.master_header(headers, [p.name for p in master.inputs], kind=master.kind,
+                                 exptime=master.exptime if master.kind != "flat" else None,
+                                 options=combine_options,
+                                 checksums=[checksums[p] for p in master.inputs])
+    history = [f"ccdred {_version()}: master {master.kind} from {len(master.inputs)} frames"]
+    if bias is not None:
+        history.append(f"bias subtracted: masters/{master.bias}.fits")
+    if master.kind == "dark":
+        n_hot = int(((frame.dq & np.uint16(Flag.HOT)) != 0).sum())
+        header["NHOTPIX"] = (n_hot, f"hot pixels (> median + {options.hot_sigma:g} sigma)")
+        header["DARKSCAL"] = (master.scalable, "bias-subtracted: scales with exposure time")
+    if master.kind == "flat":
+        header["FILTER"] = master.filter or ""
+        n_dead = int(((frame.dq & np.uint16(Flag.DEAD)) != 0).sum())
+        header["NDEADPIX"] = (n_dead, f"dead/weak pixels (< local - {options.dead_sigma:g} sig)")
+        for flat_path, choice in zip(master.inputs, master.darks, strict=True):
+            if choice is not None:
+                history.append(f"{flat_path.name}: dark masters/{choice.master}.fits "
+                               f"x {choice.scale:.5g}")
+        history.append("each flat normalised by its median, combined, normalised to mean 1")
+    frame = frame.replace(header=header)
+    return frame.with_header({"CCDRED": (_version(), "ccdred version")}, history=history)
+
+
+def _badpix_maps(plan: NightPlan, masters: dict[str, Frame]) -> dict[str, np.ndarray]:
+    maps: dict[str, np.ndarray] = {}
+    for sci_or_master in plan.masters:
+        if sci_or_master.kind not in ("dark", "flat"):
+            continue
+        name = f"badpix{plan.setups.get(sci_or_master.setup, '')}"
+        dq = masters[sci_or_master.name].dq & np.uint16(Flag.HOT | Flag.DEAD)
+        maps[name] = dq if name not in maps else maps[name] | dq
+    return maps
+
+
+def _science_provenance(frame: Frame, sci: SciencePlan, master_paths: dict[str, Path],
+                        master_sums: dict[str, str], noise: NoiseModel, raw_sum: str) -> Frame:
+    cards: dict[str, Any] = {"CCDRED": (_version(), "ccdred version"),
+                             "CCDRDATE": (datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                          "UTC time of reduction"),
+                             "RAWFILE": (sci.input.path.name[-68:], "raw input frame"),
+                             "RAWSHA": (raw_sum, "SHA-256 of the raw input"),
+                             "GAIN": (round(noise.gain, 4), "[e-/ADU] gain used"),
+                             "GAINSRC": (noise.gain_source[:68], "where the gain came from"),
+                             "RDNOISE": (round(noise.read_noise, 3), "[e-] read noise used"),
+                             "RNSRC": (noise.read_noise_source[:68], "where read noise came from"),
+                             "BUNIT": "adu"}
+    history = [f"ccdred {_version()}: calibrated as (raw - bias - dark) / flat"]
+    for key, name in (("BIAS", sci.bias), ("FLAT", sci.flat)):
+        if name:
+            cards[f"{key}FILE"] = (f"masters/{master_paths[name].name}", f"master {key.lower()}")
+            cards[f"{key}SHA"] = (master_sums[name], f"SHA-256 of master {key.lower()}")
+            history.append(f"{key.lower()}: masters/{master_paths[name].name}")
+        else:
+            history.append(f"{key.lower()}: none applied")
+    if sci.dark:
+        cards["DARKFILE"] = (f"masters/{master_paths[sci.dark.master].name}", "master dark")
+        cards["DARKSHA"] = (master_sums[sci.dark.master], "SHA-256 of master dark")
+        cards["DARKSCL"] = (round(sci.dark.scale, 6), "factor applied to the master dark")
+        history.append(f"dark: masters/{master_paths[sci.dark.master].name} x "
+                       f"{sci.dark.scale:.5g} ({sci.dark.reason})")
+    else:
+        history.append("dark: none applied")
+    counts = {flag.name: int(((frame.dq & np.uint16(flag)) != 0).sum()) for flag in Flag}
+    history.append("flags: " + ", ".join(f"{k}={v}" for k, v in counts.items() if v))
+    return frame.with_header(cards, history)
+
+
+def _product(path: Path, role: str, inputs: Sequence[Path], checksums: dict[Path, str],
+             parameters: dict[str, Any]) -> dict[str, Any]:
+    return {"path": str(path), "role": role,
+            "inputs": [{"path": str(p), "sha256": checksums[p]} for p in inputs],
+            "parameters": parameters, "sha256": io.sha256(path)}
+
+
+def _write_manifest(out: Path, plan: NightPlan, options: ReduceOptions, result: NightResult,
+                    products: list[dict[str, Any]]) -> Path:
+    manifest = {
+        "ccdred_version": _version(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "raw_dir": str(plan.raw_dir),
+        "options": asdict(options),
+        "noise": {k or "default": asdict(v) for k, v in result.noise.items()},
+        "plan": plan.to_json(),
+        "products": products,
+    }
+    path = out / "manifest.json"
+    out.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".part", dir=out)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(manifest, handle, indent=2, default=str)
+        handle.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__

@@ -1,0 +1,44 @@
+"""Calibration steps: each takes `Frame` objects (or row sources) and returns new frames.
+
+Masters: `make_master_bias`, `make_master_dark`, `make_master_flat`. Defects:
+`find_hot_pixels`, `find_dead_pixels`. Science: `flag_saturation`, `add_noise_model`,
+`subtract_bias`, `subtract_dark`, `flat_correct`, `reject_cosmics`, `repair`.
+"""
+
+from .calibrate import (
+    add_noise_model,
+    flag_nonfinite,
+    flag_saturation,
+    flat_correct,
+    reject_cosmics,
+    repair,
+    subtract_bias,
+    subtract_dark,
+)
+from .masters import (
+    CombineOptions,
+    find_dead_pixels,
+    find_hot_pixels,
+    make_master_bias,
+    make_master_dark,
+    make_master_flat,
+    master_header,
+)
+
+__all__ = [
+    "CombineOptions",
+    "add_noise_model",
+    "find_dead_pixels",
+    "find_hot_pixels",
+    "flag_nonfinite",
+    "flag_saturation",
+    "flat_correct",
+    "make_master_bias",
+    "make_master_dark",
+    "make_master_flat",
+    "master_header",
+    "reject_cosmics",
+    "repair",
+    "subtract_bias",
+    "subtract_dark",
+]

@@ -1,0 +1,136 @@
+"""Science-frame calibration steps; each returns a new `Frame` and leaves its inputs alone."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..flags import REPAIRABLE, Flag
+from ..frame import Frame
+from ..kernels.repair import repair_pixels
+
+__all__ = ["flag_nonfinite", "flag_saturation", "add_noise_model", "subtract_bias",
+           "subtract_dark", "flat_correct", "reject_cosmics", "repair"]
+
+
+def flag_nonfinite(frame: Frame) -> Frame:
+    """Flag NO_DATA where the data is NaN or infinite."""
+    return frame.with_flags(~np.isfinite(frame.data), Flag.NO_DATA)
+
+
+def flag_saturation(frame: Frame, level: float | None) -> Frame:
+    """Flag SATURATED where the raw value is at or above ``level`` (None: do nothing).
+
+    Run this on the raw frame, before any arithmetic changes the values.
+    """
+    if level is None:
+        return frame
+    if not level > 0:
+        raise ValueError(f"saturation level must be positive, got {level}")
+    return frame.with_flags(frame.data >= np.float32(level), Flag.SATURATED)
+
+
+def add_noise_model(frame: Frame, *, gain: float, read_noise: float,
+                    zero_level: Frame | None = None) -> Frame:
+    """Attach the CCD noise model's variance to a raw frame.
+
+    ``variance = (read_noise / gain)^2 + max(data - zero_level, 0) / gain`` in ADU^2, with
+    ``gain`` in electrons per ADU and ``read_noise`` in electrons. ``zero_level`` is the master
+    bias (or, without one, the master dark), so Poisson noise counts only the detected charge.
+    """
+    if not gain > 0:
+        raise ValueError(f"gain must be positive (e-/ADU), got {gain}")
+    if not read_noise >= 0:
+        raise ValueError(f"read noise must be >= 0 (e-), got {read_noise}")
+    signal = frame.data if zero_level is None else frame.data - zero_level.data
+    variance = np.float32((read_noise / gain) ** 2) + np.maximum(signal, 0) / np.float32(gain)
+    return frame.replace(variance=variance.astype(np.float32))
+
+
+def subtract_bias(frame: Frame, bias: Frame) -> Frame:
+    """Subtract a master bias (variance added, flags OR-ed)."""
+    return frame - bias
+
+
+def subtract_dark(frame: Frame, dark: Frame, scale: float = 1.0) -> Frame:
+    """Subtract a master dark times ``scale`` (exposure ratio for a bias-subtracted dark)."""
+    if not scale >= 0:
+        raise ValueError(f"dark scale must be >= 0, got {scale}")
+    return frame - dark * scale
+
+
+def flat_correct(frame: Frame, flat: Frame, *, min_flat: float = 0.1) -> Frame:
+    """Divide by a master flat normalised to mean 1.
+
+    Where the flat is below ``min_flat`` or not finite, the result is NaN and flagged LOW_FLAT
+    (never an infinity): nothing can be recovered there.
+    """
+    if not min_flat > 0:
+        raise ValueError(f"min_flat must be positive, got {min_flat}")
+    low = ~(flat.data >= np.float32(min_flat))
+    safe_flat = flat.replace(data=np.where(low, np.float32(1.0), flat.data))
+    out = (frame / safe_flat).with_flags(low, Flag.LOW_FLAT)
+    data = np.where(low, np.float32(np.nan), out.data)
+    variance = None if out.variance is None else np.where(low, np.float32(np.nan), out.variance)
+    return out.replace(data=data, variance=variance)
+
+
+def reject_cosmics(frame: Frame, *, gain: float, read_noise: float, sigclip: float = 4.5,
+                   objlim: float = 5.0, clean: bool = False, saturation: float | None = None
+                   ) -> Frame:
+    """Detect cosmic rays with L.A.Cosmic (astroscrappy) and flag them COSMIC_RAY.
+
+    Parameters
+    ----------
+    frame : Frame
+        A calibrated frame in ADU, bias and dark removed but sky kept: astroscrappy's noise
+        model (``data * gain + read_noise^2``) needs the detected charge.
+    gain : float
+        Electrons per ADU.
+    read_noise : float
+        Read noise in electrons.
+    sigclip, objlim : float
+        L.A.Cosmic detection limit and contrast limit against stars.
+    clean : bool
+        Also replace the hits by astroscrappy's cleaned values (otherwise only flag them; the
+        cosmetic `repair` step fills flagged pixels).
+    saturation : float, optional
+        Level (in the frame's units) treated as saturated by astroscrappy.
+
+    Notes
+    -----
+    van Dokkum 2001, PASP 113, 1420 (L.A.Cosmic); McCully et al., astroscrappy.
+    """
+    import astroscrappy
+
+    if not gain > 0:
+        raise ValueError(f"gain must be positive, got {gain}")
+    data = np.where(frame.bad, np.float32(0.0), frame.data).astype(np.float32)
+    satlevel = float(saturation) if saturation else float(np.finfo(np.float32).max)
+    mask, cleaned = astroscrappy.detect_cosmics(
+        np.nan_to_num(data), inmask=frame.bad, inbkg=None, gain=gain, readnoise=read_noise,
+        sigclip=sigclip, objlim=objlim, satlevel=satlevel, sepmed=True, cleantype="meanmask",
+        verbose=False)
+    out = frame.with_flags(mask, Flag.COSMIC_RAY)
+    if clean:
+        out = out.replace(data=np.where(mask, cleaned.astype(np.float32), out.data))
+    return out
+
+
+def repair(frame: Frame, *, flags: Flag = REPAIRABLE, box: int = 5) -> Frame:
+    """Replace pixels carrying ``flags`` by the median of good neighbours in a ``box`` window.
+
+    The original flags stay set and REPAIRED is added, so a repaired pixel is never mistaken
+    for a measured one. The variance of a repaired pixel is the median of its neighbours'.
+    """
+    bad = (frame.dq & np.uint16(flags | Flag.SATURATED)) != 0
+    target = (frame.dq & np.uint16(flags)) != 0
+    if not target.any():
+        return frame
+    values, done = repair_pixels(frame.data, bad, box=box)
+    done &= target
+    data = np.where(done, values, frame.data)
+    variance = frame.variance
+    if variance is not None:
+        var_values, _ = repair_pixels(variance, bad, box=box)
+        variance = np.where(done, var_values, variance)
+    return frame.replace(data=data, variance=variance).with_flags(done, Flag.REPAIRED)

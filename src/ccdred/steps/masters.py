@@ -1,0 +1,217 @@
+"""Master bias, dark and flat frames, and the defects found in them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timedelta
+
+import numpy as np
+from astropy.io import fits
+
+from ..combine import CalibratedRows, CombineResult, RowSource, clip_description, combine
+from ..flags import Flag
+from ..frame import Frame, set_card
+from ..kernels.defects import find_dead, find_hot
+
+__all__ = ["CombineOptions", "make_master_bias", "make_master_dark", "make_master_flat",
+           "find_hot_pixels", "find_dead_pixels", "master_header"]
+
+
+@dataclass(frozen=True)
+class CombineOptions:
+    """How to combine a stack of calibration frames (see `ccdred.combine`)."""
+
+    method: str = "mean"
+    reject: str = "sigclip"
+    sigma_low: float = 3.0
+    sigma_high: float = 3.0
+    maxiters: int = 5
+    centre: str = "median"
+    spread: str = "mad"
+    nlow: int = 1
+    nhigh: int = 1
+    pclip: tuple[float, float] = (10.0, 90.0)
+    nkeep: int = 1
+    memory_limit: int = 2 * 1024**3
+
+    def kwargs(self) -> dict:
+        """Keyword arguments for `ccdred.combine`."""
+        return asdict(self)
+
+    def describe(self) -> str:
+        """One line for headers and the plan."""
+        reject = clip_description(self.reject, sigma_low=self.sigma_low,
+                                  sigma_high=self.sigma_high, maxiters=self.maxiters,
+                                  centre=self.centre, spread=self.spread, nlow=self.nlow,
+                                  nhigh=self.nhigh, pclip=self.pclip, nkeep=self.nkeep)
+        return f"{self.method}, rejection: {reject}"
+
+    def for_stack(self, n: int) -> CombineOptions:
+        """Options that make sense for ``n`` frames (min/max rejection needs enough of them)."""
+        if self.reject == "minmax" and self.nlow + self.nhigh >= n:
+            return replace(self, reject="none")
+        return self
+
+
+def _mean_date(headers: Sequence[fits.Header]) -> str | None:
+    stamps = []
+    for header in headers:
+        value = header.get("DATE-OBS")
+        try:
+            stamps.append(datetime.fromisoformat(str(value).strip()))
+        except (TypeError, ValueError):
+            continue
+    if not stamps:
+        return None
+    base = stamps[0]
+    offset = sum(((s - base).total_seconds() for s in stamps), 0.0) / len(stamps)
+    return (base + timedelta(seconds=offset)).isoformat(timespec="milliseconds")
+
+
+_PER_FRAME = {"DATE-OBS", "DATE", "TIME-OBS", "UT", "UTC", "MJD-OBS", "JD", "EXPTIME",
+              "EXPOSURE", "ITIME", "DARKTIME", "CCD-TEMP", "CCDTEMP", "FILENAME", "ORIGFILE",
+              "HISTORY", "COMMENT", ""}
+
+
+def master_header(headers: Sequence[fits.Header], names: Sequence[str], *, kind: str,
+                  exptime: float | None, options: CombineOptions,
+                  checksums: Sequence[str] | None = None) -> fits.Header:
+    """Build a master's header from its inputs, not from the first input alone.
+
+    Cards with the same value in every input are kept; DATE-OBS is the mean of the inputs';
+    EXPTIME is the exposure the master represents; NCOMBINE, IMCMBnnn (input names) and
+    IMSHAnnn (SHA-256 of each input) record where it came from.
+    """
+    out = fits.Header()
+    first = headers[0] if headers else fits.Header()
+    for card in first.cards:
+        key = card.keyword
+        if key in _PER_FRAME or key in out:
+            continue
+        try:
+            if all(key in h and h[key] == card.value for h in headers[1:]):
+                out.append((key, card.value, card.comment))
+        except (ValueError, KeyError):
+            continue
+    mean_date = _mean_date(headers)
+    if mean_date:
+        out["DATE-OBS"] = (mean_date, "mean start time of the combined frames")
+    if exptime is not None:
+        out["EXPTIME"] = (float(exptime), "[s] exposure time this master represents")
+    out["IMAGETYP"] = (f"MASTER {kind.upper()}", "ccdred master calibration frame")
+    out["NCOMBINE"] = (len(names), "number of frames combined")
+    set_card(out, "COMBINE", (options.describe()[:68], "combine method and rejection"))
+    for i, name in enumerate(names, start=1):
+        if i > 999:
+            break
+        set_card(out, f"IMCMB{i:03d}", (str(name)[-68:], "input frame"))
+        if checksums is not None:
+            out[f"IMSHA{i:03d}"] = checksums[i - 1]
+    return out
+
+
+def _combine(inputs: Sequence[object], options: CombineOptions, **extra) -> CombineResult:
+    kwargs = options.for_stack(len(inputs)).kwargs()
+    kwargs.update(extra)
+    try:
+        return combine(inputs, **kwargs)
+    finally:
+        for item in inputs:
+            if isinstance(item, CalibratedRows):
+                item.close()
+
+
+def make_master_bias(inputs: Sequence[object], *, options: CombineOptions = CombineOptions(),
+                     saturation: float | None = None) -> CombineResult:
+    """Combine bias frames into a master bias.
+
+    Parameters
+    ----------
+    inputs : sequence of path, Frame or RowSource
+        The bias frames.
+    options : CombineOptions
+        Estimator and rejection.
+    saturation : float, optional
+        Raw level at or above which values are left out.
+    """
+    sources = [_source(item, (), saturation) for item in inputs]
+    return _combine(sources, options)
+
+
+def make_master_dark(inputs: Sequence[object], *, bias: Frame | None = None,
+                     options: CombineOptions = CombineOptions(),
+                     saturation: float | None = None) -> CombineResult:
+    """Combine dark frames of one exposure time into a master dark.
+
+    With a master ``bias``, each dark is bias-subtracted first, so the master holds dark
+    current alone and can be scaled to other exposure times.
+    """
+    subtract = ((bias, 1.0),) if bias is not None else ()
+    sources = [_source(item, subtract, saturation) for item in inputs]
+    return _combine(sources, options)
+
+
+def make_master_flat(inputs: Sequence[object], *, bias: Frame | None = None,
+                     darks: Sequence[tuple[Frame, float] | None] | None = None,
+                     options: CombineOptions = CombineOptions(),
+                     saturation: float | None = None, min_flat: float = 0.1) -> CombineResult:
+    """Combine flats of one filter into a master flat normalised to mean 1 over good pixels.
+
+    Each flat has the bias and its *own* dark (``darks[i] = (master_dark, scale)``, or None)
+    removed *before* it is normalised by its median; then the flats are combined (rejecting
+    outliers such as cosmic rays), and the result is divided by its mean over good pixels.
+    Pixels whose response is below ``min_flat`` are flagged LOW_FLAT.
+    """
+    if darks is not None and len(darks) != len(inputs):
+        raise ValueError(f"{len(darks)} darks given for {len(inputs)} flats")
+    sources = []
+    for i, item in enumerate(inputs):
+        subtract: list[tuple[Frame, float]] = []
+        if bias is not None:
+            subtract.append((bias, 1.0))
+        if darks is not None and darks[i] is not None:
+            subtract.append(darks[i])
+        sources.append(_source(item, subtract, saturation))
+    result = _combine(sources, options, scale="median")
+    frame = result.frame
+    good = np.isfinite(frame.data)
+    level = float(np.mean(frame.data[good], dtype=np.float64)) if good.any() else np.nan
+    if not np.isfinite(level) or level <= 0:
+        names = ", ".join(result.names)
+        raise ValueError(f"flats {names}: no positive signal after bias/dark subtraction "
+                         f"(mean level {level:.3g})")
+    normalised = frame * (1.0 / level)
+    low = ~(normalised.data >= min_flat)
+    normalised = normalised.with_flags(low, Flag.LOW_FLAT)
+    # Renormalise to mean 1 over the pixels that are still good.
+    usable = ~normalised.bad
+    mean = float(np.mean(normalised.data[usable], dtype=np.float64))
+    normalised = normalised * (1.0 / mean)
+    return replace(result, frame=normalised)
+
+
+def _source(item: object, subtract, saturation: float | None) -> object:
+    if not subtract and saturation is None:
+        return item
+    from ..combine import _as_source
+
+    source = item if isinstance(item, RowSource) else _as_source(item)
+    return CalibratedRows(source, subtract=tuple(subtract), saturation=saturation)
+
+
+def find_hot_pixels(dark: Frame, *, k: float = 5.0) -> Frame:
+    """Flag HOT the pixels of a master dark above ``median + k sigma`` (sigma-clipped)."""
+    hot = find_hot(dark.data, k=k, exclude=dark.bad)
+    return dark.with_flags(hot, Flag.HOT)
+
+
+def find_dead_pixels(flat: Frame, *, k: float = 5.0, box: int = 5) -> Frame:
+    """Flag DEAD the pixels of a master flat ``k`` sigma below their local response.
+
+    Pixels already flagged LOW_FLAT are candidates too (a fully dead pixel is both); only
+    pixels without data are left out.
+    """
+    no_data = (flat.dq & np.uint16(Flag.NO_DATA)) != 0
+    dead = find_dead(flat.data, k=k, box=box, exclude=no_data)
+    return flat.with_flags(dead, Flag.DEAD)
