@@ -115,9 +115,24 @@ def _mad(values, lo, hi, median, scratch):
     return _median_sorted(scratch, 0, n)
 
 
+@njit(cache=True, inline="always")
+def _within(values, n, lower, upper):
+    """The window of all ``n`` sorted values inside ``[lower, upper]``."""
+    lo = 0
+    while lo < n and values[lo] < lower:
+        lo += 1
+    hi = n
+    while hi > lo and values[hi - 1] > upper:
+        hi -= 1
+    return lo, hi
+
+
 @njit(cache=True)
 def _clip_window(values, lo, hi, centre_kind, spread_kind, sigma_low, sigma_high, maxiters,
                  scratch):
+    n = hi
+    lower = -np.inf
+    upper = np.inf
     iteration = 0
     while hi - lo > 1 and (maxiters <= 0 or iteration < maxiters):
         iteration += 1
@@ -141,7 +156,8 @@ def _clip_window(values, lo, hi, centre_kind, spread_kind, sigma_low, sigma_high
             break
         lo = new_lo
         hi = new_hi
-    return lo, hi
+    # As astropy: the final bounds decide for every value, so one clipped early comes back.
+    return _within(values, n, lower, upper)
 
 
 @njit(cache=True)
@@ -151,6 +167,9 @@ def _ccdclip_window(values, lo, hi, gain, read_noise, snoise, sigma_low, sigma_h
     ``values`` are in ADU; ``read_noise`` in electrons; ``gain`` in electrons per ADU;
     ``snoise`` is the fractional sensitivity noise (IRAF imcombine's ``snoise``).
     """
+    n = hi
+    lower = -np.inf
+    upper = np.inf
     iteration = 0
     while hi - lo > 1 and (maxiters <= 0 or iteration < maxiters):
         iteration += 1
@@ -168,7 +187,8 @@ def _ccdclip_window(values, lo, hi, gain, read_noise, snoise, sigma_low, sigma_h
             break
         lo = new_lo
         hi = new_hi
-    return lo, hi
+    # As astropy: the final bounds decide for every value, so one clipped early comes back.
+    return _within(values, n, lower, upper)
 
 
 @njit(cache=True)
@@ -179,6 +199,9 @@ def _winsorized_window(values, lo, hi, sigma_low, sigma_high, maxiters, scratch)
     centre +- 1.5 * spread, refined until stable, times 1.134 to undo the winsorizing bias),
     then drops values outside the sigma bounds. This is Siril's winsorized sigma clipping.
     """
+    n = hi
+    lower = -np.inf
+    upper = np.inf
     iteration = 0
     while hi - lo > 2 and (maxiters <= 0 or iteration < maxiters):
         iteration += 1
@@ -209,7 +232,8 @@ def _winsorized_window(values, lo, hi, sigma_low, sigma_high, maxiters, scratch)
             break
         lo = new_lo
         hi = new_hi
-    return lo, hi
+    # As astropy: the final bounds decide for every value, so one clipped early comes back.
+    return _within(values, n, lower, upper)
 
 
 @njit(cache=True)

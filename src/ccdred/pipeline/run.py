@@ -218,21 +218,38 @@ def _noise_models(plan: NightPlan, infos: dict[Path, FrameInfo], masters: dict[s
     models = {}
     for setup, suffix in plan.setups.items():
         group = [i for i in infos.values() if i.setup == setup]
-        biases = [i.path for i in group if i.kind == "bias"]
         gain, gain_source = _header_value(group, "gain", options.gain)
         rn, rn_source = _header_value(group, "read_noise", options.read_noise)
-        rn_adu = None
-        if rn is None and len(biases) >= 2:
-            rn_adu = read_noise_adu(io.read(biases[0]).data, io.read(biases[1]).data)
+        rn_adu, rn_from = (None, "")
+        if rn is None:
+            rn_adu, rn_from = _measure_read_noise(group)
         if gain is None:
             gain, gain_source = _measure_gain(group, masters.get(f"bias{suffix}"), rn_adu, rn)
         if rn is None:
             if rn_adu is not None:
-                rn, rn_source = rn_adu * gain, f"measured from 2 biases ({rn_adu:.2f} ADU)"
+                rn, rn_source = rn_adu * gain, f"measured from {rn_from} ({rn_adu:.2f} ADU)"
             else:
-                rn, rn_source = 0.0, "unknown (no keyword, fewer than 2 biases): taken as 0"
+                rn, rn_source = 0.0, "unknown (no keyword, no pair of biases or darks): 0"
         models[suffix] = NoiseModel(gain, gain_source, rn, rn_source)
     return models
+
+
+def _measure_read_noise(group: Sequence[FrameInfo]) -> tuple[float | None, str]:
+    """Read noise in ADU from two biases, else from two darks of one exposure (an upper limit:
+    their difference also holds the dark current's shot noise)."""
+    biases = [i.path for i in group if i.kind == "bias"]
+    if len(biases) >= 2:
+        return read_noise_adu(io.read(biases[0]).data, io.read(biases[1]).data), "2 biases"
+    darks: dict[float, list[Path]] = {}
+    for info in group:
+        if info.kind == "dark" and info.exptime is not None:
+            darks.setdefault(round(info.exptime, 2), []).append(info.path)
+    pairs = [paths for _, paths in sorted(darks.items()) if len(paths) >= 2]
+    if pairs:
+        first, second = pairs[0][:2]
+        value = read_noise_adu(io.read(first).data, io.read(second).data)
+        return value, "2 darks, upper limit"
+    return None, ""
 
 
 def _header_value(group: Sequence[FrameInfo], attr: str, override: float | None

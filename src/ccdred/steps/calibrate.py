@@ -122,6 +122,8 @@ def repair(frame: Frame, *, flags: Flag = REPAIRABLE, box: int = 5) -> Frame:
     The original flags stay set and REPAIRED is added, so a repaired pixel is never mistaken
     for a measured one. The variance of a repaired pixel is the median of its neighbours'.
     """
+    if box < 3 or box % 2 == 0:
+        raise ValueError(f"box must be an odd number >= 3, got {box}")
     bad = (frame.dq & np.uint16(flags | Flag.SATURATED)) != 0
     target = (frame.dq & np.uint16(flags)) != 0
     if not target.any():

@@ -91,7 +91,7 @@ def master_header(headers: Sequence[fits.Header], names: Sequence[str], *, kind:
             continue
         try:
             if all(key in h and h[key] == card.value for h in headers[1:]):
-                out.append((key, card.value, card.comment))
+                out.append(card)
         except (ValueError, KeyError):
             continue
     mean_date = _mean_date(headers)
@@ -149,7 +149,17 @@ def make_master_dark(inputs: Sequence[object], *, bias: Frame | None = None,
     """
     subtract = ((bias, 1.0),) if bias is not None else ()
     sources = [_source(item, subtract, saturation) for item in inputs]
-    return _combine(sources, options)
+    result = _combine(sources, options)
+    if saturation is None:
+        return result
+    # Raw darks are integers: a pixel with no value in any of them saturated in every one.
+    # Keep a lower bound of its dark and say it saturated, rather than "no data".
+    frame = result.frame
+    all_saturated = result.count == 0
+    floor = np.float32(saturation) - (bias.data if bias is not None else np.float32(0.0))
+    data = np.where(all_saturated, floor, frame.data)
+    dq = np.where(all_saturated, np.uint16(Flag.SATURATED), frame.dq)
+    return replace(result, frame=frame.replace(data=data, dq=dq))
 
 
 def make_master_flat(inputs: Sequence[object], *, bias: Frame | None = None,
@@ -201,8 +211,12 @@ def _source(item: object, subtract, saturation: float | None) -> object:
 
 
 def find_hot_pixels(dark: Frame, *, k: float = 5.0) -> Frame:
-    """Flag HOT the pixels of a master dark above ``median + k sigma`` (sigma-clipped)."""
-    hot = find_hot(dark.data, k=k, exclude=dark.bad)
+    """Flag HOT the pixels of a master dark above ``median + k sigma`` (sigma-clipped).
+
+    Pixels that saturated in the darks are hot too.
+    """
+    saturated = (dark.dq & np.uint16(Flag.SATURATED)) != 0
+    hot = find_hot(dark.data, k=k, exclude=dark.bad) | saturated
     return dark.with_flags(hot, Flag.HOT)
 
 

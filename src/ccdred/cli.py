@@ -1,0 +1,303 @@
+"""The ``ccdred`` command: a thin layer over the Python API.
+
+Exit status: 0 success, 1 the work failed, 2 bad input or bad arguments (nothing written).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+app = typer.Typer(
+    name="ccdred",
+    help=("Reduce a night of raw CCD frames into science-ready images.\n\n"
+          "Exit status: 0 success; 1 the work failed; 2 bad input or arguments "
+          "(nothing written)."),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+_WIDTH = None if sys.stdout.isatty() else 160
+console = Console(highlight=False, width=_WIDTH)
+err_console = Console(stderr=True, highlight=False, width=_WIDTH)
+
+
+def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .errors import BadInputError
+
+        try:
+            return func(*args, **kwargs)
+        except BadInputError as err:
+            err_console.print(f"[bold red]error:[/] {err}", markup=True, soft_wrap=True)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        except (ValueError, TypeError) as err:
+            err_console.print(f"[bold red]error:[/] {err}", soft_wrap=True)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        except OSError as err:
+            err_console.print(f"[bold red]failed:[/] {err}", soft_wrap=True)
+            raise typer.Exit(EXIT_FAILED) from None
+
+    return wrapper
+
+
+def _summary_line(path: Path) -> str:
+    from .inventory import describe_file
+
+    info = describe_file(path)
+    if info.error and info.kind is None and info.shape is None:
+        return f"{path}: {info.error}"
+    kind = (info.kind or "unknown").upper()
+    shape = f"{info.shape[1]}x{info.shape[0]}" if info.shape else "?"
+    where = info.telescope or info.instrument or "unknown telescope"
+    exposure = f"{info.exptime}s exposure" if info.exptime is not None else "no exposure time"
+    return f"{kind} ({shape}) taken with {where} on {info.date or 'unknown date'} ({exposure})"
+
+
+@app.command()
+@_handle_errors
+def info(files: Annotated[list[Path], typer.Argument(help="FITS files to describe.")],
+         header: Annotated[bool, typer.Option("--header", help="Print the whole header.")] = False
+         ) -> None:
+    """Print one summary line per file (type, size, telescope, date, exposure)."""
+    from .errors import BadInputError
+    from .io import read_header
+
+    failed = False
+    for path in files:
+        try:
+            if header:
+                console.print(f"[bold]{path}[/]")
+                console.print(read_header(path).tostring(sep="\n", padding=False), markup=False)
+            else:
+                read_header(path)
+                console.print(f"{path.name}: {_summary_line(path)}", markup=False)
+        except BadInputError as err:
+            err_console.print(f"error: {err}", markup=False)
+            failed = True
+    if failed:
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@app.command()
+@_handle_errors
+def scan(raw_dir: Annotated[Path, typer.Argument(help="Folder searched recursively.")],
+         as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False
+         ) -> None:
+    """List every FITS file with its detected type, exposure, filter, binning, shape, date."""
+    from .inventory import scan as scan_dir
+
+    infos = scan_dir(raw_dir)
+    if as_json:
+        sys.stdout.write(json.dumps([i.to_json() for i in infos], indent=2) + "\n")
+        return
+    table = Table(title=f"{len(infos)} FITS files in {raw_dir}")
+    for column in ("file", "type", "exptime", "filter", "bin", "shape", "temp", "date", "object"):
+        table.add_column(column, overflow="fold")
+    for i in infos:
+        shape = f"{i.shape[1]}x{i.shape[0]}" if i.shape else ""
+        table.add_row(str(i.path.relative_to(raw_dir)),
+                      i.kind or f"[red]? {i.error}[/]" if i.kind is None else (
+                          i.kind if i.ok else f"[red]{i.kind}: {i.error}[/]"),
+                      "" if i.exptime is None else f"{i.exptime:g}", i.filter or "",
+                      f"{i.binning[0]}x{i.binning[1]}", shape,
+                      "" if i.temperature is None else f"{i.temperature:.1f}", i.date or "",
+                      i.object or "")
+    console.print(table)
+    counts: dict[str, int] = {}
+    for i in infos:
+        key = i.kind if i.ok else "unusable"
+        counts[key] = counts.get(key, 0) + 1
+    console.print(", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+
+
+def _print_plan(plan: Any) -> None:
+    masters = Table(title="Masters to build")
+    for column in ("master", "from", "with"):
+        masters.add_column(column, overflow="fold")
+    for m in plan.masters:
+        extras = []
+        if m.bias:
+            extras.append(f"- {m.bias}")
+        if m.kind == "dark":
+            extras.append("scales with exposure" if m.scalable else "matched exposure only")
+        if m.kind == "flat":
+            darks = {(d.master, round(d.scale, 4)) for d in m.darks if d}
+            extras += [f"- {name} x {scale:g}" for name, scale in sorted(darks)]
+            if any(d is None for d in m.darks):
+                extras.append("some flats without dark")
+        masters.add_row(f"masters/{m.filename}", f"{len(m.inputs)} {m.kind} frames",
+                        "; ".join(extras))
+    console.print(masters)
+    science = Table(title="Science frames")
+    for column in ("frame", "exptime", "filter", "bias", "dark (scale)", "flat"):
+        science.add_column(column, overflow="fold")
+    for s in plan.science:
+        dark = f"{s.dark.master} x {s.dark.scale:.4g}" if s.dark else "[yellow]none[/]"
+        science.add_row(s.input.path.name, f"{s.input.exptime:g}", s.input.filter or "",
+                        s.bias or "[yellow]none[/]", dark, s.flat or "[yellow]none[/]")
+    console.print(science)
+    for info in plan.skipped:
+        console.print(f"[red]unusable:[/] {info.path}: {info.error}", soft_wrap=True)
+    for warning in plan.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+
+
+@app.command()
+@_handle_errors
+def reduce(
+    raw_dir: Annotated[Path, typer.Argument(help="Folder with the night's raw frames.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output folder.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop.")] = False,
+    repair: Annotated[bool, typer.Option("--repair/--no-repair",
+                                         help="Repair flagged pixels cosmetically.")] = True,
+    cosmics: Annotated[bool, typer.Option("--cosmics/--no-cosmics",
+                                          help="Detect cosmic rays (L.A.Cosmic).")] = True,
+    skip_bad: Annotated[bool, typer.Option("--skip-bad",
+                                           help="Go on without unusable files.")] = False,
+    method: Annotated[str, typer.Option(help="Combine estimator: median, mean.")] = "mean",
+    reject: Annotated[str, typer.Option(help="Rejection: sigclip, minmax, none, ...")] = "sigclip",
+    hot_sigma: Annotated[float, typer.Option(help="Hot pixel threshold (sigma).")] = 5.0,
+    dead_sigma: Annotated[float, typer.Option(help="Dead pixel threshold (sigma).")] = 5.0,
+    gain: Annotated[float | None, typer.Option(help="Gain in e-/ADU (overrides).")] = None,
+    read_noise: Annotated[float | None, typer.Option(help="Read noise in e- (overrides).")
+                          ] = None,
+    saturation: Annotated[float | None, typer.Option(help="Raw saturation level in ADU.")
+                          ] = None,
+) -> None:
+    """Reduce a night: plan, build masters, calibrate every science frame, write a manifest."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .pipeline import ReduceOptions, plan_night, reduce_night
+    from .steps import CombineOptions
+
+    combine = CombineOptions(method=method, reject=reject)
+    options = ReduceOptions(bias_combine=combine, dark_combine=combine, flat_combine=combine,
+                            hot_sigma=hot_sigma, dead_sigma=dead_sigma, repair=repair,
+                            cosmics=cosmics, gain=gain, read_noise=read_noise,
+                            saturation=saturation, skip_bad=skip_bad)
+    from .combine import METHODS, REJECTIONS
+
+    if method not in METHODS or reject not in REJECTIONS:
+        raise ValueError(f"--method must be one of {sorted(METHODS)} and --reject one of "
+                         f"{sorted(REJECTIONS)}")
+    plan = plan_night(raw_dir, out)
+    _print_plan(plan)
+    if dry_run:
+        return
+    with Progress(TextColumn("{task.description:<10}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                  console=err_console, transient=False) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        result = reduce_night(raw_dir, out, options=options, progress=progress, plan=plan)
+    for name, model in result.noise.items():
+        console.print(f"gain {model.gain:.3f} e-/ADU ({model.gain_source}); read noise "
+                      f"{model.read_noise:.2f} e- ({model.read_noise_source})"
+                      + (f" [{name}]" if name else ""), soft_wrap=True)
+    console.print(f"{len(result.masters)} masters in {out / 'masters'}, "
+                  f"{len(result.reduced)} reduced frames in {out / 'reduced'}, "
+                  f"manifest {result.manifest}")
+
+
+@app.command()
+@_handle_errors
+def combine(
+    files: Annotated[list[Path], typer.Argument(help="Frames to combine.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output FITS file.")],
+    method: Annotated[str, typer.Option(help="median, mean or sum.")] = "median",
+    reject: Annotated[str, typer.Option(
+        help="none, sigclip, minmax, pclip, winsorized or ccdclip.")] = "none",
+    sigma_low: Annotated[float, typer.Option(help="Lower clipping threshold (sigma).")] = 3.0,
+    sigma_high: Annotated[float, typer.Option(help="Upper clipping threshold (sigma).")] = 3.0,
+    maxiters: Annotated[int, typer.Option(help="Clipping passes (0: until stable).")] = 5,
+    centre: Annotated[str, typer.Option(help="Clipping centre: median or mean.")] = "median",
+    spread: Annotated[str, typer.Option(help="Clipping spread: mad or std.")] = "mad",
+    nlow: Annotated[int, typer.Option(help="minmax: lowest values dropped.")] = 1,
+    nhigh: Annotated[int, typer.Option(help="minmax: highest values dropped.")] = 1,
+    nkeep: Annotated[int, typer.Option(help="Never keep fewer values than this.")] = 1,
+    scale: Annotated[str | None, typer.Option(
+        help="Multiplicative scaling: median, mean, mode or exptime.")] = None,
+    zero: Annotated[str | None, typer.Option(help="Additive offsets: median, mean or mode.")
+                    ] = None,
+    gain: Annotated[float, typer.Option(help="ccdclip: gain (e-/ADU).")] = 1.0,
+    read_noise: Annotated[float, typer.Option(help="ccdclip: read noise (e-).")] = 0.0,
+    memory_limit: Annotated[str, typer.Option(help="Working memory, e.g. 500M, 2G.")] = "2G",
+) -> None:
+    """Combine frames into one file (image, UNCERT, MASK and DQ extensions)."""
+    from . import io
+    from .combine import combine as combine_frames
+    from .steps import master_header
+
+    result = combine_frames(files, method=method, reject=reject, sigma_low=sigma_low,
+                            sigma_high=sigma_high, maxiters=maxiters, centre=centre,
+                            spread=spread, nlow=nlow, nhigh=nhigh, nkeep=nkeep, scale=scale,
+                            zero=zero, gain=gain, read_noise=read_noise,
+                            memory_limit=parse_size(memory_limit))
+    from .steps import CombineOptions
+
+    opts = CombineOptions(method=method, reject=reject, sigma_low=sigma_low,
+                          sigma_high=sigma_high, maxiters=maxiters, centre=centre, spread=spread,
+                          nlow=nlow, nhigh=nhigh, nkeep=nkeep)
+    header = master_header([io.read_header(p) for p in files], [p.name for p in files],
+                           kind="combined", exptime=None, options=opts,
+                           checksums=[io.sha256(p) for p in files])
+    io.write(result.frame.replace(header=header), out)
+    console.print(f"combined {len(files)} frames -> {out}")
+
+
+def parse_size(text: str) -> int:
+    """Parse a memory size such as ``512M``, ``2G`` or ``1500000`` (bytes)."""
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+    cleaned = text.strip().upper().removesuffix("B").removesuffix("I")
+    try:
+        if cleaned and cleaned[-1] in units:
+            return int(float(cleaned[:-1]) * units[cleaned[-1]])
+        return int(float(cleaned))
+    except ValueError as err:
+        raise ValueError(f"memory size {text!r} is not a number of bytes like 500M or 2G"
+                         ) from err
+
+
+@app.command()
+@_handle_errors
+def simulate(
+    out_dir: Annotated[Path, typer.Argument(help="Writes OUT_DIR/raw and OUT_DIR/truth.")],
+    size: Annotated[int, typer.Option(help="Frame size in pixels (square).")] = 1024,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    noise_keywords: Annotated[bool, typer.Option(
+        "--noise-keywords/--no-noise-keywords",
+        help="Write GAIN and RDNOISE into the headers.")] = True,
+) -> None:
+    """Simulate a raw night with a synthetic camera, and write the truth beside it."""
+    from .simulate import CameraModel, simulate_night
+
+    night = simulate_night(out_dir, model=CameraModel(size=size, noise_keywords=noise_keywords),
+                           seed=seed)
+    counts = ", ".join(f"{len(v)} {k}" for k, v in night.files.items())
+    console.print(f"simulated {counts} frames in {night.raw_dir}; truth in {night.truth_dir}")
+
+
+def main() -> None:
+    """Entry point of the ``ccdred`` console script."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

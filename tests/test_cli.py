@@ -1,0 +1,83 @@
+"""The command-line tool through its real entry point (the installed console script)."""
+
+import json
+import subprocess
+
+import pytest
+
+from .conftest import ccdred_command
+
+
+def run(*args, check=True):
+    result = subprocess.run([*ccdred_command(), *map(str, args)], capture_output=True,
+                            text=True, timeout=600, env={"COLUMNS": "200", "PATH": "/usr/bin"})
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def test_help_documents_exit_codes():
+    out = run("--help").stdout
+    assert "Exit status" in out and "2 bad input" in out
+
+
+def test_info_prints_the_notebook_summary_line(sim_night):
+    path = sim_night.files["dark"][0]
+    out = run("info", path).stdout
+    assert "DARK (256x256) taken with C2PU on 2015-11-28T" in out
+    assert "(300.0s exposure)" in out
+    assert "ACQTYPE" in run("info", "--header", path).stdout
+
+
+def test_scan_table_and_json(sim_night):
+    out = run("scan", sim_night.raw_dir).stdout
+    assert "9 bias" in out and "7 dark" in out and "7 flat" in out and "3 science" in out
+    rows = json.loads(run("scan", "--json", sim_night.raw_dir).stdout)
+    assert len(rows) == 26
+    assert {r["kind"] for r in rows} == {"bias", "dark", "flat", "science"}
+
+
+def test_reduce_dry_run_prints_the_plan_and_writes_nothing(sim_night, tmp_path):
+    out = run("reduce", sim_night.raw_dir, "-o", tmp_path / "out", "--dry-run").stdout
+    assert "masters/dark_300s.fits" in out and "dark_300s x 0.4" in out
+    assert not (tmp_path / "out").exists()
+
+
+def test_reduce_writes_the_night(sim_night, tmp_path):
+    result = run("reduce", sim_night.raw_dir, "-o", tmp_path / "out", "--no-cosmics")
+    assert "3 reduced frames" in result.stdout
+    assert (tmp_path / "out" / "manifest.json").exists()
+    assert len(list((tmp_path / "out" / "reduced").glob("*.fits"))) == 3
+
+
+def test_bad_input_exits_2_with_the_file_named(tmp_path):
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "raw" / "x.fits").write_text("not fits at all")
+    result = run("reduce", tmp_path / "raw", "-o", tmp_path / "out", check=False)
+    assert result.returncode == 2
+    assert "x.fits" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+    missing = run("info", tmp_path / "nope.fits", check=False)
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+@pytest.mark.parametrize("args", [["--method", "average"], ["--reject", "clipping"]])
+def test_bad_options_exit_2(sim_night, tmp_path, args):
+    result = run("reduce", sim_night.raw_dir, "-o", tmp_path / "o", *args, check=False)
+    assert result.returncode == 2
+
+
+def test_combine_command(sim_night, tmp_path):
+    out = tmp_path / "bias.fits"
+    run("combine", *sim_night.files["bias"], "-o", out, "--method", "mean", "--reject",
+        "sigclip", "--memory-limit", "20M")
+    import ccdred
+
+    frame = ccdred.read(out)
+    assert frame.header["NCOMBINE"] == 9 and frame.variance is not None
+
+
+def test_simulate_command(tmp_path):
+    run("simulate", tmp_path / "night", "--size", "128", "--seed", "3")
+    assert len(list((tmp_path / "night" / "raw").rglob("*.fits"))) == 26
+    assert (tmp_path / "night" / "truth" / "flat.fits").exists()

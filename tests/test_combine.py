@@ -1,0 +1,227 @@
+"""The combine engine against slow references (numpy, astropy sigma_clip)."""
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.stats import sigma_clip
+
+from ccdred import Frame, combine
+from ccdred.combine import rows_per_block
+
+
+def stack_with_outliers(n, rows=24, cols=31, seed=0, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    stack = rng.normal(100.0, 5.0, (n, rows, cols)).astype(dtype)
+    hits = rng.random(stack.shape) < 0.05
+    stack[hits] += rng.uniform(100, 1000, hits.sum()).astype(dtype)
+    holes = rng.random(stack.shape) < 0.03
+    stack[holes] = np.nan
+    return stack
+
+
+def frames(stack):
+    return [Frame(plane) for plane in stack]
+
+
+@pytest.mark.parametrize("n", [3, 7, 100])
+@pytest.mark.parametrize("method", ["median", "mean"])
+def test_no_rejection_matches_numpy(n, method):
+    stack = stack_with_outliers(n)
+    result = combine(frames(stack), method=method, reject="none")
+    reference = (np.nanmedian if method == "median" else np.nanmean)(stack.astype(np.float64),
+                                                                   axis=0)
+    np.testing.assert_allclose(result.frame.data, reference, rtol=1e-5, equal_nan=True)
+    np.testing.assert_array_equal(result.count, np.isfinite(stack).sum(axis=0))
+
+
+@pytest.mark.parametrize("n", [3, 7, 100])
+@pytest.mark.parametrize("centre,spread,stdfunc", [("median", "mad", "mad_std"),
+                                                   ("median", "std", "std"),
+                                                   ("mean", "std", "std")])
+@pytest.mark.parametrize("maxiters", [1, 5, 0])
+def test_sigclip_matches_astropy(n, centre, spread, stdfunc, maxiters):
+    stack = stack_with_outliers(n, seed=n)
+    result = combine(frames(stack), method="mean", reject="sigclip", sigma_low=2.5,
+                     sigma_high=3.0, maxiters=maxiters, centre=centre, spread=spread, nkeep=0)
+    clipped = sigma_clip(np.ma.masked_invalid(stack.astype(np.float64)), sigma_lower=2.5,
+                         sigma_upper=3.0, maxiters=maxiters or None, cenfunc=centre,
+                         stdfunc=stdfunc, axis=0)
+    np.testing.assert_array_equal(result.count, clipped.count(axis=0))
+    np.testing.assert_allclose(result.frame.data, clipped.mean(axis=0).filled(np.nan),
+                               rtol=1e-5, equal_nan=True)
+
+
+def test_small_stack_outlier_is_rejected_with_median_mad():
+    # With 3 frames a one-pass mean/std clip can never reject: median/MAD can.
+    stack = np.array([[[100.0]], [[101.0]], [[5000.0]]], np.float32)
+    result = combine(frames(stack), method="mean", reject="sigclip")
+    assert result.count[0, 0] == 2
+    assert result.frame.data[0, 0] == pytest.approx(100.5)
+    naive = combine(frames(stack), method="mean", reject="sigclip", centre="mean",
+                    spread="std", maxiters=1, nkeep=0)
+    assert naive.count[0, 0] == 3
+
+
+@pytest.mark.parametrize("nlow,nhigh", [(1, 1), (0, 2), (2, 0)])
+def test_minmax_matches_sorted_trim(nlow, nhigh):
+    stack = stack_with_outliers(9)
+    stack = np.nan_to_num(stack, nan=0.0)
+    result = combine(frames(stack), method="mean", reject="minmax", nlow=nlow, nhigh=nhigh,
+                     nkeep=0)
+    ordered = np.sort(stack.astype(np.float64), axis=0)
+    reference = ordered[nlow: 9 - nhigh].mean(axis=0)
+    np.testing.assert_allclose(result.frame.data, reference, rtol=1e-5)
+
+
+def test_pclip_matches_percentile_window():
+    stack = np.nan_to_num(stack_with_outliers(20), nan=0.0).astype(np.float64)
+    result = combine(frames(stack), method="mean", reject="pclip", pclip=(10, 90), nkeep=0)
+    lo, hi = np.percentile(stack, [10, 90], axis=0)
+    inside = np.where((stack >= lo) & (stack <= hi), stack, np.nan)
+    np.testing.assert_allclose(result.frame.data, np.nanmean(inside, axis=0), rtol=1e-5)
+
+
+def test_nkeep_floors_the_count():
+    stack = stack_with_outliers(7)
+    result = combine(frames(stack), method="mean", reject="sigclip", sigma_low=0.1,
+                     sigma_high=0.1, nkeep=4)
+    valid = np.isfinite(stack).sum(axis=0)
+    assert np.all(result.count >= np.minimum(valid, 4))
+
+
+def test_weighted_mean():
+    stack = np.stack([np.full((3, 3), 1.0), np.full((3, 3), 4.0)]).astype(np.float32)
+    result = combine(frames(stack), method="mean", weights=[3.0, 1.0])
+    np.testing.assert_allclose(result.frame.data, (3 * 1.0 + 4.0) / 4.0)
+
+
+def test_masked_inputs_are_ignored():
+    stack = np.stack([np.full((2, 2), 10.0), np.full((2, 2), 20.0)]).astype(np.float32)
+    dq = np.zeros((2, 2), np.uint16)
+    dq[0, 0] = 1
+    result = combine([Frame(stack[0], dq=dq), Frame(stack[1])], method="mean")
+    assert result.frame.data[0, 0] == 20.0
+    assert result.count[0, 0] == 1
+
+
+def test_all_missing_is_flagged_no_data():
+    stack = np.full((3, 2, 2), np.nan, np.float32)
+    stack[:, 1, 1] = 5.0
+    result = combine(frames(stack))
+    assert result.count[0, 0] == 0
+    assert result.frame.dq[0, 0] & 32
+    assert result.frame.data[1, 1] == 5.0
+
+
+@pytest.mark.parametrize("method,factor", [("mean", 1.0), ("median", np.pi / 2)])
+@pytest.mark.parametrize("n", [9, 40])
+def test_variance_from_scatter_matches_sigma2_over_n(method, factor, n):
+    sigma = 3.0
+    rng = np.random.default_rng(n)
+    stack = rng.normal(50.0, sigma, (n, 200, 200)).astype(np.float32)
+    result = combine(frames(stack), method=method, reject="none")
+    expected = factor * sigma**2 / n
+    # The mean of 40,000 per-pixel estimates is good to ~1%; the median's factor is the
+    # large-n limit, ~4% off at n=9.
+    assert np.mean(result.frame.variance) == pytest.approx(expected, rel=0.06)
+    # And the estimate describes the real scatter of the combined image.
+    assert np.var(result.frame.data) == pytest.approx(expected, rel=0.08)
+
+
+def test_variance_propagated_from_inputs():
+    stack = np.ones((4, 3, 3), np.float32)
+    inputs = [Frame(p, variance=np.full((3, 3), 2.0 * (i + 1), np.float32))
+              for i, p in enumerate(stack)]
+    result = combine(inputs, method="mean")
+    np.testing.assert_allclose(result.frame.variance, (2 + 4 + 6 + 8) / 16)
+
+
+def test_scaling_by_median_normalises_levels():
+    rng = np.random.default_rng(3)
+    base = rng.normal(1.0, 0.01, (40, 40))
+    stack = np.stack([base * level for level in (1000.0, 2000.0, 3000.0)]).astype(np.float32)
+    result = combine(frames(stack), method="mean", scale="median")
+    np.testing.assert_allclose(result.frame.data / base, 2000.0, rtol=1e-3)
+    np.testing.assert_allclose(result.scales * 2, [1.0, 2.0, 3.0], rtol=1e-3)
+
+
+def test_zero_offsets_remove_additive_levels():
+    rng = np.random.default_rng(4)
+    base = rng.normal(0.0, 1.0, (40, 40))
+    stack = np.stack([base + level for level in (10.0, 20.0, 60.0)]).astype(np.float32)
+    result = combine(frames(stack), method="mean", zero="median")
+    np.testing.assert_allclose(result.frame.data - base, 30.0, atol=0.05)
+
+
+def write_stack(tmp_path, stack):
+    paths = []
+    for i, plane in enumerate(stack):
+        path = tmp_path / f"f{i}.fits"
+        fits.PrimaryHDU(np.round(plane).astype(np.uint16)).writeto(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize("reject", ["none", "sigclip", "minmax", "pclip", "winsorized",
+                                    "ccdclip"])
+def test_block_size_does_not_change_the_answer(tmp_path, reject):
+    rng = np.random.default_rng(5)
+    stack = rng.normal(1000, 20, (6, 64, 48))
+    paths = write_stack(tmp_path, stack)
+    whole = combine(paths, method="mean", reject=reject, gain=1.0, read_noise=5.0)
+    # A limit that forces blocks of a few rows.
+    tiny = 64 * 48 * 10 + 48 * (6 * 4 + 8) * 3
+    blocks = combine(paths, method="mean", reject=reject, gain=1.0, read_noise=5.0,
+                     memory_limit=tiny)
+    assert rows_per_block(6, (64, 48), tiny) == 3
+    np.testing.assert_array_equal(whole.frame.data, blocks.frame.data)
+    np.testing.assert_array_equal(whole.count, blocks.count)
+
+
+def test_files_and_frames_give_the_same_result(tmp_path):
+    rng = np.random.default_rng(6)
+    stack = np.round(rng.normal(1000, 20, (5, 30, 20)))
+    paths = write_stack(tmp_path, stack)
+    from_files = combine(paths, method="median")
+    from_frames = combine(frames(stack.astype(np.float32)), method="median")
+    np.testing.assert_array_equal(from_files.frame.data, from_frames.frame.data)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_output_dtype(dtype):
+    result = combine(frames(stack_with_outliers(3)), dtype=dtype)
+    assert result.frame.data.dtype == dtype
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"method": "average"}, "method must be one of"),
+    ({"reject": "clip"}, "reject must be one of"),
+    ({"sigma_low": 0}, "must be positive"),
+    ({"reject": "minmax", "nlow": 2, "nhigh": 1}, "leaves nothing"),
+    ({"pclip": (90, 10)}, "pclip"),
+    ({"weights": [1, 2]}, "weights must be 3"),
+    ({"memory_limit": 10}, "too small"),
+    ({"scale": "brightest"}, "scale must be one of"),
+])
+def test_bad_arguments_are_refused_before_work(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        combine(frames(stack_with_outliers(3)), **kwargs)
+
+
+def test_shape_mismatch_names_the_frames():
+    with pytest.raises(ValueError, match="shapes differ"):
+        combine([Frame(np.ones((3, 3))), Frame(np.ones((4, 3)))])
+
+
+def test_rejection_map_marks_rejected_values():
+    stack = np.array([[[100.0]], [[101.0]], [[99.0]], [[5000.0]]], np.float32)
+    result = combine(frames(stack), method="mean", reject="sigclip", rejection_map=True)
+    assert result.rejected[:, 0, 0].tolist() == [0, 0, 0, 1]
+
+
+def test_does_not_change_input_frames():
+    stack = stack_with_outliers(5)
+    inputs = frames(stack)
+    combine(inputs, method="mean", reject="sigclip", scale="median")
+    for frame, plane in zip(inputs, stack, strict=True):
+        np.testing.assert_array_equal(frame.data, plane)
