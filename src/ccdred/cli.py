@@ -228,7 +228,9 @@ def combine(
     sigma_high: Annotated[float, typer.Option(help="Upper clipping threshold (sigma).")] = 3.0,
     maxiters: Annotated[int, typer.Option(help="Clipping passes (0: until stable).")] = 5,
     centre: Annotated[str, typer.Option(help="Clipping centre: median or mean.")] = "median",
-    spread: Annotated[str, typer.Option(help="Clipping spread: mad or std.")] = "mad",
+    spread: Annotated[str, typer.Option(
+        help="Clipping spread: pooled (pixel MAD, floored by the row's noise), mad or std.")
+    ] = "pooled",
     nlow: Annotated[int, typer.Option(help="minmax: lowest values dropped.")] = 1,
     nhigh: Annotated[int, typer.Option(help="minmax: highest values dropped.")] = 1,
     nkeep: Annotated[int, typer.Option(help="Never keep fewer values than this.")] = 1,

@@ -36,6 +36,9 @@ CENTRE_MEDIAN = 0
 CENTRE_MEAN = 1
 SPREAD_MAD = 0
 SPREAD_STD = 1
+SPREAD_POOLED = 2
+POOL_HALF_WIDTH = 15
+"""Columns either side whose per-pixel noise is pooled for ``SPREAD_POOLED`` (31 in all)."""
 
 MAD_TO_SIGMA = 1.482602218505602
 MEDIAN_VARIANCE_FACTOR = math.pi / 2.0
@@ -129,7 +132,7 @@ def _within(values, n, lower, upper):
 
 @njit(cache=True)
 def _clip_window(values, lo, hi, centre_kind, spread_kind, sigma_low, sigma_high, maxiters,
-                 scratch):
+                 scratch, floor):
     n = hi
     lower = -np.inf
     upper = np.inf
@@ -140,10 +143,12 @@ def _clip_window(values, lo, hi, centre_kind, spread_kind, sigma_low, sigma_high
             centre = _median_sorted(values, lo, hi)
         else:
             centre = _mean(values, lo, hi)
-        if spread_kind == SPREAD_MAD:
-            spread = MAD_TO_SIGMA * _mad(values, lo, hi, _median_sorted(values, lo, hi), scratch)
-        else:
+        if spread_kind == SPREAD_STD:
             spread = _std(values, lo, hi, _mean(values, lo, hi))
+        else:
+            spread = MAD_TO_SIGMA * _mad(values, lo, hi, _median_sorted(values, lo, hi), scratch)
+            if spread_kind == SPREAD_POOLED and spread < floor:
+                spread = floor
         lower = centre - sigma_low * spread
         upper = centre + sigma_high * spread
         new_lo = lo
@@ -256,10 +261,37 @@ def _enforce_nkeep(values, lo, hi, n, nkeep):
     return lo, hi
 
 
+@njit(cache=True)
+def _pooled_noise(sorted_rows, counts, median_mad_var, scratch, out):
+    """Per column, the noise pooled from its row neighbours.
+
+    Each pixel's MAD spread squared (robust to an outlier among its values), divided by the
+    median such an estimate takes for Gaussian data of that size, then the median over +-15
+    columns: an outlier, or a trail hitting a whole row of one frame, does not move it, and
+    small stacks no longer give a noisy spread.
+    """
+    n_cols = sorted_rows.shape[1]
+    per_pixel = np.empty(n_cols, np.float64)
+    for col in range(n_cols):
+        n = counts[col]
+        if n < 2:
+            per_pixel[col] = np.nan
+            continue
+        values = sorted_rows[:, col]
+        mad = MAD_TO_SIGMA * _mad(values, 0, n, _median_sorted(values, 0, n), scratch)
+        per_pixel[col] = mad * mad / median_mad_var[n]
+    for col in range(n_cols):
+        lo = max(0, col - POOL_HALF_WIDTH)
+        hi = min(n_cols, col + POOL_HALF_WIDTH + 1)
+        pooled = np.nanmedian(per_pixel[lo:hi])
+        out[col] = math.sqrt(pooled) if not math.isnan(pooled) else 0.0
+
+
 @njit(cache=True, parallel=True)
 def combine_block(stack, variance, weights, method, reject, centre_kind, spread_kind,
                   sigma_low, sigma_high, maxiters, nlow, nhigh, pclip_low, pclip_high, nkeep,
-                  gain, read_noise, snoise, out_value, out_variance, out_count, out_rejected):
+                  gain, read_noise, snoise, median_mad_var, out_value, out_variance,
+                  out_count, out_rejected):
     """Combine a ``(n, rows, cols)`` float32 block into per-pixel value, variance and count.
 
     Parameters
@@ -284,6 +316,9 @@ def combine_block(stack, variance, weights, method, reject, centre_kind, spread_
         Rejection never leaves fewer than this many values (0: no floor).
     gain, read_noise, snoise : float
         Noise model for ``ccdclip``.
+    median_mad_var : float64 array (n + 1,)
+        Median of the squared MAD spread of k Gaussian values of unit variance, for the pooled
+        spread (index k).
     out_value, out_variance : float32 arrays (rows, cols)
         Combined value and its variance (NaN where nothing is left).
     out_count : int16 array (rows, cols)
@@ -294,11 +329,16 @@ def combine_block(stack, variance, weights, method, reject, centre_kind, spread_
     n_frames, n_rows, n_cols = stack.shape
     has_variance = variance.shape[0] > 0
     want_map = out_rejected.shape[0] > 0
+    pooled_spread = reject == REJECT_SIGCLIP and spread_kind == SPREAD_POOLED
     for row in prange(n_rows):
-        values = np.empty(n_frames, np.float64)
-        order = np.empty(n_frames, np.int64)
+        # Each pixel's valid values, sorted once, with the frame each came from.
+        sorted_rows = np.empty((n_frames, n_cols), np.float64)
+        orders = np.empty((n_frames, n_cols), np.int64)
+        counts = np.empty(n_cols, np.int64)
         scratch = np.empty(n_frames, np.float64)
         for col in range(n_cols):
+            values = sorted_rows[:, col]
+            order = orders[:, col]
             n = 0
             for f in range(n_frames):
                 v = stack[f, row, col]
@@ -306,20 +346,28 @@ def combine_block(stack, variance, weights, method, reject, centre_kind, spread_
                     values[n] = v
                     order[n] = f
                     n += 1
+            if n <= 32:
+                _sort_window(values, order, n)
+            elif n > 0:
+                _sort_large(values, order, n)
+            counts[col] = n
+        floor = np.zeros(n_cols, np.float64)
+        if pooled_spread:
+            _pooled_noise(sorted_rows, counts, median_mad_var, scratch, floor)
+        for col in range(n_cols):
+            values = sorted_rows[:, col]
+            order = orders[:, col]
+            n = counts[col]
             if n == 0:
                 out_value[row, col] = np.nan
                 out_variance[row, col] = np.nan
                 out_count[row, col] = 0
                 continue
-            if n <= 32:
-                _sort_window(values, order, n)
-            else:
-                _sort_large(values, order, n)
             lo = 0
             hi = n
             if reject == REJECT_SIGCLIP:
                 lo, hi = _clip_window(values, lo, hi, centre_kind, spread_kind, sigma_low,
-                                      sigma_high, maxiters, scratch)
+                                      sigma_high, maxiters, scratch, floor[col])
             elif reject == REJECT_MINMAX:
                 drop_low = min(nlow, n)
                 drop_high = min(nhigh, n - drop_low)

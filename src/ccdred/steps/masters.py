@@ -28,7 +28,7 @@ class CombineOptions:
     sigma_high: float = 3.0
     maxiters: int = 5
     centre: str = "median"
-    spread: str = "mad"
+    spread: str = "pooled"
     nlow: int = 1
     nhigh: int = 1
     pclip: tuple[float, float] = (10.0, 90.0)
