@@ -174,12 +174,6 @@ class Frame:
         header["BUNIT"] = ccd.unit.to_string()
         return cls(np.asarray(ccd.data), variance=variance, dq=dq, header=header)
 
-    def _repr_png_(self) -> bytes:
-        """Show the frame in Jupyter: full frame, robust colour scale."""
-        from .qa.figures import frame_png
-
-        return frame_png(self)
-
 
 def set_card(header: fits.Header, key: str, value: Any) -> None:
     """Set ``header[key] = value`` (or ``(value, comment)``), dropping a comment too long to fit."""

@@ -202,9 +202,10 @@ def write_dq(dq: np.ndarray, path: str | Path, header: fits.Header | None = None
 class FileRows:
     """Streams row blocks of one file's image, opening the file once.
 
-    Uncompressed integer or float images are memory-mapped directly (big-endian on disk), and
-    only the requested rows are converted to float32 with BSCALE/BZERO applied. Compressed
-    images fall back to astropy's section reader. Non-finite values and BLANK come back as NaN.
+    Uncompressed images are read with positioned reads of just the requested rows (big-endian
+    on disk), converted to float32 with BSCALE/BZERO applied; nothing else of the file is held
+    in memory (a memory map would keep every touched page resident). Compressed images fall
+    back to astropy's section reader. Non-finite values and BLANK come back as NaN.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -217,7 +218,7 @@ class FileRows:
         header = hdu.header
         self.header = header
         if isinstance(hdu, fits.CompImageHDU) or hdu.fileinfo() is None:
-            self._mmap = None
+            self._handle = None
             self._hdu = hdu
             self.shape = (int(header["ZNAXIS2"] if "ZNAXIS2" in header else header["NAXIS2"]),
                           int(header["ZNAXIS1"] if "ZNAXIS1" in header else header["NAXIS1"]))
@@ -233,13 +234,22 @@ class FileRows:
         if self.path.stat().st_size < expected:
             self.close()
             raise BadInputError(self.path, "truncated: the file is shorter than its header says")
-        self._mmap = np.memmap(self.path, dtype=dtype, mode="r", offset=offset, shape=self.shape)
+        self._dtype = np.dtype(dtype)
+        self._offset = offset
+        self._handle = open(self.path, "rb")  # noqa: SIM115 - closed in close()
 
     def read_rows(self, start: int, stop: int) -> np.ndarray:
         """Return rows ``start:stop`` as float32, NaN where the pixel has no valid value."""
-        if self._mmap is None:
+        if self._handle is None:
             return np.asarray(self._hdu.section[start:stop, :], dtype=np.float32)
-        raw = self._mmap[start:stop]
+        cols = self.shape[1]
+        count = (stop - start) * cols
+        raw = np.empty(count, self._dtype)
+        read = os.preadv(self._handle.fileno(), [raw],
+                         self._offset + start * cols * self._dtype.itemsize)
+        if read != raw.nbytes:
+            raise BadInputError(self.path, f"truncated: rows {start}-{stop} could not be read")
+        raw = raw.reshape(stop - start, cols)
         block = raw.astype(np.float32)
         if self._bscale != 1.0:
             block *= np.float32(self._bscale)
@@ -251,7 +261,9 @@ class FileRows:
 
     def close(self) -> None:
         """Release the file."""
-        self._mmap = None
+        handle, self._handle = getattr(self, "_handle", None), None
+        if handle is not None:
+            handle.close()
         self._hdul_cm.__exit__(None, None, None)
 
     def __enter__(self) -> FileRows:

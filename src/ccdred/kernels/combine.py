@@ -270,14 +270,14 @@ def _pooled_noise(sorted_rows, counts, median_mad_var, scratch, out):
     columns: an outlier, or a trail hitting a whole row of one frame, does not move it, and
     small stacks no longer give a noisy spread.
     """
-    n_cols = sorted_rows.shape[1]
+    n_cols = sorted_rows.shape[0]
     per_pixel = np.empty(n_cols, np.float64)
     for col in range(n_cols):
         n = counts[col]
         if n < 2:
             per_pixel[col] = np.nan
             continue
-        values = sorted_rows[:, col]
+        values = sorted_rows[col]
         mad = MAD_TO_SIGMA * _mad(values, 0, n, _median_sorted(values, 0, n), scratch)
         per_pixel[col] = mad * mad / median_mad_var[n]
     for col in range(n_cols):
@@ -331,32 +331,32 @@ def combine_block(stack, variance, weights, method, reject, centre_kind, spread_
     want_map = out_rejected.shape[0] > 0
     pooled_spread = reject == REJECT_SIGCLIP and spread_kind == SPREAD_POOLED
     for row in prange(n_rows):
-        # Each pixel's valid values, sorted once, with the frame each came from.
-        sorted_rows = np.empty((n_frames, n_cols), np.float64)
-        orders = np.empty((n_frames, n_cols), np.int64)
-        counts = np.empty(n_cols, np.int64)
+        # Each pixel's valid values (contiguous per pixel), gathered frame by frame so the
+        # stack is read in order, then sorted once, with the frame each came from.
+        sorted_rows = np.empty((n_cols, n_frames), np.float64)
+        orders = np.empty((n_cols, n_frames), np.int64)
+        counts = np.zeros(n_cols, np.int64)
         scratch = np.empty(n_frames, np.float64)
-        for col in range(n_cols):
-            values = sorted_rows[:, col]
-            order = orders[:, col]
-            n = 0
-            for f in range(n_frames):
+        for f in range(n_frames):
+            for col in range(n_cols):
                 v = stack[f, row, col]
                 if not math.isnan(v):
-                    values[n] = v
-                    order[n] = f
-                    n += 1
+                    k = counts[col]
+                    sorted_rows[col, k] = v
+                    orders[col, k] = f
+                    counts[col] = k + 1
+        for col in range(n_cols):
+            n = counts[col]
             if n <= 32:
-                _sort_window(values, order, n)
-            elif n > 0:
-                _sort_large(values, order, n)
-            counts[col] = n
+                _sort_window(sorted_rows[col], orders[col], n)
+            else:
+                _sort_large(sorted_rows[col], orders[col], n)
         floor = np.zeros(n_cols, np.float64)
         if pooled_spread:
             _pooled_noise(sorted_rows, counts, median_mad_var, scratch, floor)
         for col in range(n_cols):
-            values = sorted_rows[:, col]
-            order = orders[:, col]
+            values = sorted_rows[col]
+            order = orders[col]
             n = counts[col]
             if n == 0:
                 out_value[row, col] = np.nan
