@@ -56,8 +56,6 @@ def _summary_line(path: Path) -> str:
     from .inventory import describe_file
 
     info = describe_file(path)
-    if info.error and info.kind is None and info.shape is None:
-        return f"{path}: {info.error}"
     kind = (info.kind or "unknown").upper()
     shape = f"{info.shape[1]}x{info.shape[0]}" if info.shape else "?"
     where = info.telescope or info.instrument or "unknown telescope"
@@ -107,9 +105,8 @@ def scan(raw_dir: Annotated[Path, typer.Argument(help="Folder searched recursive
         table.add_column(column, overflow="fold")
     for i in infos:
         shape = f"{i.shape[1]}x{i.shape[0]}" if i.shape else ""
-        table.add_row(str(i.path.relative_to(raw_dir)),
-                      i.kind or f"[red]? {i.error}[/]" if i.kind is None else (
-                          i.kind if i.ok else f"[red]{i.kind}: {i.error}[/]"),
+        kind = i.kind if i.ok else f"[red]{i.kind or '?'}: {i.error}[/]"
+        table.add_row(str(i.path.relative_to(raw_dir)), kind,
                       "" if i.exptime is None else f"{i.exptime:g}", i.filter or "",
                       f"{i.binning[0]}x{i.binning[1]}", shape,
                       "" if i.temperature is None else f"{i.temperature:.1f}", i.date or "",
@@ -179,19 +176,18 @@ def reduce(
     """Reduce a night: plan, build masters, calibrate every science frame, write a manifest."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from .combine import METHODS, REJECTIONS
     from .pipeline import ReduceOptions, plan_night, reduce_night
     from .steps import CombineOptions
-
-    combine = CombineOptions(method=method, reject=reject)
-    options = ReduceOptions(bias_combine=combine, dark_combine=combine, flat_combine=combine,
-                            hot_sigma=hot_sigma, dead_sigma=dead_sigma, repair=repair,
-                            cosmics=cosmics, gain=gain, read_noise=read_noise,
-                            saturation=saturation, skip_bad=skip_bad)
-    from .combine import METHODS, REJECTIONS
 
     if method not in METHODS or reject not in REJECTIONS:
         raise ValueError(f"--method must be one of {sorted(METHODS)} and --reject one of "
                          f"{sorted(REJECTIONS)}")
+    stack_options = CombineOptions(method=method, reject=reject)
+    options = ReduceOptions(bias_combine=stack_options, dark_combine=stack_options,
+                            flat_combine=stack_options, hot_sigma=hot_sigma,
+                            dead_sigma=dead_sigma, repair=repair, cosmics=cosmics, gain=gain,
+                            read_noise=read_noise, saturation=saturation, skip_bad=skip_bad)
     plan = plan_night(raw_dir, out)
     _print_plan(plan)
     if dry_run:
@@ -245,15 +241,13 @@ def combine(
     """Combine frames into one file (image, UNCERT, MASK and DQ extensions)."""
     from . import io
     from .combine import combine as combine_frames
-    from .steps import master_header
+    from .steps import CombineOptions, master_header
 
     result = combine_frames(files, method=method, reject=reject, sigma_low=sigma_low,
                             sigma_high=sigma_high, maxiters=maxiters, centre=centre,
                             spread=spread, nlow=nlow, nhigh=nhigh, nkeep=nkeep, scale=scale,
                             zero=zero, gain=gain, read_noise=read_noise,
                             memory_limit=parse_size(memory_limit))
-    from .steps import CombineOptions
-
     opts = CombineOptions(method=method, reject=reject, sigma_low=sigma_low,
                           sigma_high=sigma_high, maxiters=maxiters, centre=centre, spread=spread,
                           nlow=nlow, nhigh=nhigh, nkeep=nkeep)

@@ -394,12 +394,10 @@ def _combine_sources(sources, method_code, reject_code, centre_code, spread_code
     zeros = np.zeros(n)
     if zero is not None:
         if isinstance(zero, str):
-            scaled_stats = [_statistic(_sample(s, stat_section) / scales[i], zero)
-                            if zero in ("median", "mean", "mode") else np.nan
-                            for i, s in enumerate(sources)]
             if zero not in ("median", "mean", "mode"):
                 raise ValueError(f"zero must be 'median', 'mean', 'mode' or an array, got {zero!r}")
-            zvals = np.asarray(scaled_stats)
+            zvals = np.array([_statistic(_sample(s, stat_section) / scales[i], zero)
+                              for i, s in enumerate(sources)])
         else:
             zvals = np.asarray(zero, dtype=np.float64).ravel()
             if zvals.size != n:
@@ -417,7 +415,8 @@ def _combine_sources(sources, method_code, reject_code, centre_code, spread_code
     var_stack = np.empty((n, block_rows, cols) if has_variance else (0, 0, 0), np.float32)
     empty_map = np.zeros((0, 0, 0), np.uint8)
     inv_scales = (1.0 / scales).astype(np.float32)
-    median_mad_var = _median_mad_variance(n)
+    pooled = reject_code == _k.REJECT_SIGCLIP and spread_code == _k.SPREAD_POOLED
+    median_mad_var = _median_mad_variance(n) if pooled else np.ones(n + 1)
     for start in range(0, rows, block_rows):
         stop = min(rows, start + block_rows)
         nb = stop - start
@@ -463,7 +462,7 @@ def _median_mad_variance(n: int) -> np.ndarray:
     for k in range(2, min(n, 64) + 1):
         draws = rng.standard_normal((20_000, k))
         med = np.median(draws, axis=1, keepdims=True)
-        mad = 1.482602218505602 * np.median(np.abs(draws - med), axis=1)
+        mad = _k.MAD_TO_SIGMA * np.median(np.abs(draws - med), axis=1)
         out[k] = np.median(mad**2)
     return out
 

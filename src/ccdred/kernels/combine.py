@@ -119,12 +119,10 @@ def _mad(values, lo, hi, median, scratch):
 
 
 @njit(cache=True, inline="always")
-def _within(values, n, lower, upper):
-    """The window of all ``n`` sorted values inside ``[lower, upper]``."""
-    lo = 0
-    while lo < n and values[lo] < lower:
+def _within(values, lo, hi, lower, upper):
+    """The part of the sorted window ``[lo, hi)`` inside ``[lower, upper]``."""
+    while lo < hi and values[lo] < lower:
         lo += 1
-    hi = n
     while hi > lo and values[hi - 1] > upper:
         hi -= 1
     return lo, hi
@@ -151,18 +149,13 @@ def _clip_window(values, lo, hi, centre_kind, spread_kind, sigma_low, sigma_high
                 spread = floor
         lower = centre - sigma_low * spread
         upper = centre + sigma_high * spread
-        new_lo = lo
-        while new_lo < hi and values[new_lo] < lower:
-            new_lo += 1
-        new_hi = hi
-        while new_hi > new_lo and values[new_hi - 1] > upper:
-            new_hi -= 1
+        new_lo, new_hi = _within(values, lo, hi, lower, upper)
         if new_lo == lo and new_hi == hi:
             break
         lo = new_lo
         hi = new_hi
     # As astropy: the final bounds decide for every value, so one clipped early comes back.
-    return _within(values, n, lower, upper)
+    return _within(values, 0, n, lower, upper)
 
 
 @njit(cache=True)
@@ -182,18 +175,13 @@ def _ccdclip_window(values, lo, hi, gain, read_noise, snoise, sigma_low, sigma_h
         spread = math.sqrt((read_noise / gain) ** 2 + abs(centre) / gain + (snoise * centre) ** 2)
         lower = centre - sigma_low * spread
         upper = centre + sigma_high * spread
-        new_lo = lo
-        while new_lo < hi and values[new_lo] < lower:
-            new_lo += 1
-        new_hi = hi
-        while new_hi > new_lo and values[new_hi - 1] > upper:
-            new_hi -= 1
+        new_lo, new_hi = _within(values, lo, hi, lower, upper)
         if new_lo == lo and new_hi == hi:
             break
         lo = new_lo
         hi = new_hi
     # As astropy: the final bounds decide for every value, so one clipped early comes back.
-    return _within(values, n, lower, upper)
+    return _within(values, 0, n, lower, upper)
 
 
 @njit(cache=True)
@@ -227,18 +215,13 @@ def _winsorized_window(values, lo, hi, sigma_low, sigma_high, maxiters, scratch)
             spread = new_spread
         lower = centre - sigma_low * spread
         upper = centre + sigma_high * spread
-        new_lo = lo
-        while new_lo < hi and values[new_lo] < lower:
-            new_lo += 1
-        new_hi = hi
-        while new_hi > new_lo and values[new_hi - 1] > upper:
-            new_hi -= 1
+        new_lo, new_hi = _within(values, lo, hi, lower, upper)
         if new_lo == lo and new_hi == hi:
             break
         lo = new_lo
         hi = new_hi
     # As astropy: the final bounds decide for every value, so one clipped early comes back.
-    return _within(values, n, lower, upper)
+    return _within(values, 0, n, lower, upper)
 
 
 @njit(cache=True)
@@ -381,10 +364,7 @@ def combine_block(stack, variance, weights, method, reject, centre_kind, spread_
                     values[min(int(math.floor(plo)) + 1, n - 1)] - values[int(math.floor(plo))])
                 vhi = values[int(math.floor(phi))] + (phi - math.floor(phi)) * (
                     values[min(int(math.floor(phi)) + 1, n - 1)] - values[int(math.floor(phi))])
-                while lo < hi and values[lo] < vlo:
-                    lo += 1
-                while hi > lo and values[hi - 1] > vhi:
-                    hi -= 1
+                lo, hi = _within(values, lo, hi, vlo, vhi)
             elif reject == REJECT_WINSOR:
                 lo, hi = _winsorized_window(values, lo, hi, sigma_low, sigma_high, maxiters,
                                             scratch)

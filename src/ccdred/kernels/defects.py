@@ -15,7 +15,7 @@ from scipy import ndimage
 
 from .stats import robust_stats
 
-__all__ = ["find_hot", "find_dead", "smooth_background"]
+__all__ = ["find_hot", "find_dead"]
 
 
 def find_hot(dark: np.ndarray, *, k: float = 5.0, exclude: np.ndarray | None = None
@@ -38,36 +38,6 @@ def find_hot(dark: np.ndarray, *, k: float = 5.0, exclude: np.ndarray | None = N
     if exclude is not None:
         hot &= ~exclude
     return hot
-
-
-def smooth_background(image: np.ndarray, *, box: int = 32) -> np.ndarray:
-    """Return a smooth version of ``image``: medians of ``box`` x ``box`` blocks, interpolated.
-
-    Non-finite pixels are ignored; the result has the image's shape.
-    """
-    if box < 2:
-        raise ValueError(f"box must be at least 2 pixels, got {box}")
-    rows, cols = image.shape
-    ny, nx = max(1, rows // box), max(1, cols // box)
-    trimmed = np.asarray(image, dtype=np.float32)[: ny * box, : nx * box]
-    blocks = trimmed.reshape(ny, box, nx, box).transpose(0, 2, 1, 3).reshape(ny, nx, -1)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            medians = np.nanmedian(blocks, axis=2)
-    if np.isnan(medians).any():
-        fill = np.nanmedian(medians) if np.isfinite(medians).any() else 0.0
-        medians = np.where(np.isnan(medians), fill, medians)
-    # Block centres in pixel coordinates, then bilinear interpolation to every pixel.
-    yc = (np.arange(ny) + 0.5) * box - 0.5
-    xc = (np.arange(nx) + 0.5) * box - 0.5
-    yi = np.interp(np.arange(rows), yc, np.arange(ny))
-    xi = np.interp(np.arange(cols), xc, np.arange(nx))
-    grid_y, grid_x = np.meshgrid(yi, xi, indexing="ij")
-    return ndimage.map_coordinates(medians, [grid_y, grid_x], order=1, mode="nearest").astype(
-        np.float32)
 
 
 def find_dead(flat: np.ndarray, *, k: float = 5.0, box: int = 5,

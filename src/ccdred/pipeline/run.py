@@ -17,7 +17,7 @@ from .. import io, steps
 from ..errors import BadInputError
 from ..flags import Flag
 from ..frame import Frame
-from ..inventory import FrameInfo, scan
+from ..inventory import FrameInfo, describe_file, scan
 from ..kernels.noise import gain_from_flats, read_noise_adu
 from ..steps import CombineOptions
 from .plan import MasterPlan, NightPlan, SciencePlan, build_plan
@@ -224,7 +224,7 @@ def _noise_models(plan: NightPlan, infos: dict[Path, FrameInfo], masters: dict[s
         if rn is None:
             rn_adu, rn_from = _measure_read_noise(group)
         if gain is None:
-            gain, gain_source = _measure_gain(group, masters.get(f"bias{suffix}"), rn_adu, rn)
+            gain, gain_source = _measure_gain(group, masters.get(f"bias{suffix}"), rn_adu)
         if rn is None:
             if rn_adu is not None:
                 rn, rn_source = rn_adu * gain, f"measured from {rn_from} ({rn_adu:.2f} ADU)"
@@ -264,8 +264,8 @@ def _header_value(group: Sequence[FrameInfo], attr: str, override: float | None
     return None, ""
 
 
-def _measure_gain(group: Sequence[FrameInfo], bias: Frame | None, rn_adu: float | None,
-                  rn_e: float | None) -> tuple[float, str]:
+def _measure_gain(group: Sequence[FrameInfo], bias: Frame | None, rn_adu: float | None
+                  ) -> tuple[float, str]:
     flats = [i for i in group if i.kind == "flat"]
     if bias is None or len(flats) < 2:
         return 1.0, "assumed 1.0 (no keyword; measuring needs a master bias and 2 flats)"
@@ -280,7 +280,6 @@ def _measure_gain(group: Sequence[FrameInfo], bias: Frame | None, rn_adu: float 
     gain = gain_from_flats(f1, f2, bias.data, read_noise)
     if not np.isfinite(gain) or gain <= 0:
         return 1.0, "assumed 1.0 (photon-transfer measurement failed)"
-    _ = rn_e
     return gain, f"measured by photon transfer ({pair[0].path.name}, {pair[1].path.name})"
 
 
@@ -322,8 +321,6 @@ def reduce_night(raw_dir: str | Path, out_dir: str | Path, *,
     _validate_inputs(plan, options)
     report = progress or (lambda stage, done, total: None)
     infos = {i.input.path: i.input for i in plan.science}
-    from ..inventory import describe_file
-
     for master in plan.masters:
         for path in master.inputs:
             infos.setdefault(path, describe_file(path, plan.raw_dir))
@@ -397,9 +394,7 @@ def _build_master(master: MasterPlan, built: dict[str, Frame], infos: dict[Path,
                                         options=combine_options, saturation=saturation,
                                         min_flat=options.min_flat)
         frame = steps.find_dead_pixels(result.frame, k=options.dead_sigma)
-    from ..io import read_header
-
-    headers = [read_header(p) for p in master.inputs]
+    headers = [io.read_header(p) for p in master.inputs]
     header = steps.master_header(headers, [p.name for p in master.inputs], kind=master.kind,
                                  exptime=master.exptime if master.kind != "flat" else None,
                                  options=combine_options,
@@ -426,11 +421,11 @@ def _build_master(master: MasterPlan, built: dict[str, Frame], infos: dict[Path,
 
 def _badpix_maps(plan: NightPlan, masters: dict[str, Frame]) -> dict[str, np.ndarray]:
     maps: dict[str, np.ndarray] = {}
-    for sci_or_master in plan.masters:
-        if sci_or_master.kind not in ("dark", "flat"):
+    for master in plan.masters:
+        if master.kind not in ("dark", "flat"):
             continue
-        name = f"badpix{plan.setups.get(sci_or_master.setup, '')}"
-        dq = masters[sci_or_master.name].dq & np.uint16(Flag.HOT | Flag.DEAD)
+        name = f"badpix{plan.setups.get(master.setup, '')}"
+        dq = masters[master.name].dq & np.uint16(Flag.HOT | Flag.DEAD)
         maps[name] = dq if name not in maps else maps[name] | dq
     return maps
 
