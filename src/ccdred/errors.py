@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["BadInputError"]
+__all__ = ["BadInputError", "OutputError"]
 
 
 class BadInputError(ValueError):
@@ -22,3 +22,20 @@ class BadInputError(ValueError):
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class OutputError(OSError):
+    """An output cannot be written (full disk, no permission...); names the path and why.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file or directory that could not be written.
+    problem : str
+        The system's reason.
+    """
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"cannot write {self.path}: {problem}")

@@ -6,6 +6,7 @@ Only this module's arithmetic propagates variance and ORs flags; steps never do 
 from __future__ import annotations
 
 import dataclasses
+import unicodedata
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,7 +102,7 @@ class Frame:
         for key, value in (cards or {}).items():
             set_card(header, key, value)
         for line in history or []:
-            header.add_history(line)
+            header.add_history(fits_text(line))
         return self.replace(header=header)
 
     # -- arithmetic ------------------------------------------------------------------------
@@ -175,8 +176,25 @@ class Frame:
         return cls(np.asarray(ccd.data), variance=variance, dq=dq, header=header)
 
 
+def fits_text(text: str) -> str:
+    """Make text FITS-legal (printable ASCII): accents dropped, anything else becomes ``?``.
+
+    File names such as ``M31 Andromède.fits`` end up in headers; the manifest keeps them whole.
+    """
+    decomposed = unicodedata.normalize("NFKD", text)
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return "".join(c if " " <= c <= "~" else "?" for c in plain)
+
+
 def set_card(header: fits.Header, key: str, value: Any) -> None:
-    """Set ``header[key] = value`` (or ``(value, comment)``), dropping a comment too long to fit."""
+    """Set ``header[key] = value`` (or ``(value, comment)``), dropping a comment too long to fit.
+
+    Text is made FITS-legal with `fits_text`.
+    """
+    if isinstance(value, tuple):
+        value = tuple(fits_text(v) if isinstance(v, str) else v for v in value)
+    elif isinstance(value, str):
+        value = fits_text(value)
     if isinstance(value, tuple):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

@@ -7,6 +7,7 @@ Writing is atomic (temporary file + rename): an output appears only when complet
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import tempfile
 import warnings
@@ -16,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
-from astropy.utils.exceptions import AstropyUserWarning
 from astropy.io.fits.verify import VerifyWarning
+from astropy.utils.exceptions import AstropyUserWarning
 
 from . import flags as _flags
-from .errors import BadInputError
+from .errors import BadInputError, OutputError
 from .frame import Frame
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "FileRows",
     "FITS_SUFFIXES",
     "is_fits_name",
+    "atomic_output",
 ]
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz", ".fz")
@@ -49,7 +51,7 @@ def is_fits_name(path: Path) -> bool:
 
 
 @contextmanager
-def _open(path: Path, memmap: bool = True) -> Iterator[fits.HDUList]:
+def _open(path: Path) -> Iterator[fits.HDUList]:
     path = Path(path)
     if path.is_dir():
         raise BadInputError(path, "is a directory, not a FITS file")
@@ -60,7 +62,7 @@ def _open(path: Path, memmap: bool = True) -> Iterator[fits.HDUList]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", (AstropyUserWarning, VerifyWarning))
-            hdul = fits.open(path, mode="readonly", memmap=memmap, lazy_load_hdus=False)
+            hdul = fits.open(path, mode="readonly", memmap=False, lazy_load_hdus=False)
     except (OSError, ValueError, TypeError, IndexError) as err:
         raise BadInputError(path, f"not a readable FITS file ({err})") from err
     try:
@@ -83,6 +85,47 @@ def _image_hdu(hdul: fits.HDUList, path: Path) -> fits.hdu.base._BaseHDU:
     raise BadInputError(path, "has no 2-D image in any HDU")
 
 
+def _stream_compressed(hdu: fits.hdu.base._BaseHDU) -> bool:
+    """Tell whether the whole file is a gzip/bzip2/zip stream (offsets are not on disk)."""
+    info = hdu.fileinfo()
+    return info is None or getattr(info["file"], "compression", None) is not None
+
+
+def _data_bytes(header: fits.Header) -> int:
+    """Bytes of an HDU's data on disk without the final padding (FITS standard 4.4.1)."""
+    naxis = int(header.get("NAXIS", 0))
+    if naxis == 0:
+        return 0
+    count = math.prod(int(header[f"NAXIS{i}"]) for i in range(1, naxis + 1))
+    return (abs(int(header["BITPIX"])) // 8 * int(header.get("GCOUNT", 1))
+            * (int(header.get("PCOUNT", 0)) + count))
+
+
+def _check_complete(hdu: fits.hdu.base._BaseHDU, path: Path) -> None:
+    """Refuse a file whose image data is cut short, before any work is done with it.
+
+    Plain files are checked by size (a missing final padding is tolerated); a compressed stream
+    can only be checked by decoding it.
+    """
+    if _stream_compressed(hdu):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", (AstropyUserWarning, VerifyWarning))
+                np.asarray(hdu.data)
+        except (OSError, ValueError, TypeError, EOFError) as err:
+            raise BadInputError(path, f"truncated or corrupt compressed data ({err})") from err
+        return
+    info = hdu.fileinfo()
+    if isinstance(hdu, fits.CompImageHDU):
+        needed = info["datLoc"] + info["datSpan"] - (2880 - 1)
+    else:
+        needed = info["datLoc"] + _data_bytes(hdu.header)
+    size = path.stat().st_size
+    if size < needed:
+        raise BadInputError(path, f"truncated: the file has {size} bytes, its header needs "
+                                  f"{needed}")
+
+
 def _clean_header(header: fits.Header) -> fits.Header:
     out = header.copy()
     for key in _STRUCTURAL:
@@ -91,11 +134,16 @@ def _clean_header(header: fits.Header) -> fits.Header:
 
 
 def read_header(path: str | Path) -> fits.Header:
-    """Return the header of the file's image HDU without reading the pixels."""
+    """Return the header of the file's image HDU, checking the data is all there.
+
+    Plain files are not read beyond their headers; a gzip-compressed file is decoded.
+    """
     path = Path(path)
     with _open(path) as hdul:
         try:
-            return _image_hdu(hdul, path).header.copy()
+            hdu = _image_hdu(hdul, path)
+            _check_complete(hdu, path)
+            return hdu.header.copy()
         except (OSError, ValueError) as err:
             if isinstance(err, BadInputError):
                 raise
@@ -114,7 +162,7 @@ def read(path: str | Path) -> Frame:
         The file is missing, empty, not FITS, truncated, or holds no 2-D image.
     """
     path = Path(path)
-    with _open(path, memmap=False) as hdul:
+    with _open(path) as hdul:
         hdu = _image_hdu(hdul, path)
         try:
             data = np.array(hdu.data, dtype=np.float32)
@@ -146,18 +194,34 @@ def sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _atomic_writeto(hdul: fits.HDUList, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
+@contextmanager
+def atomic_output(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; it becomes ``path`` only if the block succeeds.
+
+    On any failure the temporary file is removed, so no partial output is ever left, and a
+    system error (full disk, no permission) is raised as `OutputError` naming ``path``.
+    """
+    tmp = None
     try:
-        hdul.writeto(tmp, overwrite=True, output_verify="exception", checksum=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        os.close(fd)
+        yield Path(tmp)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except OutputError:
         raise
+    except OSError as err:
+        raise OutputError(path, err.strerror or f"{err} (is the disk full?)") from err
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _atomic_writeto(hdul: fits.HDUList, path: Path) -> None:
+    with atomic_output(path) as tmp:
+        hdul.writeto(tmp, overwrite=True, output_verify="exception", checksum=True)
 
 
 def _dq_header() -> fits.Header:
@@ -205,7 +269,8 @@ class FileRows:
     Uncompressed images are read with positioned reads of just the requested rows (big-endian
     on disk), converted to float32 with BSCALE/BZERO applied; nothing else of the file is held
     in memory (a memory map would keep every touched page resident). Compressed images fall
-    back to astropy's section reader. Non-finite values and BLANK come back as NaN.
+    back to astropy (tile-compressed: its section reader; gzip: the image decoded once).
+    Non-finite values and BLANK come back as NaN.
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -217,7 +282,7 @@ class FileRows:
         hdu = _image_hdu(hdul, self.path)
         header = hdu.header
         self.header = header
-        if isinstance(hdu, fits.CompImageHDU) or hdu.fileinfo() is None:
+        if isinstance(hdu, fits.CompImageHDU) or _stream_compressed(hdu):
             self._handle = None
             self._hdu = hdu
             self.shape = (int(header["ZNAXIS2"] if "ZNAXIS2" in header else header["NAXIS2"]),
@@ -241,7 +306,9 @@ class FileRows:
     def read_rows(self, start: int, stop: int) -> np.ndarray:
         """Return rows ``start:stop`` as float32, NaN where the pixel has no valid value."""
         if self._handle is None:
-            return np.asarray(self._hdu.section[start:stop, :], dtype=np.float32)
+            source = self._hdu.section if isinstance(self._hdu, fits.CompImageHDU) else (
+                self._hdu.data)  # a gzip stream cannot seek: astropy decodes it once
+            return np.asarray(source[start:stop, :], dtype=np.float32)
         cols = self.shape[1]
         count = (stop - start) * cols
         raw = np.empty(count, self._dtype)

@@ -196,6 +196,10 @@ def build_plan(infos: Sequence[FrameInfo], raw_dir: Path) -> NightPlan:
         by_kind: dict[str, list[FrameInfo]] = defaultdict(list)
         for info in group:
             by_kind[info.kind].append(info)
+        for kind in ("bias", "dark"):
+            if len(by_kind[kind]) == 1:
+                warnings.append(f"a single {kind} frame ({by_kind[kind][0].path.name}): its "
+                                f"noise and any cosmic ray go into every frame (take several)")
         bias_name = None
         if by_kind["bias"]:
             bias_name = f"bias{suffix}"
@@ -230,6 +234,8 @@ def build_plan(infos: Sequence[FrameInfo], raw_dir: Path) -> NightPlan:
                                        badpix))
         if not by_kind["bias"] and not dark_plans and (by_kind["science"] or by_kind["flat"]):
             warnings.append("no bias and no dark frames: the bias level stays in every frame")
+        if by_kind["science"] and not by_kind["flat"]:
+            warnings.append("no flat frames: science frames are not flat-fielded")
     if not usable:
         warnings.append("no usable frames found")
     return NightPlan(raw_dir=raw_dir, masters=tuple(masters), science=tuple(science),

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -236,7 +235,8 @@ def _noise_models(plan: NightPlan, infos: dict[Path, FrameInfo], masters: dict[s
 
 def _measure_read_noise(group: Sequence[FrameInfo]) -> tuple[float | None, str]:
     """Read noise in ADU from two biases, else from two darks of one exposure (an upper limit:
-    their difference also holds the dark current's shot noise)."""
+    their difference also holds the dark current's shot noise).
+    """
     biases = [i.path for i in group if i.kind == "bias"]
     if len(biases) >= 2:
         return read_noise_adu(io.read(biases[0]).data, io.read(biases[1]).data), "2 biases"
@@ -286,11 +286,22 @@ def _measure_gain(group: Sequence[FrameInfo], bias: Frame | None, rn_adu: float 
 def _validate_inputs(plan: NightPlan, options: ReduceOptions) -> None:
     if plan.skipped and not options.skip_bad:
         lines = "\n".join(f"  {i.path}: {i.error}" for i in plan.skipped)
-        raise BadInputError(plan.skipped[0].path,
+        raise BadInputError(plan.raw_dir,
                             f"{len(plan.skipped)} unusable file(s); nothing was written "
                             f"(use --skip-bad to go on without them):\n{lines}")
     if not plan.masters and not plan.science:
         raise BadInputError(plan.raw_dir, "no bias, dark, flat or science frames found")
+
+
+def _check_writable(out: Path) -> None:
+    """Refuse an output directory that cannot be created or written, before any work."""
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise BadInputError(out, f"cannot write here: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BadInputError(out, f"cannot write here: no permission to write in {existing}")
 
 
 def reduce_night(raw_dir: str | Path, out_dir: str | Path, *,
@@ -319,6 +330,7 @@ def reduce_night(raw_dir: str | Path, out_dir: str | Path, *,
     out = Path(out_dir)
     plan = plan or plan_night(raw_dir, out)
     _validate_inputs(plan, options)
+    _check_writable(out)
     report = progress or (lambda stage, done, total: None)
     infos = {i.input.path: i.input for i in plan.science}
     for master in plan.masters:
@@ -433,7 +445,7 @@ def _badpix_maps(plan: NightPlan, masters: dict[str, Frame]) -> dict[str, np.nda
 def _science_provenance(frame: Frame, sci: SciencePlan, master_paths: dict[str, Path],
                         master_sums: dict[str, str], noise: NoiseModel, raw_sum: str) -> Frame:
     cards: dict[str, Any] = {"CCDRED": (_version(), "ccdred version"),
-                             "CCDRDATE": (datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                             "CCDRDATE": (datetime.now(UTC).isoformat(timespec="seconds"),
                                           "UTC time of reduction"),
                              "RAWFILE": (sci.input.path.name[-68:], "raw input frame"),
                              "RAWSHA": (raw_sum, "SHA-256 of the raw input"),
@@ -474,7 +486,7 @@ def _write_manifest(out: Path, plan: NightPlan, options: ReduceOptions, result: 
                     products: list[dict[str, Any]]) -> Path:
     manifest = {
         "ccdred_version": _version(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "raw_dir": str(plan.raw_dir),
         "options": asdict(options),
         "noise": {k or "default": asdict(v) for k, v in result.noise.items()},
@@ -482,12 +494,8 @@ def _write_manifest(out: Path, plan: NightPlan, options: ReduceOptions, result: 
         "products": products,
     }
     path = out / "manifest.json"
-    out.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".part", dir=out)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(manifest, handle, indent=2, default=str)
-        handle.write("\n")
-    os.replace(tmp, path)
+    with io.atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
     return path
 
 
