@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["repair_pixels"]
+__all__ = ["repair_pixels", "fill_pixels"]
 
 
 @njit(cache=True, parallel=True)
@@ -58,3 +58,27 @@ def repair_pixels(data: np.ndarray, bad: np.ndarray, *, box: int = 5
     done = np.zeros(data.shape, dtype=np.bool_)
     _repair(out.copy(), np.ascontiguousarray(bad, dtype=np.bool_), box // 2, out, done)
     return out, done
+
+
+def fill_pixels(data: np.ndarray, bad: np.ndarray) -> np.ndarray:
+    """Fill every ``bad`` pixel from its good surroundings, growing inwards into large regions.
+
+    Each pass replaces the bad pixels that touch a good (or already filled) one by the median
+    of those 3x3 neighbours, so a saturated star core becomes a smooth plateau instead of a
+    hole. An image with no good pixel at all comes back as zeros.
+
+    Returns
+    -------
+    ndarray
+        A new float32 image with no NaN.
+    """
+    if bad.shape != data.shape:
+        raise ValueError(f"bad-pixel mask shape {bad.shape} != image shape {data.shape}")
+    remaining = np.array(bad, dtype=np.bool_, copy=True) | ~np.isfinite(data)
+    out = np.where(remaining, np.float32(np.nan), data).astype(np.float32)
+    while remaining.any():
+        out, done = repair_pixels(out, remaining, box=3)
+        if not done.any():
+            break
+        remaining &= ~done
+    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)

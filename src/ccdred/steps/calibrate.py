@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from ..flags import REPAIRABLE, Flag
 from ..frame import Frame
-from ..kernels.repair import repair_pixels
+from ..kernels.repair import fill_pixels, repair_pixels
 
 __all__ = ["flag_nonfinite", "flag_saturation", "add_noise_model", "subtract_bias",
            "subtract_dark", "flat_correct", "reject_cosmics", "repair"]
@@ -75,15 +76,21 @@ def flat_correct(frame: Frame, flat: Frame, *, min_flat: float = 0.1) -> Frame:
 
 
 def reject_cosmics(frame: Frame, *, gain: float, read_noise: float, sigclip: float = 4.5,
-                   objlim: float = 5.0, clean: bool = False, saturation: float | None = None
-                   ) -> Frame:
+                   objlim: float = 5.0, clean: bool = False) -> Frame:
     """Detect cosmic rays with L.A.Cosmic (astroscrappy) and flag them COSMIC_RAY.
+
+    Pixels already flagged are filled from their neighbours before detection (a zero or NaN
+    hole inside a star would make its rim look like cosmic rays) and are not flagged again.
+    Saturated pixels, with a 4-pixel halo, are masked too, as L.A.Cosmic does for saturated
+    stars: the steep edge of a clipped core is not a cosmic ray. The frame's own variance, when
+    it has one, is the noise model (it knows the flat field); otherwise ``gain`` and
+    ``read_noise`` give it.
 
     Parameters
     ----------
     frame : Frame
-        A calibrated frame in ADU, bias and dark removed but sky kept: astroscrappy's noise
-        model (``data * gain + read_noise^2``) needs the detected charge.
+        A calibrated frame in ADU, bias and dark removed but sky kept: the noise model needs
+        the detected charge.
     gain : float
         Electrons per ADU.
     read_noise : float
@@ -93,8 +100,6 @@ def reject_cosmics(frame: Frame, *, gain: float, read_noise: float, sigclip: flo
     clean : bool
         Also replace the hits by astroscrappy's cleaned values (otherwise only flag them; the
         cosmetic `repair` step fills flagged pixels).
-    saturation : float, optional
-        Level (in the frame's units) treated as saturated by astroscrappy.
 
     Notes
     -----
@@ -104,12 +109,19 @@ def reject_cosmics(frame: Frame, *, gain: float, read_noise: float, sigclip: flo
 
     if not gain > 0:
         raise ValueError(f"gain must be positive, got {gain}")
-    data = np.where(frame.bad, np.float32(0.0), frame.data).astype(np.float32)
-    satlevel = float(saturation) if saturation else float(np.finfo(np.float32).max)
+    if not read_noise >= 0:
+        raise ValueError(f"read noise must be >= 0, got {read_noise}")
+    bad = frame.bad
+    saturated = (frame.dq & np.uint16(Flag.SATURATED)) != 0
+    halo = ndimage.binary_dilation(saturated, structure=np.ones((5, 5), bool), iterations=2)
+    variance = None if frame.variance is None else fill_pixels(frame.variance, bad)
+    # Filled defects look like ordinary pixels, so they need no mask: astroscrappy grows its
+    # mask by a pixel, which would hide the 3% of hits that land next to a hot or dead pixel.
     mask, cleaned = astroscrappy.detect_cosmics(
-        np.nan_to_num(data), inmask=frame.bad, inbkg=None, gain=gain, readnoise=read_noise,
-        sigclip=sigclip, objlim=objlim, satlevel=satlevel, sepmed=True, cleantype="meanmask",
-        verbose=False)
+        fill_pixels(frame.data, bad), inmask=halo, invar=variance, gain=gain,
+        readnoise=read_noise, sigclip=sigclip, objlim=objlim, satlevel=np.inf, sepmed=True,
+        cleantype="meanmask", verbose=False)
+    mask &= ~bad
     out = frame.with_flags(mask, Flag.COSMIC_RAY)
     if clean:
         out = out.replace(data=np.where(mask, cleaned.astype(np.float32), out.data))
