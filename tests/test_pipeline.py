@@ -11,7 +11,8 @@ from ccdred.pipeline import SCIENCE_STEPS, ReduceOptions
 
 
 def test_science_steps_are_in_the_right_order():
-    assert SCIENCE_STEPS == ("flag_nonfinite", "flag_saturation", "noise_model",
+    assert SCIENCE_STEPS == ("flag_nonfinite", "flag_saturation", "overscan", "trim",
+                             "noise_model",
                              "subtract_bias", "subtract_dark", "flat_correct", "flag_defects",
                              "reject_cosmics", "repair")
 

@@ -50,6 +50,12 @@ def test_masters_and_serving(night):
     elif name == "caha-cafos-ngc2420":
         assert masters == ["badpix", "bias", "flat_JohnsonB", "flat_JohnsonV"]
         assert len(reduced) == 11
+        # CAFOS writes BIASSEC='[0,513:0,1536]' and a DATASEC in chip coordinates: ignored,
+        # with a warning, and the frames keep their shape.
+        warnings = manifest["plan"]["warnings"]
+        assert any(w.startswith("BIASSEC ignored: '[0,513:0,1536]'") for w in warnings)
+        assert any(w.startswith("DATASEC ignored") for w in warnings)
+        assert ccdred.read(result.reduced[0]).shape == (1024, 1024)
         for product in reduced:
             assert product["parameters"]["dark"] is None
             folder = "/B/" if "/B/" in product["inputs"][0]["path"] else "/V/"

@@ -172,6 +172,9 @@ def reduce(
                           ] = None,
     saturation: Annotated[float | None, typer.Option(help="Raw saturation level in ADU.")
                           ] = None,
+    overscan: Annotated[str, typer.Option(
+        help="Overscan model where headers give BIASSEC: median, mean, poly, or none (no "
+             "overscan, no trimming).")] = "median",
 ) -> None:
     """Reduce a night: plan, build masters, calibrate every science frame, write a manifest."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -187,7 +190,8 @@ def reduce(
     options = ReduceOptions(bias_combine=stack_options, dark_combine=stack_options,
                             flat_combine=stack_options, hot_sigma=hot_sigma,
                             dead_sigma=dead_sigma, repair=repair, cosmics=cosmics, gain=gain,
-                            read_noise=read_noise, saturation=saturation, skip_bad=skip_bad)
+                            read_noise=read_noise, saturation=saturation, skip_bad=skip_bad,
+                            overscan=None if overscan == "none" else overscan)
     plan = plan_night(raw_dir, out)
     _print_plan(plan)
     if dry_run:

@@ -98,32 +98,65 @@ class _FileSource:
 
 @dataclass
 class CalibratedRows:
-    """A source with calibration applied on the fly, row block by row block.
+    """A raw source with calibration applied on the fly, row block by row block.
 
-    ``out = raw - sum(factor * frame)`` for each ``(frame, factor)`` in ``subtract``; raw values at
-    or above ``saturation`` become NaN before anything else, so they never enter a combine.
+    In order: raw values at or above ``saturation`` become NaN, so they never enter a
+    combine; with an ``overscan`` model, each row's overscan level (BIASSEC) is subtracted and
+    the frame trimmed (TRIMSEC/DATASEC), as `ccdred.steps.overscan` reads them from the
+    source's header; then ``out = raw - sum(factor * frame)`` for each ``(frame, factor)`` in
+    ``subtract``.
     """
 
     source: RowSource
     subtract: Sequence[tuple[Frame, float]] = ()
     saturation: float | None = None
+    overscan: str | None = None
+    """Overscan model (``median``, ``mean``, ``poly``), or None to leave the frame as it is."""
     name: str = field(init=False)
     shape: tuple[int, int] = field(init=False)
 
     def __post_init__(self) -> None:
+        from .steps.overscan import readout_geometry
+
         self.name = self.source.name
-        self.shape = self.source.shape
         self.header = getattr(self.source, "header", None)
+        geometry = None
+        if self.overscan is not None and self.header is not None:
+            geometry = readout_geometry(self.header, self.source.shape)
+        self._trim = geometry.trimsec if geometry else None
+        self._levels = (self._overscan_levels(geometry.biassec)
+                        if geometry and geometry.biassec else None)
+        self.shape = self._trim.shape if self._trim else self.source.shape
         for frame, _ in self.subtract:
             if frame.shape != self.shape:
                 raise ValueError(
                     f"{self.name} is {self.shape[1]}x{self.shape[0]} but the calibration frame "
                     f"{frame.path.name if frame.path else ''} is {frame.shape[1]}x{frame.shape[0]}")
 
-    def read_rows(self, start: int, stop: int) -> np.ndarray:
+    def _raw_rows(self, start: int, stop: int) -> np.ndarray:
         block = self.source.read_rows(start, stop)
         if self.saturation is not None:
             block = np.where(block >= self.saturation, np.float32(np.nan), block)
+        return block
+
+    def _overscan_levels(self, biassec) -> np.ndarray:
+        from .steps.overscan import overscan_levels
+
+        rows, cols = biassec.slices
+        step = 256
+        overscan = np.concatenate([self._raw_rows(r, min(r + step, self.source.shape[0]))[:, cols]
+                                   for r in range(0, self.source.shape[0], step)])
+        levels = np.zeros(self.source.shape[0])
+        levels[rows] = overscan_levels(overscan[rows], model=self.overscan)
+        return levels
+
+    def read_rows(self, start: int, stop: int) -> np.ndarray:
+        offset = self._trim.row0 if self._trim else 0
+        block = self._raw_rows(start + offset, stop + offset)
+        if self._levels is not None:
+            block = block - self._levels[start + offset:stop + offset, None].astype(np.float32)
+        if self._trim is not None:
+            block = block[:, self._trim.col0:self._trim.col1]
         for frame, factor in self.subtract:
             # Flagged calibration pixels (hot pixels in a dark) still hold the right value to
             # subtract; only pixels without any value become NaN.

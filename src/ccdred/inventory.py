@@ -18,6 +18,7 @@ from astropy.io import fits
 from .errors import BadInputError
 from .instruments import Conventions, load_conventions
 from .io import is_fits_name, read_header
+from .steps.overscan import ReadoutGeometry, readout_geometry
 
 __all__ = ["FrameInfo", "scan", "describe_file", "classify", "header_exptime", "KINDS",
            "find_fits"]
@@ -51,6 +52,12 @@ class FrameInfo:
     saturation: float | None = None
     bitpix: int | None = None
     bzero: float | None = None
+    data_shape: tuple[int, int] | None = None
+    """(rows, columns) after trimming to TRIMSEC/DATASEC; ``shape`` when there is none."""
+    overscan: str | None = None
+    """The usable BIASSEC, as a FITS section, or None."""
+    notes: tuple[str, ...] = ()
+    """What in the header was ignored, and why (e.g. a nonsensical BIASSEC)."""
     error: str | None = None
 
     @property
@@ -60,8 +67,8 @@ class FrameInfo:
 
     @property
     def setup(self) -> tuple[tuple[int, int] | None, tuple[int, int]]:
-        """The readout setup masters must match: shape and binning."""
-        return (self.shape, self.binning)
+        """The readout setup masters must match: shape after trimming, and binning."""
+        return (self.data_shape or self.shape, self.binning)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -186,6 +193,8 @@ def describe_file(path: Path, root: Path | None = None,
         temperature = None
     naxis1 = header.get("ZNAXIS1", header.get("NAXIS1"))
     naxis2 = header.get("ZNAXIS2", header.get("NAXIS2"))
+    shape = (int(naxis2), int(naxis1)) if naxis1 and naxis2 else None
+    geometry = readout_geometry(header, shape) if shape else ReadoutGeometry()
     info = FrameInfo(
         path=path,
         kind=kind,
@@ -194,7 +203,10 @@ def describe_file(path: Path, root: Path | None = None,
         darktime=_float(_value(header, keys["darktime"])),
         filter=_text(_value(header, keys["filter"])),
         binning=_binning(header, conv),
-        shape=(int(naxis2), int(naxis1)) if naxis1 and naxis2 else None,
+        shape=shape,
+        data_shape=geometry.data_shape(shape) if shape else None,
+        overscan=geometry.biassec.fits() if geometry.biassec else None,
+        notes=geometry.notes,
         temperature=temperature,
         date=_text(_value(header, keys["date"])),
         object=_text(_value(header, keys["object"])),

@@ -54,6 +54,9 @@ class CameraModel:
     temperature: float = -30.0
     noise_keywords: bool = True
     """Write GAIN and RDNOISE in the headers (real cameras often do not)."""
+    overscan: int = 0
+    """Overscan columns read out after each row (BIASSEC/TRIMSEC in the headers). With an
+    overscan, the bias level also drifts by several ADU from frame to frame, as real ones do."""
 
 
 @dataclass(frozen=True)
@@ -169,9 +172,14 @@ def _readout(model: CameraModel, electrons: np.ndarray, bias: np.ndarray,
     collected = np.minimum(rng.poisson(np.maximum(electrons, 0)).astype(np.float64),
                            model.full_well)
     collected += rng.normal(0.0, model.read_noise, electrons.shape)
-    offset = rng.normal(0.0, 0.3)
-    adu = np.round(bias + offset + collected / model.gain)
-    return np.clip(adu, 0, ADC_MAX).astype(np.uint16)
+    offset = rng.normal(0.0, 5.0 if model.overscan else 0.3)
+    adu = bias + offset + collected / model.gain
+    if model.overscan:
+        rows = electrons.shape[0]
+        empty = rng.normal(0.0, model.read_noise, (rows, model.overscan)) / model.gain
+        adu = np.hstack([adu, bias[:, -1:] - bias[:, -1:].mean() + model.bias_level + offset
+                         + empty])
+    return np.clip(np.round(adu), 0, ADC_MAX).astype(np.uint16)
 
 
 def _header(model: CameraModel, acqtype: str, exptime: float, when: datetime,
@@ -188,6 +196,10 @@ def _header(model: CameraModel, acqtype: str, exptime: float, when: datetime,
     header["XBINNING"] = 1
     header["YBINNING"] = 1
     header["CCD-TEMP"] = (model.temperature, "[C] detector temperature")
+    if model.overscan:
+        n = model.size
+        header["BIASSEC"] = (f"[{n + 1}:{n + model.overscan},1:{n}]", "overscan columns")
+        header["TRIMSEC"] = (f"[1:{n},1:{n}]", "useful data")
     if model.noise_keywords:
         header["GAIN"] = (model.gain, "[e-/ADU]")
         header["RDNOISE"] = (model.read_noise, "[e-] read noise")
@@ -267,7 +279,7 @@ def simulate_night(out_dir: str | Path, *, model: CameraModel = CameraModel(), s
               _header(model, "SCIENCE", exptime, clock, model.filter, "1978 VF11"))
         truth.science[name] = signal / model.gain
         truth.cosmics[name] = hits
-        truth.saturated[name] = data >= ADC_MAX
+        truth.saturated[name] = data[:, :model.size] >= ADC_MAX
     _write_truth(truth, truth_dir, model)
     return SimulatedNight(raw_dir=raw, truth_dir=truth_dir, files=files, truth=truth,
                           model=model)

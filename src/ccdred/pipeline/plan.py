@@ -238,8 +238,19 @@ def build_plan(infos: Sequence[FrameInfo], raw_dir: Path) -> NightPlan:
             warnings.append("no flat frames: science frames are not flat-fielded")
     if not usable:
         warnings.append("no usable frames found")
+    warnings.extend(_header_notes(usable))
     return NightPlan(raw_dir=raw_dir, masters=tuple(masters), science=tuple(science),
                      skipped=skipped, warnings=tuple(warnings), setups=setups)
+
+
+def _header_notes(infos: Sequence[FrameInfo]) -> list[str]:
+    """One warning per distinct header note (e.g. an ignored BIASSEC), with how many files."""
+    files: dict[str, list[str]] = defaultdict(list)
+    for info in infos:
+        for note in info.notes:
+            files[note].append(info.path.name)
+    return [f"{note} ({len(names)} file{'s' if len(names) > 1 else ''}, e.g. {names[0]})"
+            for note, names in files.items()]
 
 
 def _plan_darks(darks: Sequence[FrameInfo], bias_name: str | None, suffix: str,

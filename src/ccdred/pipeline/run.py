@@ -19,6 +19,7 @@ from ..frame import Frame
 from ..inventory import FrameInfo, describe_file, scan
 from ..kernels.noise import gain_from_flats, read_noise_adu
 from ..steps import CombineOptions
+from ..steps.overscan import OVERSCAN_MODELS, ReadoutGeometry, readout_geometry
 from .plan import MasterPlan, NightPlan, SciencePlan, build_plan
 
 __all__ = ["ReduceOptions", "NoiseModel", "NightResult", "plan_night", "reduce_night",
@@ -47,8 +48,14 @@ class ReduceOptions:
     saturation: float | None = None
     """Raw ADU; overrides headers and the ADC limit."""
     skip_bad: bool = False
+    overscan: str | None = "median"
+    """Overscan model where headers give a BIASSEC (median, mean, poly); None: no overscan
+    subtraction and no trimming."""
 
     def __post_init__(self) -> None:
+        if self.overscan is not None and self.overscan not in OVERSCAN_MODELS:
+            raise ValueError(f"overscan must be one of {', '.join(OVERSCAN_MODELS)}, "
+                             f"got {self.overscan!r}")
         for name in ("hot_sigma", "dead_sigma", "min_flat"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -83,6 +90,8 @@ class NightResult:
 SCIENCE_STEPS = (
     "flag_nonfinite",
     "flag_saturation",
+    "overscan",
+    "trim",
     "noise_model",
     "subtract_bias",
     "subtract_dark",
@@ -92,7 +101,8 @@ SCIENCE_STEPS = (
     "repair",
 )
 """The ordered calibration of a science frame. Saturation is flagged on the raw values; the
-noise model is attached before any master is subtracted; defects are repaired last."""
+overscan and trim come before anything else changes the values; the noise model is attached
+before any master is subtracted; defects are repaired last."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +112,7 @@ class _Context:
     noise: NoiseModel
     options: ReduceOptions
     saturation: float | None
+    geometry: ReadoutGeometry
 
 
 def _step_flag_nonfinite(frame: Frame, ctx: _Context) -> Frame:
@@ -110,6 +121,18 @@ def _step_flag_nonfinite(frame: Frame, ctx: _Context) -> Frame:
 
 def _step_flag_saturation(frame: Frame, ctx: _Context) -> Frame:
     return steps.flag_saturation(frame, ctx.saturation)
+
+
+def _step_overscan(frame: Frame, ctx: _Context) -> Frame:
+    if ctx.options.overscan is None or ctx.geometry.biassec is None:
+        return frame
+    return steps.subtract_overscan(frame, ctx.geometry.biassec, model=ctx.options.overscan)
+
+
+def _step_trim(frame: Frame, ctx: _Context) -> Frame:
+    if ctx.options.overscan is None or ctx.geometry.trimsec is None:
+        return frame
+    return steps.trim(frame, ctx.geometry.trimsec)
 
 
 def _step_noise_model(frame: Frame, ctx: _Context) -> Frame:
@@ -158,6 +181,8 @@ def _step_repair(frame: Frame, ctx: _Context) -> Frame:
 _STEP_FUNCTIONS: dict[str, Callable[[Frame, _Context], Frame]] = {
     "flag_nonfinite": _step_flag_nonfinite,
     "flag_saturation": _step_flag_saturation,
+    "overscan": _step_overscan,
+    "trim": _step_trim,
     "noise_model": _step_noise_model,
     "subtract_bias": _step_subtract_bias,
     "subtract_dark": _step_subtract_dark,
@@ -172,7 +197,8 @@ def calibrate_science(raw: Frame, plan: SciencePlan, masters: dict[str, Frame],
                       noise: NoiseModel, options: ReduceOptions, saturation: float | None
                       ) -> Frame:
     """Run `SCIENCE_STEPS` over one raw science frame."""
-    ctx = _Context(plan, masters, noise, options, saturation)
+    ctx = _Context(plan, masters, noise, options, saturation,
+                   readout_geometry(raw.header, raw.shape))
     frame = raw
     for name in SCIENCE_STEPS:
         frame = _STEP_FUNCTIONS[name](frame, ctx)
@@ -223,7 +249,8 @@ def _noise_models(plan: NightPlan, infos: dict[Path, FrameInfo], masters: dict[s
         if rn is None:
             rn_adu, rn_from = _measure_read_noise(group)
         if gain is None:
-            gain, gain_source = _measure_gain(group, masters.get(f"bias{suffix}"), rn_adu)
+            gain, gain_source = _measure_gain(group, masters.get(f"bias{suffix}"), rn_adu,
+                                              options)
         if rn is None:
             if rn_adu is not None:
                 rn, rn_source = rn_adu * gain, f"measured from {rn_from} ({rn_adu:.2f} ADU)"
@@ -264,8 +291,19 @@ def _header_value(group: Sequence[FrameInfo], attr: str, override: float | None
     return None, ""
 
 
-def _measure_gain(group: Sequence[FrameInfo], bias: Frame | None, rn_adu: float | None
-                  ) -> tuple[float, str]:
+def _read_trimmed(path: Path, options: ReduceOptions) -> Frame:
+    """A raw frame with its overscan subtracted and trimmed, as the masters were made."""
+    frame = io.read(path)
+    if options.overscan is None:
+        return frame
+    geometry = readout_geometry(frame.header, frame.shape)
+    if geometry.biassec is not None:
+        frame = steps.subtract_overscan(frame, geometry.biassec, model=options.overscan)
+    return steps.trim(frame, geometry.trimsec) if geometry.trimsec is not None else frame
+
+
+def _measure_gain(group: Sequence[FrameInfo], bias: Frame | None, rn_adu: float | None,
+                  options: ReduceOptions) -> tuple[float, str]:
     flats = [i for i in group if i.kind == "flat"]
     if bias is None or len(flats) < 2:
         return 1.0, "assumed 1.0 (no keyword; measuring needs a master bias and 2 flats)"
@@ -275,7 +313,7 @@ def _measure_gain(group: Sequence[FrameInfo], bias: Frame | None, rn_adu: float 
     pair = max(by_filter.values(), key=len)
     if len(pair) < 2:
         return 1.0, "assumed 1.0 (no keyword; no two flats of one filter to measure it)"
-    f1, f2 = io.read(pair[0].path).data, io.read(pair[1].path).data
+    f1, f2 = (_read_trimmed(info.path, options).data for info in pair[:2])
     read_noise = rn_adu if rn_adu is not None else 0.0
     gain = gain_from_flats(f1, f2, bias.data, read_noise)
     if not np.isfinite(gain) or gain <= 0:
@@ -394,17 +432,17 @@ def _build_master(master: MasterPlan, built: dict[str, Frame], infos: dict[Path,
     bias = built.get(master.bias) if master.bias else None
     if master.kind == "bias":
         result = steps.make_master_bias(master.inputs, options=combine_options,
-                                        saturation=saturation)
+                                        saturation=saturation, overscan=options.overscan)
         frame = result.frame
     elif master.kind == "dark":
         result = steps.make_master_dark(master.inputs, bias=bias, options=combine_options,
-                                        saturation=saturation)
+                                        saturation=saturation, overscan=options.overscan)
         frame = steps.find_hot_pixels(result.frame, k=options.hot_sigma)
     else:
         darks = [None if d is None else (built[d.master], d.scale) for d in master.darks]
         result = steps.make_master_flat(master.inputs, bias=bias, darks=darks,
                                         options=combine_options, saturation=saturation,
-                                        min_flat=options.min_flat)
+                                        min_flat=options.min_flat, overscan=options.overscan)
         frame = steps.find_dead_pixels(result.frame, k=options.dead_sigma)
     headers = [io.read_header(p) for p in master.inputs]
     header = steps.master_header(headers, [p.name for p in master.inputs], kind=master.kind,

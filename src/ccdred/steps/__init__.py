@@ -1,7 +1,7 @@
 """Calibration steps: each takes `Frame` objects (or row sources) and returns new frames.
 
 Masters: `make_master_bias`, `make_master_dark`, `make_master_flat`. Defects:
-`find_hot_pixels`, `find_dead_pixels`. Science: `flag_saturation`, `add_noise_model`,
+`find_hot_pixels`, `find_dead_pixels`. Science: `flag_saturation`, `subtract_overscan`, `trim`, `add_noise_model`,
 `subtract_bias`, `subtract_dark`, `flat_correct`, `reject_cosmics`, `repair`.
 """
 
@@ -15,6 +15,7 @@ from .calibrate import (
     subtract_bias,
     subtract_dark,
 )
+from .overscan import subtract_overscan, trim
 from .masters import (
     CombineOptions,
     find_dead_pixels,
@@ -41,4 +42,6 @@ __all__ = [
     "repair",
     "subtract_bias",
     "subtract_dark",
+    "subtract_overscan",
+    "trim",
 ]

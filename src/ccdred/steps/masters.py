@@ -123,7 +123,8 @@ def _combine(inputs: Sequence[object], options: CombineOptions, **extra) -> Comb
 
 
 def make_master_bias(inputs: Sequence[object], *, options: CombineOptions = CombineOptions(),
-                     saturation: float | None = None) -> CombineResult:
+                     saturation: float | None = None, overscan: str | None = None
+                     ) -> CombineResult:
     """Combine bias frames into a master bias.
 
     Parameters
@@ -134,21 +135,25 @@ def make_master_bias(inputs: Sequence[object], *, options: CombineOptions = Comb
         Estimator and rejection.
     saturation : float, optional
         Raw level at or above which values are left out.
+    overscan : str, optional
+        Overscan model (``median``, ``mean``, ``poly``) applied, with trimming, to inputs
+        whose headers give BIASSEC/TRIMSEC (see `ccdred.steps.overscan`); None: neither.
     """
-    sources = [_source(item, (), saturation) for item in inputs]
+    sources = [_source(item, (), saturation, overscan) for item in inputs]
     return _combine(sources, options)
 
 
 def make_master_dark(inputs: Sequence[object], *, bias: Frame | None = None,
                      options: CombineOptions = CombineOptions(),
-                     saturation: float | None = None) -> CombineResult:
+                     saturation: float | None = None, overscan: str | None = None
+                     ) -> CombineResult:
     """Combine dark frames of one exposure time into a master dark.
 
     With a master ``bias``, each dark is bias-subtracted first, so the master holds dark
     current alone and can be scaled to other exposure times.
     """
     subtract = ((bias, 1.0),) if bias is not None else ()
-    sources = [_source(item, subtract, saturation) for item in inputs]
+    sources = [_source(item, subtract, saturation, overscan) for item in inputs]
     result = _combine(sources, options)
     if saturation is None:
         return result
@@ -165,7 +170,8 @@ def make_master_dark(inputs: Sequence[object], *, bias: Frame | None = None,
 def make_master_flat(inputs: Sequence[object], *, bias: Frame | None = None,
                      darks: Sequence[tuple[Frame, float] | None] | None = None,
                      options: CombineOptions = CombineOptions(),
-                     saturation: float | None = None, min_flat: float = 0.1) -> CombineResult:
+                     saturation: float | None = None, min_flat: float = 0.1,
+                     overscan: str | None = None) -> CombineResult:
     """Combine flats of one filter into a master flat normalised to mean 1 over good pixels.
 
     Each flat has the bias and its *own* dark (``darks[i] = (master_dark, scale)``, or None)
@@ -182,7 +188,7 @@ def make_master_flat(inputs: Sequence[object], *, bias: Frame | None = None,
             subtract.append((bias, 1.0))
         if darks is not None and darks[i] is not None:
             subtract.append(darks[i])
-        sources.append(_source(item, subtract, saturation))
+        sources.append(_source(item, subtract, saturation, overscan))
     result = _combine(sources, options, scale="median")
     frame = result.frame
     good = np.isfinite(frame.data)
@@ -201,13 +207,14 @@ def make_master_flat(inputs: Sequence[object], *, bias: Frame | None = None,
     return replace(result, frame=normalised)
 
 
-def _source(item: object, subtract, saturation: float | None) -> object:
-    if not subtract and saturation is None:
+def _source(item: object, subtract, saturation: float | None, overscan: str | None) -> object:
+    if not subtract and saturation is None and overscan is None:
         return item
     from ..combine import _as_source
 
     source = item if isinstance(item, RowSource) else _as_source(item)
-    return CalibratedRows(source, subtract=tuple(subtract), saturation=saturation)
+    return CalibratedRows(source, subtract=tuple(subtract), saturation=saturation,
+                          overscan=overscan)
 
 
 def find_hot_pixels(dark: Frame, *, k: float = 5.0) -> Frame:
