@@ -111,3 +111,48 @@ def test_reduced_files_are_fits_legal_and_round_trip(reduced):
     np.testing.assert_allclose(ccd.uncertainty.array ** 2, frame.variance, rtol=1e-6)
     np.testing.assert_array_equal(ccd.mask, frame.bad)
     assert frame.dq.dtype == np.uint16 and (frame.dq & Flag.COSMIC_RAY).any()
+
+
+@pytest.fixture(scope="module")
+def warm_night(tmp_path_factory):
+    """Science frames with 30% more dark current than the darks say (a warmer sensor)."""
+    model = CameraModel(size=256, n_stars=40, science_dark_factor=1.3)
+    return simulate_night(tmp_path_factory.mktemp("warm"), model=model, seed=3)
+
+
+def _hot_residual(result, night):
+    """RMS residual (ADU) at the hot pixels of every reduced frame (unsaturated ones)."""
+    values = []
+    for path in result.reduced:
+        frame = ccdred.read(path)
+        saturated = (frame.dq & Flag.SATURATED) != 0
+        hot = night.truth.hot & np.isfinite(frame.data) & ~saturated
+        values.append((frame.data - night.truth.science[path.name])[hot])
+    return float(np.sqrt(np.mean(np.concatenate(values) ** 2)))
+
+
+def test_optimised_dark_scale_fits_a_dark_that_does_not_scale(warm_night, tmp_path):
+    from ccdred.pipeline import ReduceOptions
+
+    plain = ccdred.reduce_night(warm_night.raw_dir, tmp_path / "plain",
+                                options=ReduceOptions(cosmics=False, repair=False))
+    fitted = ccdred.reduce_night(warm_night.raw_dir, tmp_path / "fitted",
+                                 options=ReduceOptions(cosmics=False, repair=False,
+                                                       optimize_dark=True))
+    for sci, path in zip(fitted.plan.science, fitted.reduced, strict=True):
+        header = ccdred.read(path).header
+        assert header["DARKEXPS"] == pytest.approx(sci.dark.scale)
+        assert header["DARKSCL"] == pytest.approx(1.3 * sci.dark.scale, rel=0.03)
+        assert any("fitted" in str(line) for line in header["HISTORY"])
+    before, after = _hot_residual(plain, warm_night), _hot_residual(fitted, warm_night)
+    print(f"\nhot-pixel residual RMS: exposure ratio {before:.1f} ADU, fitted {after:.1f} ADU")
+    assert after < 0.5 * before
+
+
+def test_optimised_dark_scale_keeps_the_ratio_when_the_dark_scales(sim_night, tmp_path):
+    from ccdred.pipeline import ReduceOptions
+
+    result = ccdred.reduce_night(sim_night.raw_dir, tmp_path / "out",
+                                 options=ReduceOptions(cosmics=False, optimize_dark=True))
+    for sci, path in zip(result.plan.science, result.reduced, strict=True):
+        assert ccdred.read(path).header["DARKSCL"] == pytest.approx(sci.dark.scale, rel=0.03)

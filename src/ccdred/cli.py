@@ -172,6 +172,9 @@ def reduce(
                           ] = None,
     saturation: Annotated[float | None, typer.Option(help="Raw saturation level in ADU.")
                           ] = None,
+    optimize_dark: Annotated[bool, typer.Option(
+        "--optimize-dark", help="Fit each frame's dark factor (least dark pattern left) "
+                                "instead of the exposure-time ratio.")] = False,
     overscan: Annotated[str, typer.Option(
         help="Overscan model where headers give BIASSEC: median, mean, poly, or none (no "
              "overscan, no trimming).")] = "median",
@@ -191,7 +194,8 @@ def reduce(
                             flat_combine=stack_options, hot_sigma=hot_sigma,
                             dead_sigma=dead_sigma, repair=repair, cosmics=cosmics, gain=gain,
                             read_noise=read_noise, saturation=saturation, skip_bad=skip_bad,
-                            overscan=None if overscan == "none" else overscan)
+                            overscan=None if overscan == "none" else overscan,
+                            optimize_dark=optimize_dark)
     plan = plan_night(raw_dir, out)
     _print_plan(plan)
     if dry_run:

@@ -54,6 +54,9 @@ class CameraModel:
     temperature: float = -30.0
     noise_keywords: bool = True
     """Write GAIN and RDNOISE in the headers (real cameras often do not)."""
+    science_dark_factor: float = 1.0
+    """Dark current in science frames relative to the darks (1: it scales cleanly with exposure
+    time; a warmer sensor during the science gives more)."""
     overscan: int = 0
     """Overscan columns read out after each row (BIASSEC/TRIMSEC in the headers). With an
     overscan, the bias level also drifts by several ADU from frame to frame, as real ones do."""
@@ -272,7 +275,7 @@ def simulate_night(out_dir: str | Path, *, model: CameraModel = CameraModel(), s
         clock += timedelta(seconds=exptime + 30)
         signal = (model.sky_rate + stars) * exptime
         charge, hits = _cosmics(model, exptime, rng)
-        electrons = flat * signal + dark_rate * exptime + charge
+        electrons = flat * signal + model.science_dark_factor * dark_rate * exptime + charge
         data = _readout(model, electrons, bias, rng)
         name = _name("1978-VF11", clock, "SC", model.filter, exptime, i)
         write("data", "science", name, data,

@@ -48,6 +48,9 @@ class ReduceOptions:
     saturation: float | None = None
     """Raw ADU; overrides headers and the ADC limit."""
     skip_bad: bool = False
+    optimize_dark: bool = False
+    """Fit each science frame's dark factor (`ccdred.steps.optimal_dark_scale`) instead of
+    using the exposure-time ratio, for cameras whose dark does not scale cleanly."""
     overscan: str | None = "median"
     """Overscan model where headers give a BIASSEC (median, mean, poly); None: no overscan
     subtraction and no trimming."""
@@ -152,7 +155,19 @@ def _step_subtract_bias(frame: Frame, ctx: _Context) -> Frame:
 def _step_subtract_dark(frame: Frame, ctx: _Context) -> Frame:
     if ctx.plan.dark is None:
         return frame
-    return steps.subtract_dark(frame, ctx.masters[ctx.plan.dark.master], ctx.plan.dark.scale)
+    dark = ctx.masters[ctx.plan.dark.master]
+    scale = ctx.plan.dark.scale
+    cards = {"DARKSCL": (round(scale, 6), "factor applied to the master dark")}
+    if ctx.options.optimize_dark and dark.header.get("DARKSCAL", False):
+        try:
+            scale = steps.optimal_dark_scale(frame, dark)
+        except ValueError as err:
+            cards["DARKOPT"] = (f"not fitted: {err}"[:68], "dark optimisation")
+        else:
+            cards = {"DARKSCL": (round(scale, 6), "fitted factor applied to the master dark"),
+                     "DARKEXPS": (round(ctx.plan.dark.scale, 6),
+                                  "exposure-time ratio to the dark")}
+    return steps.subtract_dark(frame, dark, scale).with_header(cards)
 
 
 def _step_flat_correct(frame: Frame, ctx: _Context) -> Frame:
@@ -412,7 +427,9 @@ def reduce_night(raw_dir: str | Path, out_dir: str | Path, *,
         path = io.write(reduced, out / "reduced" / sci.output)
         result.reduced.append(path)
         products.append(_product(path, "reduced", (sci.input.path,), checksums, {
-            "bias": sci.bias, "dark": None if sci.dark is None else asdict(sci.dark),
+            "bias": sci.bias,
+            "dark": None if sci.dark is None else {**asdict(sci.dark),
+                                                   "scale": reduced.header["DARKSCL"]},
             "flat": sci.flat, "gain": noise.gain, "read_noise": noise.read_noise,
             "repair": options.repair, "cosmics": options.cosmics}))
     report("science", len(plan.science), len(plan.science))
@@ -503,9 +520,11 @@ def _science_provenance(frame: Frame, sci: SciencePlan, master_paths: dict[str, 
     if sci.dark:
         cards["DARKFILE"] = (f"masters/{master_paths[sci.dark.master].name}", "master dark")
         cards["DARKSHA"] = (master_sums[sci.dark.master], "SHA-256 of master dark")
-        cards["DARKSCL"] = (round(sci.dark.scale, 6), "factor applied to the master dark")
+        scale = frame.header["DARKSCL"]
+        how = (f"fitted; exposure ratio {frame.header['DARKEXPS']:.5g}"
+               if "DARKEXPS" in frame.header else sci.dark.reason)
         history.append(f"dark: masters/{master_paths[sci.dark.master].name} x "
-                       f"{sci.dark.scale:.5g} ({sci.dark.reason})")
+                       f"{scale:.5g} ({how})")
     else:
         history.append("dark: none applied")
     counts = {flag.name: int(((frame.dq & np.uint16(flag)) != 0).sum()) for flag in Flag}

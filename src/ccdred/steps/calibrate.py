@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from ..flags import REPAIRABLE, Flag
+from ..flags import BAD, REPAIRABLE, Flag
 from ..frame import Frame
 from ..kernels.repair import fill_pixels, repair_pixels
 
 __all__ = ["flag_nonfinite", "flag_saturation", "add_noise_model", "subtract_bias",
-           "subtract_dark", "flat_correct", "reject_cosmics", "repair"]
+           "subtract_dark", "optimal_dark_scale", "flat_correct", "reject_cosmics", "repair"]
 
 
 def flag_nonfinite(frame: Frame) -> Frame:
@@ -57,6 +57,52 @@ def subtract_dark(frame: Frame, dark: Frame, scale: float = 1.0) -> Frame:
     if not scale >= 0:
         raise ValueError(f"dark scale must be >= 0, got {scale}")
     return frame - dark * scale
+
+
+def optimal_dark_scale(frame: Frame, dark: Frame, *, clip: float = 5.0, iterations: int = 5
+                       ) -> float:
+    """The dark factor that leaves the least dark pattern in a bias-subtracted frame.
+
+    Siril's dark optimisation minimises the noise of ``frame - k * dark``; that noise is
+    quadratic in ``k``, so its minimum has a closed form: the least-squares slope of the
+    frame's fine structure on the dark's. Fine structure is the difference of neighbouring
+    columns, which removes the sky and keeps hot pixels and the dark's pixel-to-pixel pattern.
+    Stars and cosmic rays do not follow the dark and are clipped (``clip`` sigma, robust)
+    from the fit; with the frame's variance, each difference is weighted by it. Flagged
+    pixels other than HOT are left out.
+
+    Raises
+    ------
+    ValueError
+        The dark has no structure to fit (it is flat, or every pixel is flagged).
+    """
+    if frame.shape != dark.shape:
+        raise ValueError(f"frame is {frame.shape} but the dark is {dark.shape}")
+    usable = ((frame.dq | dark.dq) & np.uint16(BAD & ~Flag.HOT)) == 0
+    usable = usable[:, 1:] & usable[:, :-1]
+    y = np.diff(frame.data.astype(np.float64), axis=1)[usable]
+    x = np.diff(dark.data.astype(np.float64), axis=1)[usable]
+    if frame.variance is not None:
+        # A hot pixel's own shot noise is large: weigh each difference by its variance.
+        variance = frame.variance.astype(np.float64)
+        weight = 1.0 / np.maximum((variance[:, 1:] + variance[:, :-1])[usable], 1e-12)
+    else:
+        weight = np.ones_like(y)
+    keep = np.isfinite(x) & np.isfinite(y) & np.isfinite(weight)
+    scale = np.nan
+    for _ in range(iterations):
+        denominator = np.dot(weight[keep] * x[keep], x[keep])
+        if not denominator > 0:
+            raise ValueError("the master dark has no structure to fit a scale to")
+        scale = float(np.dot(weight[keep] * x[keep], y[keep]) / denominator)
+        residual = (y - scale * x) * np.sqrt(weight)
+        centre = np.median(residual[keep])
+        spread = 1.4826 * np.median(np.abs(residual[keep] - centre))
+        new_keep = np.isfinite(residual) & (np.abs(residual - centre) <= clip * spread)
+        if np.array_equal(new_keep, keep):
+            break
+        keep = new_keep
+    return max(scale, 0.0)
 
 
 def flat_correct(frame: Frame, flat: Frame, *, min_flat: float = 0.1) -> Frame:
