@@ -191,8 +191,8 @@ def describe_file(path: Path, root: Path | None = None,
     temperature = _float(_value(header, keys["temperature"]))
     if temperature is not None and temperature in conv.temperature_sentinels:
         temperature = None
-    naxis1 = header.get("ZNAXIS1", header.get("NAXIS1"))
-    naxis2 = header.get("ZNAXIS2", header.get("NAXIS2"))
+    naxis1 = _value(header, ["ZNAXIS1", "NAXIS1"])
+    naxis2 = _value(header, ["ZNAXIS2", "NAXIS2"])
     shape = (int(naxis2), int(naxis1)) if naxis1 and naxis2 else None
     geometry = readout_geometry(header, shape) if shape else ReadoutGeometry()
     info = FrameInfo(
@@ -215,8 +215,8 @@ def describe_file(path: Path, root: Path | None = None,
         gain=_positive(_float(_value(header, keys["gain"]))),
         read_noise=_positive(_float(_value(header, keys["read_noise"]))),
         saturation=_positive(_float(_value(header, keys["saturation"]))),
-        bitpix=_int(header.get("ZBITPIX", header.get("BITPIX"))),
-        bzero=_float(header.get("BZERO")),
+        bitpix=_int(_value(header, ["ZBITPIX", "BITPIX"])),
+        bzero=_float(_value(header, ["BZERO"])),
         error=None if kind else source,
     )
     if kind in ("dark", "science") and info.exptime is None:

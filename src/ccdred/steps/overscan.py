@@ -100,7 +100,7 @@ def readout_geometry(header: fits.Header, shape: tuple[int, int]) -> ReadoutGeom
             continue
         try:
             sections[target] = parse_section(header[key], shape)
-        except ValueError as err:
+        except (ValueError, fits.VerifyError) as err:
             notes.append(f"{key} ignored: {err}")
     bias, keep = sections["BIASSEC"], sections["TRIMSEC"]
     if bias is not None:
