@@ -81,3 +81,20 @@ def test_simulate_command(tmp_path):
     run("simulate", tmp_path / "night", "--size", "128", "--seed", "3")
     assert len(list((tmp_path / "night" / "raw").rglob("*.fits"))) == 26
     assert (tmp_path / "night" / "truth" / "flat.fits").exists()
+
+
+def test_instrument_file_gives_gain_and_read_noise(sim_night, tmp_path):
+    settings = tmp_path / "simcam.toml"
+    settings.write_text("gain = 1.62\nread_noise = 7.5\n")
+    out = tmp_path / "out"
+    run("reduce", sim_night.raw_dir, "-o", out, "--no-cosmics", "--instrument", settings,
+        "--read-noise", "6.0")
+    from astropy.io import fits
+
+    header = fits.getheader(next((out / "reduced").glob("*.fits")))
+    assert header["GAIN"] == 1.62 and header["GAINSRC"] == "instrument file simcam.toml"
+    assert header["RDNOISE"] == 6.0 and header["RNSRC"] == "command line"
+    settings.write_text("gain = -1\n")
+    bad = run("reduce", sim_night.raw_dir, "-o", tmp_path / "o2", "--instrument", settings,
+              check=False)
+    assert bad.returncode == 2 and "gain must be a positive number" in bad.stderr

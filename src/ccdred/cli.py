@@ -172,6 +172,9 @@ def reduce(
                           ] = None,
     saturation: Annotated[float | None, typer.Option(help="Raw saturation level in ADU.")
                           ] = None,
+    instrument: Annotated[Path | None, typer.Option(
+        help="TOML file with the camera's gain, read_noise and saturation (the options above "
+             "win over it; it wins over headers).")] = None,
     optimize_dark: Annotated[bool, typer.Option(
         "--optimize-dark", help="Fit each frame's dark factor (least dark pattern left) "
                                 "instead of the exposure-time ratio.")] = False,
@@ -190,12 +193,22 @@ def reduce(
         raise ValueError(f"--method must be one of {sorted(METHODS)} and --reject one of "
                          f"{sorted(REJECTIONS)}")
     stack_options = CombineOptions(method=method, reject=reject)
+    settings = {"gain": gain, "read_noise": read_noise, "saturation": saturation}
+    sources = {}
+    if instrument is not None:
+        from .instruments import load_instrument
+
+        for key, value in load_instrument(instrument).items():
+            if settings[key] is None:
+                settings[key] = value
+                sources[key] = f"instrument file {instrument.name}"
+    gain, read_noise, saturation = settings["gain"], settings["read_noise"], settings["saturation"]
     options = ReduceOptions(bias_combine=stack_options, dark_combine=stack_options,
                             flat_combine=stack_options, hot_sigma=hot_sigma,
                             dead_sigma=dead_sigma, repair=repair, cosmics=cosmics, gain=gain,
                             read_noise=read_noise, saturation=saturation, skip_bad=skip_bad,
                             overscan=None if overscan == "none" else overscan,
-                            optimize_dark=optimize_dark)
+                            optimize_dark=optimize_dark, sources=sources)
     plan = plan_night(raw_dir, out)
     _print_plan(plan)
     if dry_run:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import functools
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from types import MappingProxyType
 
-__all__ = ["Conventions", "load_conventions"]
+__all__ = ["Conventions", "load_conventions", "load_instrument", "INSTRUMENT_KEYS"]
 
 
 @dataclass(frozen=True)
@@ -47,3 +49,42 @@ def load_conventions(name: str = "conventions.toml") -> Conventions:
         keywords=MappingProxyType({k: tuple(v) for k, v in raw["keywords"].items()}),
         temperature_sentinels=frozenset(float(v) for v in raw["sentinels"]["temperature"]),
     )
+
+
+INSTRUMENT_KEYS = {"gain": "e-/ADU", "read_noise": "e-", "saturation": "raw ADU"}
+
+
+def load_instrument(path: str | Path) -> dict[str, float]:
+    """Read a camera's settings from a TOML file: ``gain``, ``read_noise``, ``saturation``.
+
+    Example::
+
+        # arcsat.toml
+        gain = 1.33        # e-/ADU
+        read_noise = 17.0  # e-
+        saturation = 60000 # raw ADU
+
+    Every key is optional; unknown keys and non-positive values are refused.
+
+    Raises
+    ------
+    ValueError
+        The file cannot be read or holds something else.
+    """
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ValueError(f"{path}: not a readable TOML file ({err})") from err
+    unknown = sorted(set(raw) - set(INSTRUMENT_KEYS))
+    if unknown:
+        raise ValueError(f"{path}: unknown setting(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(INSTRUMENT_KEYS)}")
+    settings = {}
+    for key, value in raw.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not (
+                math.isfinite(value) and value > 0):
+            raise ValueError(f"{path}: {key} must be a positive number "
+                             f"({INSTRUMENT_KEYS[key]}), got {value!r}")
+        settings[key] = float(value)
+    return settings

@@ -48,6 +48,9 @@ class ReduceOptions:
     saturation: float | None = None
     """Raw ADU; overrides headers and the ADC limit."""
     skip_bad: bool = False
+    sources: dict[str, str] = field(default_factory=dict)
+    """Where ``gain``, ``read_noise`` or ``saturation`` came from when not the command line,
+    e.g. ``{"gain": "instrument file arcsat.toml"}``; written into the headers."""
     optimize_dark: bool = False
     """Fit each science frame's dark factor (`ccdred.steps.optimal_dark_scale`) instead of
     using the exposure-time ratio, for cameras whose dark does not scale cleanly."""
@@ -258,8 +261,10 @@ def _noise_models(plan: NightPlan, infos: dict[Path, FrameInfo], masters: dict[s
     models = {}
     for setup, suffix in plan.setups.items():
         group = [i for i in infos.values() if i.setup == setup]
-        gain, gain_source = _header_value(group, "gain", options.gain)
-        rn, rn_source = _header_value(group, "read_noise", options.read_noise)
+        gain, gain_source = _header_value(group, "gain", options.gain,
+                                          options.sources.get("gain", "command line"))
+        rn, rn_source = _header_value(group, "read_noise", options.read_noise,
+                                      options.sources.get("read_noise", "command line"))
         rn_adu, rn_from = (None, "")
         if rn is None:
             rn_adu, rn_from = _measure_read_noise(group)
@@ -294,10 +299,10 @@ def _measure_read_noise(group: Sequence[FrameInfo]) -> tuple[float | None, str]:
     return None, ""
 
 
-def _header_value(group: Sequence[FrameInfo], attr: str, override: float | None
-                  ) -> tuple[float | None, str]:
+def _header_value(group: Sequence[FrameInfo], attr: str, override: float | None,
+                  override_source: str) -> tuple[float | None, str]:
     if override is not None:
-        return override, "command line"
+        return override, override_source
     values = {getattr(i, attr) for i in group if getattr(i, attr) is not None}
     if len(values) == 1:
         return values.pop(), "header"
