@@ -73,3 +73,13 @@ def test_setups_never_mix():
     assert len(plan.masters) == 2
     bias_for_s1 = plan.science[0].bias
     assert plan.master(bias_for_s1).inputs == (Path("/raw/b2.fits"),)
+
+
+def test_dark_time_scales_when_frame_and_dark_have_one():
+    from dataclasses import replace
+
+    master = replace(dark(300), darktime=302.0)
+    choice = choose_dark(600.0, [master], darktime=604.5)
+    assert choice.scale == pytest.approx(604.5 / 302.0)
+    assert "dark time" in choice.reason
+    assert choose_dark(600.0, [master]).scale == pytest.approx(2.0)  # frame without DARKTIME

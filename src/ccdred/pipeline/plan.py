@@ -58,6 +58,8 @@ class MasterPlan:
     """For flats: the dark applied to each input flat."""
     scalable: bool = False
     """For darks: bias-subtracted, so it scales with exposure time."""
+    darktime: float | None = None
+    """For darks: the mean DARKTIME of the inputs, when every input has one."""
 
     @property
     def filename(self) -> str:
@@ -123,13 +125,15 @@ def _same_exptime(a: float, b: float) -> bool:
     return abs(a - b) <= EXPTIME_TOLERANCE * max(abs(a), abs(b), 1e-3)
 
 
-def choose_dark(exptime: float | None, darks: Sequence[MasterPlan]) -> DarkChoice | None:
+def choose_dark(exptime: float | None, darks: Sequence[MasterPlan],
+                darktime: float | None = None) -> DarkChoice | None:
     """Pick the master dark for a frame of ``exptime`` seconds.
 
     A dark of the same exposure time is used as is. Otherwise only bias-subtracted (scalable)
     darks may serve, scaled by the exposure ratio; the one whose exposure is closest in ratio
-    is taken (the longer on a tie), so the scaling stays small. Returns None when no dark can
-    serve.
+    is taken (the longer on a tie), so the scaling stays small. When the frame and the dark
+    both have a DARKTIME (the time charge really built up, shutter closed included), the
+    scale is the ratio of dark times. Returns None when no dark can serve.
     """
     if exptime is None or exptime <= 0 or not darks:
         return None
@@ -140,6 +144,9 @@ def choose_dark(exptime: float | None, darks: Sequence[MasterPlan]) -> DarkChoic
     if not scalable:
         return None
     best = min(scalable, key=lambda d: (abs(math.log(exptime / d.exptime)), -d.exptime))
+    if darktime and best.darktime:
+        return DarkChoice(best.name, darktime / best.darktime,
+                          f"scaled by dark time {best.darktime:g}s -> {darktime:g}s")
     scale = exptime / best.exptime
     return DarkChoice(best.name, scale,
                       f"scaled {exptime_key(best.exptime)} -> {exptime_key(exptime)}")
@@ -211,7 +218,7 @@ def build_plan(infos: Sequence[FrameInfo], raw_dir: Path) -> NightPlan:
         for filt, flats in _by_filter(by_kind["flat"], warnings).items():
             name = f"flat_{_safe(filt)}{suffix}"
             flat_names[filt] = name
-            choices = tuple(choose_dark(f.exptime, dark_plans) for f in flats)
+            choices = tuple(choose_dark(f.exptime, dark_plans, f.darktime) for f in flats)
             _warn_missing_darks(flats, choices, dark_plans, warnings)
             masters.append(MasterPlan(name, "flat", tuple(f.path for f in flats), filter=filt,
                                       setup=setup, bias=bias_name, darks=choices))
@@ -220,7 +227,7 @@ def build_plan(infos: Sequence[FrameInfo], raw_dir: Path) -> NightPlan:
                                 f"science frame (take several)")
         badpix = f"badpix{suffix}" if (dark_plans or flat_names) else None
         for info in by_kind["science"]:
-            dark = choose_dark(info.exptime, dark_plans)
+            dark = choose_dark(info.exptime, dark_plans, info.darktime)
             if dark is None and dark_plans:
                 warnings.append(f"{info.path.name}: no dark for {info.exptime}s "
                                 f"(darks are {', '.join(exptime_key(d.exptime) for d in dark_plans)}"
@@ -267,8 +274,11 @@ def _plan_darks(darks: Sequence[FrameInfo], bias_name: str | None, suffix: str,
     plans = []
     for exptime, members in groups:
         name = f"dark_{exptime_key(exptime)}{suffix}"
+        darktimes = [m.darktime for m in members if m.darktime and m.darktime > 0]
+        darktime = sum(darktimes) / len(darktimes) if len(darktimes) == len(members) else None
         plans.append(MasterPlan(name, "dark", tuple(m.path for m in members), exptime=exptime,
-                                setup=setup, bias=bias_name, scalable=bias_name is not None))
+                                setup=setup, bias=bias_name, scalable=bias_name is not None,
+                                darktime=darktime))
     return plans
 
 
