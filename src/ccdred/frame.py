@@ -90,6 +90,12 @@ class Frame:
         """Return a copy with some fields replaced (arrays are shared, never modified)."""
         return dataclasses.replace(self, **changes)
 
+    def _repr_png_(self) -> bytes:
+        """Show the frame and a central cutout in Jupyter."""
+        from .plots import frame_figure, png_bytes
+
+        return png_bytes(frame_figure(self))
+
     def with_flags(self, where: np.ndarray, flag: Flag) -> Frame:
         """Return a copy with ``flag`` OR-ed into the DQ where ``where`` is True."""
         dq = self.dq | np.where(where, np.uint16(flag), np.uint16(0))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["RobustStats", "robust_stats", "subsample"]
+__all__ = ["RobustStats", "robust_stats", "subsample", "Slope", "clipped_slope"]
 
 
 @dataclass(frozen=True)
@@ -52,3 +52,45 @@ def robust_stats(values: np.ndarray, *, sigma: float = 3.0, max_values: int = 1_
         return RobustStats(np.nan, np.nan, np.nan)
     mean, median, std = sigma_clipped_stats(sample, sigma=sigma, maxiters=10)
     return RobustStats(float(mean), float(median), float(std))
+
+
+@dataclass(frozen=True)
+class Slope:
+    """A fitted factor ``y = value * x`` and its standard error."""
+
+    value: float
+    error: float
+
+
+def clipped_slope(x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None, *,
+                  clip: float = 5.0, iterations: int = 5) -> Slope:
+    """Weighted least-squares slope of ``y = k x`` (no intercept), outliers clipped.
+
+    Values whose weighted residual is more than ``clip`` robust sigmas from the median are left
+    out and the fit repeated, until nothing changes or ``iterations`` runs out. Non-finite
+    values are ignored.
+
+    Raises
+    ------
+    ValueError
+        ``x`` has no variation left to fit.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    w = np.ones_like(y) if weight is None else np.asarray(weight, dtype=np.float64)
+    keep = np.isfinite(x) & np.isfinite(y) & np.isfinite(w)
+    slope, error = np.nan, np.nan
+    for _ in range(iterations):
+        denominator = np.dot(w[keep] * x[keep], x[keep])
+        if not denominator > 0:
+            raise ValueError("nothing to fit: x has no variation")
+        slope = float(np.dot(w[keep] * x[keep], y[keep]) / denominator)
+        residual = (y - slope * x) * np.sqrt(w)
+        centre = np.median(residual[keep])
+        spread = 1.4826 * np.median(np.abs(residual[keep] - centre))
+        error = float(spread / np.sqrt(denominator))
+        new_keep = keep & (np.abs(residual - centre) <= clip * spread)
+        if np.array_equal(new_keep, keep):
+            break
+        keep = new_keep
+    return Slope(slope, error)

@@ -8,6 +8,7 @@ from scipy import ndimage
 from ..flags import BAD, REPAIRABLE, Flag
 from ..frame import Frame
 from ..kernels.repair import fill_pixels, repair_pixels
+from ..kernels.stats import clipped_slope
 
 __all__ = ["flag_nonfinite", "flag_saturation", "add_noise_model", "subtract_bias",
            "subtract_dark", "optimal_dark_scale", "flat_correct", "reject_cosmics", "repair"]
@@ -88,20 +89,10 @@ def optimal_dark_scale(frame: Frame, dark: Frame, *, clip: float = 5.0, iteratio
         weight = 1.0 / np.maximum((variance[:, 1:] + variance[:, :-1])[usable], 1e-12)
     else:
         weight = np.ones_like(y)
-    keep = np.isfinite(x) & np.isfinite(y) & np.isfinite(weight)
-    scale = np.nan
-    for _ in range(iterations):
-        denominator = np.dot(weight[keep] * x[keep], x[keep])
-        if not denominator > 0:
-            raise ValueError("the master dark has no structure to fit a scale to")
-        scale = float(np.dot(weight[keep] * x[keep], y[keep]) / denominator)
-        residual = (y - scale * x) * np.sqrt(weight)
-        centre = np.median(residual[keep])
-        spread = 1.4826 * np.median(np.abs(residual[keep] - centre))
-        new_keep = np.isfinite(residual) & (np.abs(residual - centre) <= clip * spread)
-        if np.array_equal(new_keep, keep):
-            break
-        keep = new_keep
+    try:
+        scale = clipped_slope(x, y, weight, clip=clip, iterations=iterations).value
+    except ValueError:
+        raise ValueError("the master dark has no structure to fit a scale to") from None
     return max(scale, 0.0)
 
 

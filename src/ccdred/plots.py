@@ -1,0 +1,177 @@
+"""The notebook's figures: a frame beside a zoomed cutout, histograms, before/after.
+
+Figures are built on `matplotlib.figure.Figure` directly (no pyplot state), so they can be made
+in worker processes and written to PNG without a display.
+"""
+
+from __future__ import annotations
+
+import io as _bytes_io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from .flags import Flag
+from .frame import Frame
+from .kernels.stats import robust_stats
+
+__all__ = ["Cutout", "colour_limits", "frame_figure", "histogram_figure", "compare_figure",
+           "save", "png_bytes", "default_cutout", "SCALES"]
+
+SCALES = ("sigma", "zscale")
+
+
+@dataclass(frozen=True)
+class Cutout:
+    """A square zoom: centre column ``x``, centre row ``y`` (0-based pixels) and ``size``."""
+
+    x: int
+    y: int
+    size: int
+
+    def bounds(self, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+        """``(row0, row1, col0, col1)`` clipped to an image of ``shape``."""
+        half = self.size // 2
+        row0, col0 = max(0, self.y - half), max(0, self.x - half)
+        return (row0, min(shape[0], row0 + self.size), col0, min(shape[1], col0 + self.size))
+
+    @classmethod
+    def parse(cls, text: str) -> Cutout:
+        """Read ``"X,Y,SIZE"`` (pixels).
+
+        Raises
+        ------
+        ValueError
+            Not three positive integers.
+        """
+        try:
+            x, y, size = (int(part) for part in text.split(","))
+        except ValueError:
+            raise ValueError(f"cutout must be X,Y,SIZE in pixels, got {text!r}") from None
+        if x < 0 or y < 0 or size < 2:
+            raise ValueError(f"cutout must have X, Y >= 0 and SIZE >= 2, got {text!r}")
+        return cls(x, y, size)
+
+
+def default_cutout(shape: tuple[int, int]) -> Cutout:
+    """The central square, a fifth of the smaller side (at least 32 pixels)."""
+    size = max(32, min(shape) // 5)
+    return Cutout(shape[1] // 2, shape[0] // 2, min(size, *shape))
+
+
+def colour_limits(data: np.ndarray, scale: str = "sigma") -> tuple[float, float]:
+    """Display limits: ``median - 2 sigma`` to ``median + 5 sigma`` (clipped), or zscale."""
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    finite = np.isfinite(data)
+    if not finite.any():
+        return (0.0, 1.0)
+    if scale == "zscale":
+        from astropy.visualization import ZScaleInterval
+
+        low, high = ZScaleInterval().get_limits(data[finite])
+    else:
+        stats = robust_stats(data)
+        low, high = stats.median - 2 * stats.std, stats.median + 5 * stats.std
+    if not high > low:
+        high = low + 1.0
+    return (float(low), float(high))
+
+
+def _unit(frame: Frame) -> str:
+    if "FLAT" in str(frame.header.get("IMAGETYP", "")).upper():
+        return "relative response"
+    return str(frame.header.get("BUNIT", "adu") or "adu")
+
+
+def _title(frame: Frame, title: str | None) -> str:
+    if title:
+        return title
+    return frame.path.name if frame.path else "frame"
+
+
+def _image_panels(fig: Figure, axes, frame: Frame, cutout: Cutout, scale: str,
+                  title: str) -> None:
+    full_ax, zoom_ax = axes
+    limits = colour_limits(frame.data, scale)
+    kwargs = {"origin": "lower", "cmap": "gray", "vmin": limits[0], "vmax": limits[1],
+              "interpolation": "nearest"}
+    image = full_ax.imshow(frame.data, **kwargs)
+    row0, row1, col0, col1 = cutout.bounds(frame.shape)
+    full_ax.add_patch(Rectangle((col0 - 0.5, row0 - 0.5), col1 - col0, row1 - row0,
+                                fill=False, edgecolor="tab:red", linewidth=1.2))
+    full_ax.set_title(title, fontsize=9)
+    zoom_ax.imshow(frame.data[row0:row1, col0:col1], extent=(col0 - 0.5, col1 - 0.5,
+                                                             row0 - 0.5, row1 - 0.5), **kwargs)
+    zoom_ax.set_title(f"cutout [{col0}:{col1}, {row0}:{row1}]", fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("x (pixel)")
+        ax.set_ylabel("y (pixel)")
+    bar = fig.colorbar(image, ax=list(axes), fraction=0.025, pad=0.02)
+    bar.set_label(_unit(frame))
+
+
+def frame_figure(frame: Frame, *, cutout: Cutout | None = None, scale: str = "sigma",
+                 title: str | None = None) -> Figure:
+    """The full frame beside a zoomed cutout, one colour scale, the cutout outlined in red."""
+    cutout = cutout or default_cutout(frame.shape)
+    fig = Figure(figsize=(11, 4.8), layout="constrained")
+    axes = fig.subplots(1, 2)
+    _image_panels(fig, axes, frame, cutout, scale, _title(frame, title))
+    return fig
+
+
+def histogram_figure(frame: Frame, *, title: str | None = None, bins: int = 200) -> Figure:
+    """Pixel histogram with log counts; HOT pixels in red and DEAD pixels in blue."""
+    fig = Figure(figsize=(8, 4.5), layout="constrained")
+    ax = fig.subplots()
+    data = frame.data
+    finite = np.isfinite(data)
+    hot = finite & ((frame.dq & np.uint16(Flag.HOT)) != 0)
+    dead = finite & ((frame.dq & np.uint16(Flag.DEAD)) != 0)
+    normal = finite & ~hot & ~dead
+    values = data[finite]
+    edges = np.histogram_bin_edges(values, bins=bins) if values.size else np.linspace(0, 1, 2)
+    ax.hist(data[normal], bins=edges, color="0.35", label=f"pixels ({normal.sum():,})")
+    if hot.any():
+        ax.hist(data[hot], bins=edges, color="tab:red", label=f"hot ({hot.sum():,})")
+    if dead.any():
+        ax.hist(data[dead], bins=edges, color="tab:blue", label=f"dead ({dead.sum():,})")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"pixel value ({_unit(frame)})")
+    ax.set_ylabel("number of pixels")
+    ax.set_title(_title(frame, title), fontsize=9)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def compare_figure(before: Frame, after: Frame, *, cutout: Cutout | None = None,
+                   scale: str = "sigma", titles: tuple[str, str] | None = None) -> Figure:
+    """2x2 before/after: each frame full and as the same cutout, each with its own scale."""
+    cutout = cutout or default_cutout(after.shape)
+    fig = Figure(figsize=(11, 9), layout="constrained")
+    axes = fig.subplots(2, 2)
+    names = titles or (f"before: {_title(before, None)}", f"after: {_title(after, None)}")
+    _image_panels(fig, axes[0], before, cutout, scale, names[0])
+    _image_panels(fig, axes[1], after, cutout, scale, names[1])
+    return fig
+
+
+def save(fig: Figure, path: str | Path, *, dpi: int = 100) -> Path:
+    """Write a figure as PNG (atomically)."""
+    from .io import atomic_output
+
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi)
+    return path
+
+
+def png_bytes(fig: Figure, *, dpi: int = 80) -> bytes:
+    """A figure as PNG bytes (for Jupyter)."""
+    buffer = _bytes_io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
