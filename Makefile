@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint clean browser
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11) on PATH"; exit 1; }
@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
+	rm -rf demo
 	$(BIN)/ccdred simulate demo --size 1024 --seed 1
 	$(BIN)/ccdred reduce demo/raw -o demo/out
 	@echo
@@ -21,8 +22,20 @@ demo: $(STAMP)
 	@echo "Masters:        demo/out/masters"
 	@echo "Reduced frames: demo/out/reduced"
 	@echo "Manifest:       demo/out/manifest.json"
+	@echo "Report:         demo/out/report/index.html"
 
-test: $(STAMP)
+# The report's browser test needs headless Chromium: installed here when possible, else skipped.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium and chromium-driver for the browser test"; \
+	  ( apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && \
+	      apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; } ) || \
+	  echo "note: chromium could not be installed; the browser test will skip"; \
+	else echo "note: no chromium and no root apt-get; the browser test will skip"; fi
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

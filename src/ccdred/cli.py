@@ -181,6 +181,9 @@ def reduce(
     overscan: Annotated[str, typer.Option(
         help="Overscan model where headers give BIASSEC: median, mean, poly, or none (no "
              "overscan, no trimming).")] = "median",
+    report: Annotated[bool, typer.Option(
+        "--report/--no-report", help="Write OUT/report/index.html (figures, checks).")] = True,
+    workers: Annotated[int, typer.Option(help="Processes for the report's figures.")] = 2,
 ) -> None:
     """Reduce a night: plan, build masters, calibrate every science frame, write a manifest."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -224,13 +227,84 @@ def reduce(
             bar.update(tasks[stage], completed=done, total=total)
 
         result = reduce_night(raw_dir, out, options=options, progress=progress, plan=plan)
+        page = None
+        if report:
+            from .report import write_report
+
+            page = write_report(out, workers=workers, progress=progress)
     for name, model in result.noise.items():
         console.print(f"gain {model.gain:.3f} e-/ADU ({model.gain_source}); read noise "
                       f"{model.read_noise:.2f} e- ({model.read_noise_source})"
                       + (f" [{name}]" if name else ""), soft_wrap=True)
     console.print(f"{len(result.masters)} masters in {out / 'masters'}, "
                   f"{len(result.reduced)} reduced frames in {out / 'reduced'}, "
-                  f"manifest {result.manifest}")
+                  f"manifest {result.manifest}" + (f", report {page}" if page else ""))
+
+
+@app.command(name="report")
+@_handle_errors
+def report_command(
+    out_dir: Annotated[Path, typer.Argument(help="Folder written by ccdred reduce.")],
+    workers: Annotated[int, typer.Option(help="Processes for the figures.")] = 2,
+) -> None:
+    """(Re)build OUT_DIR/report/index.html: plan, masters, science frames, checks."""
+    from .report import write_report
+
+    console.print(f"report: {write_report(out_dir, workers=workers)}")
+
+
+@app.command()
+@_handle_errors
+def show(
+    files: Annotated[list[Path], typer.Argument(help="A FITS file (with --compare: RAW REDUCED).")],
+    cutout: Annotated[str | None, typer.Option(
+        help="Zoom X,Y,SIZE in pixels (default: the centre).")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write a PNG.")] = None,
+    hist: Annotated[bool, typer.Option("--hist", help="Pixel histogram instead.")] = False,
+    compare: Annotated[bool, typer.Option(
+        "--compare", help="2x2 before/after of RAW and REDUCED.")] = False,
+    zscale: Annotated[bool, typer.Option(
+        "--zscale", help="zscale colours (default: median -2/+5 sigma).")] = False,
+) -> None:
+    """Show a frame beside a zoomed cutout (or its histogram, or a before/after)."""
+    from . import plots
+    from .io import read
+
+    expected = 2 if compare else 1
+    if len(files) != expected:
+        raise ValueError(f"show takes {expected} file(s){' (RAW REDUCED)' if compare else ''}, "
+                         f"got {len(files)}")
+    zoom = plots.Cutout.parse(cutout) if cutout else None
+    scale = "zscale" if zscale else "sigma"
+    frames = [read(path) for path in files]
+    if compare:
+        figure = plots.compare_figure(frames[0], frames[1], cutout=zoom, scale=scale)
+    elif hist:
+        figure = plots.histogram_figure(frames[0])
+    else:
+        figure = plots.frame_figure(frames[0], cutout=zoom, scale=scale)
+    if output is not None:
+        console.print(f"wrote {plots.save(figure, output)}")
+        return
+    _show_on_screen(figure)
+
+
+def _show_on_screen(figure: Any) -> None:
+    import os
+
+    import matplotlib
+
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+            or sys.platform in ("darwin", "win32")):
+        raise ValueError("no display to open a window on: give -o FILE.png")
+    if matplotlib.get_backend().lower() == "agg":
+        raise ValueError("matplotlib has no interactive backend here: give -o FILE.png")
+    import matplotlib.pyplot as plt
+
+    manager = plt.figure().canvas.manager  # a window, then our figure drawn in it
+    manager.canvas.figure = figure
+    figure.set_canvas(manager.canvas)
+    plt.show()
 
 
 @app.command()

@@ -1,0 +1,250 @@
+"""The night report: ``OUT_DIR/report/index.html`` with figures and quality verdicts.
+
+Built from what a run wrote (``manifest.json``, masters, reduced frames and the raw frames they
+came from), so ``ccdred report OUT_DIR`` can rebuild it at any time. Self-contained: PNG figures
+beside the page, no network assets. Figures and checks run in parallel worker processes.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import io, plots, qa
+from .errors import BadInputError
+from .flags import Flag
+from .frame import Frame
+
+__all__ = ["write_report"]
+
+_THUMBNAIL_DPI = 60
+
+
+@dataclass
+class _Section:
+    """One product's part of the report."""
+
+    title: str
+    kind: str
+    figures: list[str] = field(default_factory=list)
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _master_section(product: dict[str, Any], figures_dir: str, read_noise_adu: float | None
+                    ) -> _Section:
+    path = Path(product["path"])
+    frame = io.read(path)
+    role = product["role"].removeprefix("master_")
+    section = _Section(f"master {role}: {path.name}", "master")
+    name = path.stem
+    plots.save(plots.frame_figure(frame, title=path.name), Path(figures_dir) / f"{name}.png",
+               dpi=_THUMBNAIL_DPI)
+    section.figures.append(f"figures/{name}.png")
+    n_inputs = len(product["inputs"])
+    section.notes.append(f"{n_inputs} frames combined: {product['parameters']['combine']}")
+    metrics = []
+    # Only a bias is noise alone: a dark's and a flat's pixel-to-pixel structure is real.
+    if role == "bias" and read_noise_adu:
+        metrics.append(qa.master_noise(frame, read_noise_adu / np.sqrt(n_inputs)))
+    if role in ("dark", "flat"):
+        plots.save(plots.histogram_figure(frame, title=path.name),
+                   Path(figures_dir) / f"{name}_hist.png", dpi=_THUMBNAIL_DPI)
+        section.figures.append(f"figures/{name}_hist.png")
+        metrics.append(qa.defect_count(frame, Flag.HOT if role == "dark" else Flag.DEAD))
+    if role == "flat":
+        metrics.append(qa.donut_metric(frame)[0])
+    section.metrics = [m.to_json() for m in metrics]
+    return section
+
+
+def _science_section(product: dict[str, Any], figures_dir: str, masters: dict[str, str]
+                     ) -> _Section:
+    path = Path(product["path"])
+    reduced = io.read(path)
+    section = _Section(f"science: {path.name}", "science")
+    raw_path = Path(product["inputs"][0]["path"])
+    raw: Frame | None = None
+    try:
+        raw = io.read(raw_path)
+    except BadInputError as err:
+        section.notes.append(f"raw frame not available for comparison: {err}")
+    params = product["parameters"]
+    dark = flat = None
+    dark_scale = 1.0
+    if params.get("dark"):
+        dark = io.read(masters[params["dark"]["master"]])
+        dark_scale = float(params["dark"]["scale"])
+    if params.get("flat"):
+        flat = io.read(masters[params["flat"]])
+    if raw is not None and raw.shape == reduced.shape:
+        figure = plots.compare_figure(raw, reduced, titles=(f"raw: {raw_path.name}",
+                                                            f"reduced: {path.name}"))
+    else:
+        figure = plots.frame_figure(reduced, title=path.name)
+    plots.save(figure, Path(figures_dir) / f"{path.stem}.png", dpi=_THUMBNAIL_DPI)
+    section.figures.append(f"figures/{path.stem}.png")
+    metrics = qa.science_checks(reduced, raw if raw is not None and raw.shape == reduced.shape
+                                else None, dark=dark, dark_scale=dark_scale, flat=flat)
+    section.metrics = [m.to_json() for m in metrics]
+    section.notes.append(
+        f"bias: {params.get('bias') or 'none'}; dark: "
+        f"{params['dark']['master'] + ' x ' + format(dark_scale, '.4g') if dark else 'none'}; "
+        f"flat: {params.get('flat') or 'none'}")
+    return section
+
+
+def _build_section(task: tuple[str, dict[str, Any], str, Any]) -> _Section:
+    kind, product, figures_dir, extra = task
+    if kind == "master":
+        return _master_section(product, figures_dir, extra)
+    return _science_section(product, figures_dir, extra)
+
+
+def _read_noise_adu(manifest: dict[str, Any]) -> float | None:
+    noise = next(iter(manifest.get("noise", {}).values()), None)
+    if not noise or not noise.get("gain"):
+        return None
+    return float(noise["read_noise"]) / float(noise["gain"]) or None
+
+
+def write_report(out_dir: str | Path, *, workers: int = 1,
+                 progress: Callable[[str, int, int], None] | None = None) -> Path:
+    """Write ``out_dir/report/index.html`` for a reduced night and return its path.
+
+    Parameters
+    ----------
+    out_dir : path
+        A folder written by `ccdred.reduce_night` (it holds ``manifest.json``).
+    workers : int
+        Worker processes for the figures and checks (1: in this process).
+    progress : callable, optional
+        ``progress("report", done, total)``.
+
+    Raises
+    ------
+    BadInputError
+        ``out_dir`` holds no readable manifest.
+    """
+    out = Path(out_dir)
+    manifest_path = out / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise BadInputError(manifest_path, f"no readable manifest: reduce the night first "
+                                           f"({err})") from err
+    report_dir = out / "report"
+    figures_dir = report_dir / "figures"
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    masters = {Path(p["path"]).stem: p["path"] for p in manifest["products"]
+               if p["role"].startswith("master_")}
+    tasks = [("master", p, str(figures_dir), _read_noise_adu(manifest))
+             for p in manifest["products"] if p["role"].startswith("master_")]
+    tasks += [("science", p, str(figures_dir), masters)
+              for p in manifest["products"] if p["role"] == "reduced"]
+    report = progress or (lambda stage, done, total: None)
+    sections: list[_Section] = []
+    if workers > 1 and len(tasks) > 1:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            for done, section in enumerate(pool.map(_build_section, tasks)):
+                report("report", done, len(tasks))
+                sections.append(section)
+    else:
+        for done, task in enumerate(tasks):
+            report("report", done, len(tasks))
+            sections.append(_build_section(task))
+    report("report", len(tasks), len(tasks))
+    page = report_dir / "index.html"
+    with io.atomic_output(page) as tmp:
+        tmp.write_text(_html(manifest, sections), encoding="utf-8")
+    with io.atomic_output(report_dir / "qa.json") as tmp:
+        tmp.write_text(json.dumps([{"title": s.title, "metrics": s.metrics}
+                                   for s in sections], indent=2, default=float) + "\n")
+    return page
+
+
+_CSS = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+h1 { margin-bottom: 0.2em; } h2 { border-bottom: 1px solid #ccc; margin-top: 2em; }
+table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
+td, th { border: 1px solid #ddd; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
+.pass { background: #e3f4e3; } .warn { background: #fff3cd; } .fail { background: #f8d7da; }
+.info { background: #e7eef8; } img { max-width: 100%; border: 1px solid #eee; }
+.warnings li { margin: 0.2em 0; } .muted { color: #666; font-size: 0.9em; }
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, float) and not np.isfinite(value):
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else _e(value)
+
+
+def _html(manifest: dict[str, Any], sections: list[_Section]) -> str:
+    plan = manifest["plan"]
+    problems = [f"{_e(s.title)}: <b>{m['verdict']}</b> {_e(m['name'])} - {_e(m['detail'])}"
+                for s in sections for m in s.metrics if m["verdict"] in ("warn", "fail")]
+    warnings = ([f"unusable file skipped: {_e(i['path'])}: {_e(i['reason'])}"
+                 for i in plan.get("skipped", [])]
+                + [_e(w) for w in plan.get("warnings", [])] + problems)
+    parts = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
+             "<title>ccdred night report</title>", f"<style>{_CSS}</style></head><body>",
+             "<h1>ccdred night report</h1>",
+             f"<p class='muted'>raw: {_e(plan['raw_dir'])} &middot; ccdred "
+             f"{_e(manifest.get('ccdred_version', ''))} &middot; {_e(manifest.get('created', ''))}"
+             f"</p>", "<h2 id='warnings'>Warnings</h2>"]
+    if warnings:
+        parts.append("<ul class='warnings'>" + "".join(f"<li>{w}</li>" for w in warnings)
+                     + "</ul>")
+    else:
+        parts.append("<p class='pass'>No warnings: every check passed.</p>")
+    parts.append(_plan_html(manifest))
+    for kind, heading in (("master", "Masters"), ("science", "Science frames")):
+        parts.append(f"<h2>{heading}</h2>")
+        for section in (s for s in sections if s.kind == kind):
+            parts.append(_section_html(section))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _plan_html(manifest: dict[str, Any]) -> str:
+    plan = manifest["plan"]
+    noise = "".join(f"<li>{_e(k)}: gain {_value(float(v['gain']))} e-/ADU "
+                    f"({_e(v['gain_source'])}); read noise {_value(float(v['read_noise']))} e- "
+                    f"({_e(v['read_noise_source'])})</li>"
+                    for k, v in manifest.get("noise", {}).items())
+    rows = "".join(f"<tr><td>{_e(m['file'])}</td><td>{len(m['inputs'])} {_e(m['kind'])}</td>"
+                   f"<td>{_e(m.get('bias') or '')}</td></tr>" for m in plan["masters"])
+    science = "".join(
+        f"<tr><td>{_e(Path(s['input']).name)}</td><td>{_e(s.get('bias') or 'none')}</td>"
+        f"<td>{_e(s['dark']['master'] + ' x ' + format(s['dark']['scale'], '.4g')) if s['dark'] else 'none'}"
+        f"</td><td>{_e(s.get('flat') or 'none')}</td></tr>" for s in plan["science"])
+    return (f"<h2>Plan</h2><ul>{noise}</ul>"
+            f"<table><tr><th>master</th><th>from</th><th>bias</th></tr>{rows}</table>"
+            f"<table><tr><th>science frame</th><th>bias</th><th>dark</th><th>flat</th></tr>"
+            f"{science}</table>")
+
+
+def _section_html(section: _Section) -> str:
+    rows = "".join(
+        f"<tr class='{_e(m['verdict'])}'><td>{_e(m['question'])}</td><td>{_e(m['name'])}</td>"
+        f"<td>{_value(m['value'])}</td><td><b>{_e(m['verdict'])}</b></td>"
+        f"<td>{_e(m['threshold'])}</td><td>{_e(m['detail'])}</td></tr>" for m in section.metrics)
+    notes = "".join(f"<p class='muted'>{_e(n)}</p>" for n in section.notes)
+    images = "".join(f"<p><img src='{_e(f)}' alt='{_e(f)}'></p>"
+                     for f in section.figures)
+    table = ("<table><tr><th>question</th><th>check</th><th>value</th><th>verdict</th>"
+             f"<th>threshold</th><th>detail</th></tr>{rows}</table>") if rows else ""
+    return f"<h3>{_e(section.title)}</h3>{notes}{table}{images}"
