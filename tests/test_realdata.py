@@ -118,3 +118,18 @@ def test_products_are_valid_fits_and_ccddata(night):
     for path in result.reduced:
         ccd = CCDData.read(path)
         assert ccd.uncertainty is not None
+
+
+def test_cosmic_rays_on_real_frames_are_a_small_fraction(night):
+    """L.A.Cosmic, fed the night's noise model, flags hits, not the sky (CAFOS once had 91%)."""
+    name, result = night
+    if not result.reduced:
+        pytest.skip("no science frames")
+    (noise,) = result.noise.values()
+    frame = ccdred.read(result.reduced[0])
+    flagged = ccdred.steps.reject_cosmics(frame, gain=noise.gain, read_noise=noise.read_noise)
+    fraction = ((flagged.dq & ccdred.Flag.COSMIC_RAY) != 0).mean()
+    print(f"\n{name}: {fraction:.4%} of pixels flagged as cosmic rays; read noise "
+          f"{noise.read_noise:.2f} e- ({noise.read_noise_source})")
+    assert fraction < 0.005
+    assert np.isfinite(frame.variance[~frame.bad]).all()

@@ -156,3 +156,24 @@ def test_optimised_dark_scale_keeps_the_ratio_when_the_dark_scales(sim_night, tm
                                  options=ReduceOptions(cosmics=False, optimize_dark=True))
     for sci, path in zip(result.plan.science, result.reduced, strict=True):
         assert ccdred.read(path).header["DARKSCL"] == pytest.approx(sci.dark.scale, rel=0.03)
+
+
+def test_a_wrong_read_noise_keyword_is_overruled_by_the_biases(sim_night, tmp_path):
+    import shutil
+
+    from astropy.io import fits
+
+    from ccdred.pipeline import ReduceOptions
+
+    raw = tmp_path / "raw"
+    shutil.copytree(sim_night.raw_dir, raw)
+    for path in raw.rglob("*.fits"):
+        with fits.open(path, mode="update") as hdul:
+            hdul[0].header["RDNOISE"] = 3.5  # the camera's is 7 e-
+    result = ccdred.reduce_night(raw, tmp_path / "out", options=ReduceOptions(cosmics=False))
+    (noise,) = result.noise.values()
+    assert noise.read_noise == pytest.approx(7.0, rel=0.05)
+    assert "header value 3.5 e- is 1.99x off" in noise.read_noise_source
+    kept = ccdred.reduce_night(sim_night.raw_dir, tmp_path / "kept",
+                               options=ReduceOptions(cosmics=False))
+    assert next(iter(kept.noise.values())).read_noise_source == "header"

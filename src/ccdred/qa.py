@@ -235,11 +235,18 @@ def flat_imprint(reduced: Frame, flat: Frame, *, pass_below: float = 0.2,
         if inside.sum() < 5:
             continue
         dip = np.nanmedian(flat_rel[inside])
-        if dip < 0:  # the flat divided out a dip: the frame is as much brighter if it lacked it
-            fractions.append((float(np.nanmedian(frame_rel[inside]) / -dip), donut))
+        values = frame_rel[inside]
+        values = values[np.isfinite(values)]
+        if values.size < 5:
+            continue
+        error = 1.4826 * np.median(np.abs(values - np.median(values))) / np.sqrt(values.size)
+        # Only a dip the frame could show is judged: deep in the flat, above the frame's noise.
+        if dip < -0.01 and -dip > 5 * error:
+            # The flat divided out a dip: the frame is as much brighter if it lacked it.
+            fractions.append((float(np.median(values) / -dip), donut))
     if not fractions:
         return Metric("flat imprint", question, np.nan, "info", "needs usable donut pixels",
-                      "every donut lies on flagged pixels")
+                      "no donut is deep enough above this frame's noise to judge")
     value, worst = max(fractions, key=lambda item: abs(item[0]))
     verdict, threshold = _judge(abs(value), pass_below, warn_below)
     return Metric("flat imprint", question, float(value), verdict, f"|value| {threshold}",
@@ -323,8 +330,10 @@ def _donut_regions(flat: Frame, *, threshold: float = 0.015, min_area: int = 12
     for index, box in enumerate(ndimage.find_objects(labels), start=1):
         mask = labels == index
         area = int(mask[box].sum())
-        touches_edge = (box[0].start == 0 or box[1].start == 0 or box[0].stop == flat.shape[0]
-                        or box[1].stop == flat.shape[1])
+        margin = 8  # the background is extrapolated near the edges
+        touches_edge = (box[0].start < margin or box[1].start < margin
+                        or box[0].stop > flat.shape[0] - margin
+                        or box[1].stop > flat.shape[1] - margin)
         if area < min_area or touches_edge or 2 * np.sqrt(area / np.pi) > min(flat.shape) / 6:
             continue  # vignetted corners are not dust
         rows, cols = np.nonzero(mask[box])

@@ -258,35 +258,50 @@ def plan_night(raw_dir: str | Path, out_dir: str | Path | None = None) -> NightP
 def _noise_models(plan: NightPlan, infos: dict[Path, FrameInfo], masters: dict[str, Frame],
                   options: ReduceOptions) -> dict[str, NoiseModel]:
     """Gain and read noise per setup: option, header, measured, or assumed (in that order)."""
-    models = {}
-    for setup, suffix in plan.setups.items():
-        group = [i for i in infos.values() if i.setup == setup]
-        gain, gain_source = _header_value(group, "gain", options.gain,
-                                          options.sources.get("gain", "command line"))
-        rn, rn_source = _header_value(group, "read_noise", options.read_noise,
-                                      options.sources.get("read_noise", "command line"))
-        rn_adu, rn_from = (None, "")
-        if rn is None:
-            rn_adu, rn_from = _measure_read_noise(group)
-        if gain is None:
-            gain, gain_source = _measure_gain(group, masters.get(f"bias{suffix}"), rn_adu,
-                                              options)
-        if rn is None:
-            if rn_adu is not None:
-                rn, rn_source = rn_adu * gain, f"measured from {rn_from} ({rn_adu:.2f} ADU)"
-            else:
-                rn, rn_source = 0.0, "unknown (no keyword, no pair of biases or darks): 0"
-        models[suffix] = NoiseModel(gain, gain_source, rn, rn_source)
-    return models
+    return {suffix: _noise_model(setup, suffix, infos, masters, options)
+            for setup, suffix in plan.setups.items()}
 
 
-def _measure_read_noise(group: Sequence[FrameInfo]) -> tuple[float | None, str]:
+READ_NOISE_AGREEMENT = (0.8, 1.25)
+"""Measured/header read-noise ratios within which the header's value is trusted."""
+
+
+def _noise_model(setup: tuple[Any, ...], suffix: str, infos: dict[Path, FrameInfo],
+                 masters: dict[str, Frame], options: ReduceOptions) -> NoiseModel:
+    group = [i for i in infos.values() if i.setup == setup]
+    gain, gain_source = _header_value(group, "gain", options.gain,
+                                      options.sources.get("gain", "command line"))
+    rn, rn_source = _header_value(group, "read_noise", options.read_noise,
+                                  options.sources.get("read_noise", "command line"))
+    rn_adu, rn_from = _measure_read_noise(group, options) if options.read_noise is None else (
+        None, "")
+    if gain is None:
+        gain, gain_source = _measure_gain(group, masters.get(f"bias{suffix}"), rn_adu, options)
+    if rn is not None and rn_adu is not None and rn_from == "2 biases":
+        ratio = rn_adu * gain / rn
+        if not READ_NOISE_AGREEMENT[0] <= ratio <= READ_NOISE_AGREEMENT[1]:
+            # The data's own noise wins: a noise model that is off by a factor flags noise as
+            # cosmic rays and misstates every uncertainty.
+            rn_source = (f"measured from 2 biases ({rn_adu:.2f} ADU); the {rn_source} value "
+                         f"{rn:.3g} e- is {ratio:.2f}x off")
+            rn = rn_adu * gain
+    if rn is None:
+        if rn_adu is not None:
+            rn, rn_source = rn_adu * gain, f"measured from {rn_from} ({rn_adu:.2f} ADU)"
+        else:
+            rn, rn_source = 0.0, "unknown (no keyword, no pair of biases or darks): 0"
+    return NoiseModel(gain, gain_source, rn, rn_source)
+
+
+def _measure_read_noise(group: Sequence[FrameInfo], options: ReduceOptions
+                        ) -> tuple[float | None, str]:
     """Read noise in ADU from two biases, else from two darks of one exposure (an upper limit:
     their difference also holds the dark current's shot noise).
     """
     biases = [i.path for i in group if i.kind == "bias"]
     if len(biases) >= 2:
-        return read_noise_adu(io.read(biases[0]).data, io.read(biases[1]).data), "2 biases"
+        first, second = (_read_trimmed(path, options).data for path in biases[:2])
+        return read_noise_adu(first, second), "2 biases"
     darks: dict[float, list[Path]] = {}
     for info in group:
         if info.kind == "dark" and info.exptime is not None:
@@ -294,7 +309,8 @@ def _measure_read_noise(group: Sequence[FrameInfo]) -> tuple[float | None, str]:
     pairs = [paths for _, paths in sorted(darks.items()) if len(paths) >= 2]
     if pairs:
         first, second = pairs[0][:2]
-        value = read_noise_adu(io.read(first).data, io.read(second).data)
+        value = read_noise_adu(_read_trimmed(first, options).data,
+                               _read_trimmed(second, options).data)
         return value, "2 darks, upper limit"
     return None, ""
 
@@ -402,6 +418,12 @@ def reduce_night(raw_dir: str | Path, out_dir: str | Path, *,
     for done, master in enumerate(plan.masters):
         report("masters", done, total)
         frame = _build_master(master, masters, infos, checksums, options)
+        if frame.variance is None or np.isnan(frame.variance[~frame.bad]).any():
+            suffix = plan.setups.get(master.setup, "")
+            if suffix not in result.noise:
+                result.noise[suffix] = _noise_model(master.setup, suffix, infos, masters,
+                                                    options)
+            frame = _model_master_variance(frame, master, result.noise[suffix])
         masters[master.name] = frame
         path = io.write(frame, out / "masters" / master.filename)
         result.masters[master.name] = path
@@ -418,7 +440,7 @@ def reduce_night(raw_dir: str | Path, out_dir: str | Path, *,
         products.append(_product(path, "badpix", (), checksums,
                                  {"hot_sigma": options.hot_sigma,
                                   "dead_sigma": options.dead_sigma}))
-    result.noise = _noise_models(plan, infos, masters, options)
+    result.noise = {**_noise_models(plan, infos, masters, options), **result.noise}
     master_sums = {name: io.sha256(path) for name, path in result.masters.items()}
     for done, sci in enumerate(plan.science):
         report("science", done, len(plan.science))
@@ -480,6 +502,7 @@ def _build_master(master: MasterPlan, built: dict[str, Frame], infos: dict[Path,
         header["DARKSCAL"] = (master.scalable, "bias-subtracted: scales with exposure time")
     if master.kind == "flat":
         header["FILTER"] = master.filter or ""
+        header["FLATLVL"] = (frame.header["FLATLVL"], "[adu] raw level of a flat value of 1")
         n_dead = int(((frame.dq & np.uint16(Flag.DEAD)) != 0).sum())
         header["NDEADPIX"] = (n_dead, f"dead/weak pixels (< local - {options.dead_sigma:g} sig)")
         for flat_path, choice in zip(master.inputs, master.darks, strict=True):
@@ -489,6 +512,27 @@ def _build_master(master: MasterPlan, built: dict[str, Frame], infos: dict[Path,
         history.append("each flat normalised by its median, combined, normalised to mean 1")
     frame = frame.replace(header=header)
     return frame.with_header({"CCDRED": (_version(), "ccdred version")}, history=history)
+
+
+def _model_master_variance(frame: Frame, master: MasterPlan, noise: NoiseModel) -> Frame:
+    """Fill the variance a stack too small to measure it (a single frame) left unknown, from
+    the noise model: read noise, plus Poisson noise of the dark or flat signal."""
+    n = len(master.inputs)
+    rn_adu2 = (noise.read_noise / noise.gain) ** 2
+    signal = np.maximum(np.nan_to_num(frame.data.astype(np.float64)), 0)
+    if master.kind == "bias":
+        model = np.full(frame.shape, rn_adu2 / n)
+    elif master.kind == "dark":
+        model = (rn_adu2 + signal / noise.gain) / n
+    else:
+        level = float(frame.header.get("FLATLVL", 0.0))
+        if not level > 0:
+            return frame
+        model = (rn_adu2 + signal * level / noise.gain) / (level**2 * n)
+    current = frame.variance if frame.variance is not None else np.full(frame.shape, np.nan)
+    variance = np.where(np.isnan(current), model, current).astype(np.float32)
+    return frame.replace(variance=variance).with_header(history=[
+        f"variance from the noise model where {n} frame(s) could not measure it"])
 
 
 def _badpix_maps(plan: NightPlan, masters: dict[str, Frame]) -> dict[str, np.ndarray]:

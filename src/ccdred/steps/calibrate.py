@@ -120,7 +120,7 @@ def reject_cosmics(frame: Frame, *, gain: float, read_noise: float, sigclip: flo
     hole inside a star would make its rim look like cosmic rays) and are not flagged again.
     Saturated pixels, with a 4-pixel halo, are masked too, as L.A.Cosmic does for saturated
     stars: the steep edge of a clipped core is not a cosmic ray. The frame's own variance, when
-    it has one, is the noise model (it knows the flat field); otherwise ``gain`` and
+    it has one everywhere, is the noise model (it knows the flat field); otherwise ``gain`` and
     ``read_noise`` give it.
 
     Parameters
@@ -151,7 +151,9 @@ def reject_cosmics(frame: Frame, *, gain: float, read_noise: float, sigclip: flo
     bad = frame.bad
     saturated = (frame.dq & np.uint16(Flag.SATURATED)) != 0
     halo = ndimage.binary_dilation(saturated, structure=np.ones((5, 5), bool), iterations=2)
-    variance = None if frame.variance is None else fill_pixels(frame.variance, bad)
+    variance = None
+    if frame.variance is not None and np.isfinite(frame.variance[~bad]).all():
+        variance = fill_pixels(frame.variance, bad)
     # Filled defects look like ordinary pixels, so they need no mask: astroscrappy grows its
     # mask by a pixel, which would hide the 3% of hits that land next to a hot or dead pixel.
     mask, cleaned = astroscrappy.detect_cosmics(

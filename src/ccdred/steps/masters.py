@@ -204,6 +204,11 @@ def make_master_flat(inputs: Sequence[object], *, bias: Frame | None = None,
     usable = ~normalised.bad
     mean = float(np.mean(normalised.data[usable], dtype=np.float64))
     normalised = normalised * (1.0 / mean)
+    # The raw level (ADU) one unit of the flat stands for: to model its noise when the
+    # stack is too small to measure it.
+    level_adu = float(np.median(result.scales)) * level * mean
+    normalised = normalised.with_header({"FLATLVL": (round(level_adu, 3),
+                                                     "[adu] raw level of a flat value of 1")})
     return replace(result, frame=normalised)
 
 
