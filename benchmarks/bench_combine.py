@@ -122,8 +122,8 @@ def main() -> None:
           f"faster than ccdproc.combine")
     print(f"sigma-clipped mean:       ccdred {t['ccdproc-sigclip'] / t['ccdred-sigclip']:6.1f}x "
           f"faster than ccdproc.combine")
-    print(f"median of in-memory stack: ccdred {t['numpy-median-memory'] / t['ccdred-median-memory']:5.1f}x "
-          f"faster than numpy.median")
+    ratio = t["numpy-median-memory"] / t["ccdred-median-memory"]
+    print(f"median of in-memory stack: ccdred {ratio:5.1f}x faster than numpy.median")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Figures and quality checks: every metric passes on a correct reduction and fails on a wrong one."""
+"""Figures and quality checks: each metric passes on a correct reduction, fails on a wrong one."""
 
 from __future__ import annotations
 

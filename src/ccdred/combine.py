@@ -151,6 +151,7 @@ class CalibratedRows:
         return levels
 
     def read_rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` of the calibrated (and trimmed) image."""
         offset = self._trim.row0 if self._trim else 0
         block = self._raw_rows(start + offset, stop + offset)
         if self._levels is not None:
@@ -167,9 +168,11 @@ class CalibratedRows:
         return block
 
     def read_variance_rows(self, start: int, stop: int) -> np.ndarray | None:
+        """Raw files carry no variance."""
         return None
 
     def close(self) -> None:
+        """Release the source."""
         close = getattr(self.source, "close", None)
         if close:
             close()
@@ -503,7 +506,7 @@ def _median_mad_variance(n: int) -> np.ndarray:
 def clip_description(reject: str, *, sigma_low: float, sigma_high: float, maxiters: int,
                      centre: str, spread: str, nlow: int, nhigh: int, pclip: tuple[float, float],
                      nkeep: int) -> str:
-    """A short human-readable description of a rejection setting, for headers and the plan."""
+    """Describe a rejection setting in a few words, for headers and the plan."""
     if reject in ("sigclip", "winsorized", "ccdclip"):
         text = f"{reject} -{sigma_low:g}/+{sigma_high:g} sigma, maxiters={maxiters}"
         if reject == "sigclip":

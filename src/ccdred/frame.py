@@ -37,7 +37,8 @@ class Frame:
     Parameters
     ----------
     data : ndarray
-        The image, float32 (converted on construction; float64 is kept), in ADU unless ``header['BUNIT']`` says.
+        The image, float32 (converted on construction; float64 is kept), in ADU unless
+        ``header['BUNIT']`` says.
     variance : ndarray or None
         Per-pixel variance of ``data`` (same units squared); None when unknown.
     dq : ndarray

@@ -71,7 +71,7 @@ class FrameInfo:
         return (self.data_shape or self.shape, self.binning)
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
+        """Return a JSON-ready dict."""
         out = asdict(self)
         out["path"] = str(self.path)
         return out

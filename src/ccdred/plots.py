@@ -57,7 +57,7 @@ class Cutout:
 
 
 def default_cutout(shape: tuple[int, int]) -> Cutout:
-    """The central square, a fifth of the smaller side (at least 32 pixels)."""
+    """Return the central square, a fifth of the smaller side (at least 32 pixels)."""
     size = max(32, min(shape) // 5)
     return Cutout(shape[1] // 2, shape[0] // 2, min(size, *shape))
 
@@ -116,7 +116,7 @@ def _image_panels(fig: Figure, axes, frame: Frame, cutout: Cutout, scale: str,
 
 def frame_figure(frame: Frame, *, cutout: Cutout | None = None, scale: str = "sigma",
                  title: str | None = None) -> Figure:
-    """The full frame beside a zoomed cutout, one colour scale, the cutout outlined in red."""
+    """Draw the full frame beside a zoomed cutout, one colour scale, the cutout in red."""
     cutout = cutout or default_cutout(frame.shape)
     fig = Figure(figsize=(11, 4.8), layout="constrained")
     axes = fig.subplots(1, 2)
@@ -171,7 +171,7 @@ def save(fig: Figure, path: str | Path, *, dpi: int = 100) -> Path:
 
 
 def png_bytes(fig: Figure, *, dpi: int = 80) -> bytes:
-    """A figure as PNG bytes (for Jupyter)."""
+    """Return a figure as PNG bytes (for Jupyter)."""
     buffer = _bytes_io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()

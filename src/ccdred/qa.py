@@ -103,8 +103,10 @@ def flatness(reduced: Frame, raw: Frame | None = None, *, blocks: int = 8,
 
 
 def _local_noise(frame: Frame) -> float:
-    """Pixel-to-pixel noise: robust spread of neighbour differences over the square root of 2,
-    along rows or columns, whichever is quieter (a bias's column pattern is not noise)."""
+    """Pixel-to-pixel noise: robust spread of neighbour differences over the root of 2.
+
+    Along rows or columns, whichever is quieter (a bias's column pattern is not noise).
+    """
     spreads = []
     for axis in (0, 1):
         bad = np.diff(frame.bad.astype(np.int8), axis=axis) != 0
@@ -255,8 +257,11 @@ def flat_imprint(reduced: Frame, flat: Frame, *, pass_below: float = 0.2,
 
 
 def _background(image: np.ndarray, bad: np.ndarray, box: int = 32) -> np.ndarray:
-    """Smooth background: medians of ``box`` x ``box`` cells (stars and donuts do not move a
-    median), median-filtered over 3x3 cells, interpolated back to every pixel."""
+    """Smooth background from medians of ``box`` x ``box`` cells.
+
+    Stars and donuts do not move a median; the cells are median-filtered over 3x3 and
+    interpolated back to every pixel.
+    """
     rows, cols = image.shape
     pad_r, pad_c = -rows % box, -cols % box
     values = np.pad(np.where(bad, np.nan, image).astype(np.float64), ((0, pad_r), (0, pad_c)),
@@ -350,7 +355,7 @@ def find_donuts(flat: Frame, *, threshold: float = 0.015, min_area: int = 12) ->
 
 
 def donut_metric(flat: Frame) -> tuple[Metric, list[Donut]]:
-    """The notebook's "What is that?": the dust donuts of a master flat, as a finding."""
+    """Answer the notebook's "What is that?": the dust donuts of a master flat."""
     donuts = find_donuts(flat)
     listing = "; ".join(f"({d.x:.0f}, {d.y:.0f}) {d.diameter:.0f} px, {d.depth:.1%} deep"
                         for d in donuts[:10])

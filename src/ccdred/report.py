@@ -229,12 +229,16 @@ def _plan_html(manifest: dict[str, Any]) -> str:
                    f"<td>{_e(m.get('bias') or '')}</td></tr>" for m in plan["masters"])
     science = "".join(
         f"<tr><td>{_e(Path(s['input']).name)}</td><td>{_e(s.get('bias') or 'none')}</td>"
-        f"<td>{_e(s['dark']['master'] + ' x ' + format(s['dark']['scale'], '.4g')) if s['dark'] else 'none'}"
-        f"</td><td>{_e(s.get('flat') or 'none')}</td></tr>" for s in plan["science"])
+        f"<td>{_dark_text(s['dark'])}</td><td>{_e(s.get('flat') or 'none')}</td></tr>"
+        for s in plan["science"])
     return (f"<h2>Plan</h2><ul>{noise}</ul>"
             f"<table><tr><th>master</th><th>from</th><th>bias</th></tr>{rows}</table>"
             f"<table><tr><th>science frame</th><th>bias</th><th>dark</th><th>flat</th></tr>"
             f"{science}</table>")
+
+
+def _dark_text(dark: dict[str, Any] | None) -> str:
+    return _e(f"{dark['master']} x {dark['scale']:.4g}") if dark else "none"
 
 
 def _section_html(section: _Section) -> str:

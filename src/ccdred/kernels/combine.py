@@ -120,7 +120,7 @@ def _mad(values, lo, hi, median, scratch):
 
 @njit(cache=True, inline="always")
 def _within(values, lo, hi, lower, upper):
-    """The part of the sorted window ``[lo, hi)`` inside ``[lower, upper]``."""
+    """Narrow the sorted window ``[lo, hi)`` to the values inside ``[lower, upper]``."""
     while lo < hi and values[lo] < lower:
         lo += 1
     while hi > lo and values[hi - 1] > upper:

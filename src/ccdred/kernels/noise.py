@@ -19,7 +19,7 @@ __all__ = ["read_noise_adu", "gain_from_flats", "central"]
 
 
 def central(image: np.ndarray, fraction: float = 0.5) -> np.ndarray:
-    """The central ``fraction`` x ``fraction`` region of an image (away from vignetted edges)."""
+    """Return the central ``fraction`` x ``fraction`` region (away from vignetted edges)."""
     rows, cols = image.shape
     dr, dc = int(rows * (1 - fraction) / 2), int(cols * (1 - fraction) / 2)
     return image[dr: rows - dr, dc: cols - dc]

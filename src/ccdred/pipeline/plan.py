@@ -24,7 +24,7 @@ EXPTIME_TOLERANCE = 0.01
 
 
 def exptime_key(exptime: float) -> str:
-    """A file-name friendly exposure time: 300 -> '300s', 3.5 -> '3.5s'."""
+    """Format an exposure time for file names: 300 -> '300s', 3.5 -> '3.5s'."""
     return f"{exptime:g}s"
 
 
@@ -92,14 +92,14 @@ class NightPlan:
     setups: dict[tuple[Any, ...], str] = field(default_factory=dict)
 
     def master(self, name: str) -> MasterPlan:
-        """The master called ``name``."""
+        """Return the master called ``name``."""
         for plan in self.masters:
             if plan.name == name:
                 return plan
         raise KeyError(name)
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready description of the plan."""
+        """Return a JSON-ready description of the plan."""
         return {
             "raw_dir": str(self.raw_dir),
             "masters": [
@@ -229,8 +229,9 @@ def build_plan(infos: Sequence[FrameInfo], raw_dir: Path) -> NightPlan:
         for info in by_kind["science"]:
             dark = choose_dark(info.exptime, dark_plans, info.darktime)
             if dark is None and dark_plans:
+                darks = ", ".join(exptime_key(d.exptime) for d in dark_plans)
                 warnings.append(f"{info.path.name}: no dark for {info.exptime}s "
-                                f"(darks are {', '.join(exptime_key(d.exptime) for d in dark_plans)}"
+                                f"(darks are {darks}"
                                 f"{'' if bias_name else ' and there is no bias to scale them'}):"
                                 f" dark current not subtracted")
             flat = flat_names.get(info.filter or "")

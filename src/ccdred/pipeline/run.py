@@ -295,8 +295,9 @@ def _noise_model(setup: tuple[Any, ...], suffix: str, infos: dict[Path, FrameInf
 
 def _measure_read_noise(group: Sequence[FrameInfo], options: ReduceOptions
                         ) -> tuple[float | None, str]:
-    """Read noise in ADU from two biases, else from two darks of one exposure (an upper limit:
-    their difference also holds the dark current's shot noise).
+    """Measure read noise in ADU from two biases, else from two darks of one exposure.
+
+    Two darks give an upper limit: their difference also holds the dark current's shot noise.
     """
     biases = [i.path for i in group if i.kind == "bias"]
     if len(biases) >= 2:
@@ -328,7 +329,7 @@ def _header_value(group: Sequence[FrameInfo], attr: str, override: float | None,
 
 
 def _read_trimmed(path: Path, options: ReduceOptions) -> Frame:
-    """A raw frame with its overscan subtracted and trimmed, as the masters were made."""
+    """Read a raw frame, its overscan subtracted and trimmed as the masters were made."""
     frame = io.read(path)
     if options.overscan is None:
         return frame
@@ -515,8 +516,10 @@ def _build_master(master: MasterPlan, built: dict[str, Frame], infos: dict[Path,
 
 
 def _model_master_variance(frame: Frame, master: MasterPlan, noise: NoiseModel) -> Frame:
-    """Fill the variance a stack too small to measure it (a single frame) left unknown, from
-    the noise model: read noise, plus Poisson noise of the dark or flat signal."""
+    """Fill the variance a stack too small to measure it (a single frame) left unknown.
+
+    The noise model gives it: read noise, plus Poisson noise of the dark or flat signal.
+    """
     n = len(master.inputs)
     rn_adu2 = (noise.read_noise / noise.gain) ** 2
     signal = np.maximum(np.nan_to_num(frame.data.astype(np.float64)), 0)

@@ -1,7 +1,8 @@
 """Calibration steps: each takes `Frame` objects (or row sources) and returns new frames.
 
 Masters: `make_master_bias`, `make_master_dark`, `make_master_flat`. Defects:
-`find_hot_pixels`, `find_dead_pixels`. Science: `flag_saturation`, `subtract_overscan`, `trim`, `add_noise_model`,
+`find_hot_pixels`, `find_dead_pixels`. Science: `flag_saturation`,
+`subtract_overscan`, `trim`, `add_noise_model`,
 `subtract_bias`, `subtract_dark`, `flat_correct`, `reject_cosmics`, `repair`.
 """
 
@@ -16,7 +17,6 @@ from .calibrate import (
     subtract_bias,
     subtract_dark,
 )
-from .overscan import subtract_overscan, trim
 from .masters import (
     CombineOptions,
     find_dead_pixels,
@@ -26,6 +26,7 @@ from .masters import (
     make_master_flat,
     master_header,
 )
+from .overscan import subtract_overscan, trim
 
 __all__ = [
     "CombineOptions",

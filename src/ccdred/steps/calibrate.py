@@ -62,7 +62,7 @@ def subtract_dark(frame: Frame, dark: Frame, scale: float = 1.0) -> Frame:
 
 def optimal_dark_scale(frame: Frame, dark: Frame, *, clip: float = 5.0, iterations: int = 5
                        ) -> float:
-    """The dark factor that leaves the least dark pattern in a bias-subtracted frame.
+    """Fit the dark factor that leaves the least dark pattern in a bias-subtracted frame.
 
     Siril's dark optimisation minimises the noise of ``frame - k * dark``; that noise is
     quadratic in ``k``, so its minimum has a closed form: the least-squares slope of the

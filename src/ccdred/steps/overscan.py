@@ -43,7 +43,7 @@ class Section:
         return (self.row1 - self.row0, self.col1 - self.col0)
 
     def fits(self) -> str:
-        """The FITS 1-based inclusive form, ``[x1:x2,y1:y2]``."""
+        """Return the FITS 1-based inclusive form, ``[x1:x2,y1:y2]``."""
         return f"[{self.col0 + 1}:{self.col1},{self.row0 + 1}:{self.row1}]"
 
 
@@ -82,7 +82,7 @@ class ReadoutGeometry:
     notes: tuple[str, ...] = ()
 
     def data_shape(self, shape: tuple[int, int]) -> tuple[int, int]:
-        """The shape of a frame of raw ``shape`` after trimming."""
+        """Return the shape of a frame of raw ``shape`` after trimming."""
         return self.trimsec.shape if self.trimsec else shape
 
 
@@ -117,7 +117,7 @@ def readout_geometry(header: fits.Header, shape: tuple[int, int]) -> ReadoutGeom
 
 def overscan_levels(overscan: np.ndarray, *, model: str = "median", order: int = 3
                     ) -> np.ndarray:
-    """The bias level of each row from its overscan pixels (rows x overscan columns).
+    """Estimate the bias level of each row from its overscan pixels (rows x columns).
 
     ``median`` and ``mean`` take each row alone (the mean after a 3-sigma clip of the row);
     ``poly`` fits a Legendre polynomial of ``order`` through the row medians, for a smooth
