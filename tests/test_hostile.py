@@ -389,3 +389,20 @@ def test_unreadable_file_never_leaks_a_traceback_from_info(tmp_path):
     assert "Traceback" not in result.stderr
     with pytest.raises(BadInputError, match="x.fits"):
         io.read(path)
+
+
+def test_a_saturated_flat_pixel_never_becomes_a_good_flat_value(sim_night, tmp_path):
+    raw = copy_night(sim_night, tmp_path)
+    flats = sorted((raw / "flats").iterdir())
+    for i, path in enumerate(flats):  # raw uint16 kept: 65535 is the ADC's limit
+        with fits.open(path, mode="update") as hdul:
+            data = hdul[0].data
+            data[100:104, 100:104] = 65535  # saturated in every flat: no value left
+            if i < 3:
+                data[150:152, 60:62] = 65535  # in three: the others still measure it
+    result = ccdred.reduce_night(raw, tmp_path / "out", options=FAST)
+    flat = io.read(result.masters["flat_R"])
+    assert ((flat.dq[100:104, 100:104] & (Flag.NO_DATA | Flag.LOW_FLAT)) != 0).all()
+    truth = sim_night.truth.flat[150:152, 60:62]
+    np.testing.assert_allclose(flat.data[150:152, 60:62], truth, rtol=0.03)
+    assert not flat.bad[150:152, 60:62].any()
