@@ -98,10 +98,14 @@ def test_a_night_with_an_overscan_is_subtracted_and_trimmed(overscan_night, tmp_
                                  options=ReduceOptions(cosmics=False, repair=False))
     for path in result.masters.values():
         assert fits.getdata(path).shape == (192, 192)
+        assert "BIASSEC" not in fits.getheader(path)
+    master_history = str(fits.getheader(result.masters["bias"])["HISTORY"])
+    assert "overscan [193:216,1:192] subtracted (median per row)" in master_history
     pulls = []
     for path in result.reduced:
         frame = ccdred.read(path)
         assert frame.shape == (192, 192) and "BIASSEC" not in frame.header
+        assert "trimmed from 216x192 to 192x192" in str(frame.header["HISTORY"])
         truth = overscan_night.truth.science[path.name]
         hits = ndimage.binary_dilation(overscan_night.truth.cosmics[path.name], iterations=2)
         good = ~frame.bad & ~overscan_night.truth.hot & ~hits

@@ -451,7 +451,7 @@ def reduce_night(raw_dir: str | Path, out_dir: str | Path, *,
         reduced = calibrate_science(raw, sci, masters, noise, options,
                                     _saturation_level(sci.input, options))
         reduced = _science_provenance(reduced, sci, result.masters, master_sums, noise,
-                                      checksums[sci.input.path])
+                                      checksums[sci.input.path], options)
         path = io.write(reduced, out / "reduced" / sci.output)
         result.reduced.append(path)
         products.append(_product(path, "reduced", (sci.input.path,), checksums, {
@@ -495,6 +495,12 @@ def _build_master(master: MasterPlan, built: dict[str, Frame], infos: dict[Path,
                                  options=combine_options,
                                  checksums=[checksums[p] for p in master.inputs])
     history = [f"ccdred {_version()}: master {master.kind} from {len(master.inputs)} frames"]
+    geometry_notes = _geometry_history(infos[master.inputs[0]], options)
+    if geometry_notes:
+        # The master is already trimmed: its inputs' sections no longer describe it.
+        for key in ("BIASSEC", "TRIMSEC", "DATASEC"):
+            header.remove(key, ignore_missing=True)
+        history.extend(geometry_notes)
     if bias is not None:
         history.append(f"bias subtracted: masters/{master.bias}.fits")
     if master.kind == "dark":
@@ -549,8 +555,22 @@ def _badpix_maps(plan: NightPlan, masters: dict[str, Frame]) -> dict[str, np.nda
     return maps
 
 
+def _geometry_history(info: FrameInfo, options: ReduceOptions) -> list[str]:
+    """HISTORY lines for the overscan and trim applied to a raw frame (none if neither)."""
+    if options.overscan is None:
+        return []
+    lines = []
+    if info.overscan:
+        lines.append(f"overscan {info.overscan} subtracted ({options.overscan} per row)")
+    if info.data_shape and info.shape and info.data_shape != info.shape:
+        lines.append(f"trimmed from {info.shape[1]}x{info.shape[0]} to "
+                     f"{info.data_shape[1]}x{info.data_shape[0]}")
+    return lines
+
+
 def _science_provenance(frame: Frame, sci: SciencePlan, master_paths: dict[str, Path],
-                        master_sums: dict[str, str], noise: NoiseModel, raw_sum: str) -> Frame:
+                        master_sums: dict[str, str], noise: NoiseModel, raw_sum: str,
+                        options: ReduceOptions) -> Frame:
     cards: dict[str, Any] = {"CCDRED": (_version(), "ccdred version"),
                              "CCDRDATE": (datetime.now(UTC).isoformat(timespec="seconds"),
                                           "UTC time of reduction"),
@@ -562,6 +582,7 @@ def _science_provenance(frame: Frame, sci: SciencePlan, master_paths: dict[str, 
                              "RNSRC": (noise.read_noise_source[:68], "where read noise came from"),
                              "BUNIT": "adu"}
     history = [f"ccdred {_version()}: calibrated as (raw - bias - dark) / flat"]
+    history.extend(_geometry_history(sci.input, options))
     for key, name in (("BIAS", sci.bias), ("FLAT", sci.flat)):
         if name:
             cards[f"{key}FILE"] = (f"masters/{master_paths[name].name}", f"master {key.lower()}")
