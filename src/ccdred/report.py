@@ -209,7 +209,7 @@ def _html(manifest: dict[str, Any], sections: list[_Section]) -> str:
         parts.append("<ul class='warnings'>" + "".join(f"<li>{w}</li>" for w in warnings)
                      + "</ul>")
     else:
-        parts.append("<p class='pass'>No warnings: every check passed.</p>")
+        parts.append("<p class='pass'>No warnings: no check warned or failed.</p>")
     parts.append(_plan_html(manifest))
     for kind, heading in (("master", "Masters"), ("science", "Science frames")):
         parts.append(f"<h2>{heading}</h2>")
