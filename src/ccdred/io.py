@@ -133,16 +133,18 @@ def _clean_header(header: fits.Header) -> fits.Header:
     return out
 
 
-def read_header(path: str | Path) -> fits.Header:
+def read_header(path: str | Path, *, check_data: bool = True) -> fits.Header:
     """Return the header of the file's image HDU, checking the data is all there.
 
-    Plain files are not read beyond their headers; a gzip-compressed file is decoded.
+    Plain files are not read beyond their headers; a gzip-compressed file is decoded, unless
+    ``check_data`` is False (the file was checked already).
     """
     path = Path(path)
     with _open(path) as hdul:
         try:
             hdu = _image_hdu(hdul, path)
-            _check_complete(hdu, path)
+            if check_data:
+                _check_complete(hdu, path)
             return hdu.header.copy()
         except (OSError, ValueError) as err:
             if isinstance(err, BadInputError):

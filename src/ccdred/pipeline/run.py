@@ -19,7 +19,7 @@ from ..frame import Frame
 from ..inventory import FrameInfo, describe_file, scan
 from ..kernels.noise import gain_from_flats, read_noise_adu
 from ..steps import CombineOptions
-from ..steps.overscan import OVERSCAN_MODELS, ReadoutGeometry, readout_geometry
+from ..steps.overscan import OVERSCAN_MODELS, ReadoutGeometry, apply_geometry, readout_geometry
 from .plan import MasterPlan, NightPlan, SciencePlan, build_plan
 
 __all__ = ["ReduceOptions", "NoiseModel", "NightResult", "plan_night", "reduce_night",
@@ -255,19 +255,13 @@ def plan_night(raw_dir: str | Path, out_dir: str | Path | None = None) -> NightP
     return build_plan(scan(raw, exclude=exclude), raw)
 
 
-def _noise_models(plan: NightPlan, infos: dict[Path, FrameInfo], masters: dict[str, Frame],
-                  options: ReduceOptions) -> dict[str, NoiseModel]:
-    """Gain and read noise per setup: option, header, measured, or assumed (in that order)."""
-    return {suffix: _noise_model(setup, suffix, infos, masters, options)
-            for setup, suffix in plan.setups.items()}
-
-
 READ_NOISE_AGREEMENT = (0.8, 1.25)
 """Measured/header read-noise ratios within which the header's value is trusted."""
 
 
 def _noise_model(setup: tuple[Any, ...], suffix: str, infos: dict[Path, FrameInfo],
                  masters: dict[str, Frame], options: ReduceOptions) -> NoiseModel:
+    """Gain and read noise of a setup: option, header, measured, or assumed (in that order)."""
     group = [i for i in infos.values() if i.setup == setup]
     gain, gain_source = _header_value(group, "gain", options.gain,
                                       options.sources.get("gain", "command line"))
@@ -333,10 +327,8 @@ def _read_trimmed(path: Path, options: ReduceOptions) -> Frame:
     frame = io.read(path)
     if options.overscan is None:
         return frame
-    geometry = readout_geometry(frame.header, frame.shape)
-    if geometry.biassec is not None:
-        frame = steps.subtract_overscan(frame, geometry.biassec, model=options.overscan)
-    return steps.trim(frame, geometry.trimsec) if geometry.trimsec is not None else frame
+    return apply_geometry(frame, readout_geometry(frame.header, frame.shape),
+                          model=options.overscan)
 
 
 def _measure_gain(group: Sequence[FrameInfo], bias: Frame | None, rn_adu: float | None,
@@ -415,16 +407,20 @@ def reduce_night(raw_dir: str | Path, out_dir: str | Path, *,
     result = NightResult(plan=plan, out_dir=out)
     masters: dict[str, Frame] = {}
     products: list[dict[str, Any]] = []
+
+    def noise_for(setup: tuple[Any, ...]) -> NoiseModel:
+        """Return the setup's noise model, made once, when a master or frame first needs it."""
+        suffix = plan.setups.get(setup, "")
+        if suffix not in result.noise:
+            result.noise[suffix] = _noise_model(setup, suffix, infos, masters, options)
+        return result.noise[suffix]
+
     total = len(plan.masters)
     for done, master in enumerate(plan.masters):
         report("masters", done, total)
         frame = _build_master(master, masters, infos, checksums, options)
         if frame.variance is None or np.isnan(frame.variance[~frame.bad]).any():
-            suffix = plan.setups.get(master.setup, "")
-            if suffix not in result.noise:
-                result.noise[suffix] = _noise_model(master.setup, suffix, infos, masters,
-                                                    options)
-            frame = _model_master_variance(frame, master, result.noise[suffix])
+            frame = _model_master_variance(frame, master, noise_for(master.setup))
         masters[master.name] = frame
         path = io.write(frame, out / "masters" / master.filename)
         result.masters[master.name] = path
@@ -441,7 +437,8 @@ def reduce_night(raw_dir: str | Path, out_dir: str | Path, *,
         products.append(_product(path, "badpix", (), checksums,
                                  {"hot_sigma": options.hot_sigma,
                                   "dead_sigma": options.dead_sigma}))
-    result.noise = {**_noise_models(plan, infos, masters, options), **result.noise}
+    for setup in plan.setups:
+        noise_for(setup)
     master_sums = {name: io.sha256(path) for name, path in result.masters.items()}
     for done, sci in enumerate(plan.science):
         report("science", done, len(plan.science))
@@ -489,7 +486,7 @@ def _build_master(master: MasterPlan, built: dict[str, Frame], infos: dict[Path,
                                         options=combine_options, saturation=saturation,
                                         min_flat=options.min_flat, overscan=options.overscan)
         frame = steps.find_dead_pixels(result.frame, k=options.dead_sigma)
-    headers = [io.read_header(p) for p in master.inputs]
+    headers = [io.read_header(p, check_data=False) for p in master.inputs]  # checked at scan
     header = steps.master_header(headers, [p.name for p in master.inputs], kind=master.kind,
                                  exptime=master.exptime if master.kind != "flat" else None,
                                  options=combine_options,

@@ -17,7 +17,7 @@ from astropy.io import fits
 from ..frame import Frame
 
 __all__ = ["Section", "ReadoutGeometry", "parse_section", "readout_geometry", "overscan_levels",
-           "subtract_overscan", "trim", "OVERSCAN_MODELS"]
+           "subtract_overscan", "trim", "apply_geometry", "OVERSCAN_MODELS"]
 
 OVERSCAN_MODELS = ("median", "mean", "poly")
 _SECTION = re.compile(r"^\s*\[\s*(\d+)\s*:\s*(\d+)\s*,\s*(\d+)\s*:\s*(\d+)\s*\]\s*$")
@@ -164,3 +164,10 @@ def trim(frame: Frame, section: Section) -> Frame:
         data=frame.data[rows, cols].copy(),
         variance=None if frame.variance is None else frame.variance[rows, cols].copy(),
         dq=frame.dq[rows, cols].copy(), header=header)
+
+
+def apply_geometry(frame: Frame, geometry: ReadoutGeometry, *, model: str = "median") -> Frame:
+    """Subtract the overscan (when there is one) and trim (when there is a section)."""
+    if geometry.biassec is not None:
+        frame = subtract_overscan(frame, geometry.biassec, model=model)
+    return trim(frame, geometry.trimsec) if geometry.trimsec is not None else frame
