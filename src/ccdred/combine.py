@@ -337,7 +337,7 @@ def combine(inputs: Sequence[object], *, method: str = "median", reject: str = "
             zero: object = None, weights: Sequence[float] | None = None,
             stat_section: str | None = None, memory_limit: int = DEFAULT_MEMORY_LIMIT,
             rejection_map: bool = False, dtype: type = np.float32,
-            progress: object = None) -> CombineResult:
+            rows: tuple[int, int] | None = None, progress: object = None) -> CombineResult:
     """Combine frames pixel by pixel, with rejection, scaling and weights.
 
     Parameters
@@ -377,6 +377,10 @@ def combine(inputs: Sequence[object], *, method: str = "median", reject: str = "
         Also return which input value was rejected at each pixel.
     dtype : numpy dtype
         Output data type (float32 by default; float64 when asked).
+    rows : (start, stop), optional
+        Combine only these rows (0-based, stop exclusive) and return a band of that height.
+        Scale and zero statistics still come from the whole inputs, so bands of a stack put
+        together are bit for bit the full combine; this is how a cluster splits one master.
     progress : callable, optional
         Called as ``progress(rows_done, rows_total)`` after each block.
 
@@ -402,21 +406,31 @@ def combine(inputs: Sequence[object], *, method: str = "median", reject: str = "
         weights_arr = np.ones(len(items), np.float64)
     sources = [_as_source(item) for item in items]
     try:
+        band = _band(rows, sources[0].shape)
         return _combine_sources(sources, METHODS[method], REJECTIONS[reject], CENTRES[centre],
                                 SPREADS[spread], sigma_low, sigma_high, maxiters, nlow, nhigh,
                                 pclip, nkeep, gain, read_noise, snoise, scale, zero,
                                 weights_arr, stat_section, memory_limit, rejection_map, dtype,
-                                progress, method, reject)
+                                band, progress, method, reject)
     finally:
         for source, item in zip(sources, items, strict=True):
             if isinstance(item, (str, Path)):
                 source.close()
 
 
+def _band(rows: tuple[int, int] | None, shape: tuple[int, int]) -> tuple[int, int]:
+    if rows is None:
+        return 0, shape[0]
+    start, stop = (int(r) for r in rows)
+    if not 0 <= start < stop <= shape[0]:
+        raise ValueError(f"rows must satisfy 0 <= start < stop <= {shape[0]}, got {rows}")
+    return start, stop
+
+
 def _combine_sources(sources, method_code, reject_code, centre_code, spread_code, sigma_low,
                      sigma_high, maxiters, nlow, nhigh, pclip, nkeep, gain, read_noise, snoise,
                      scale, zero, weights, stat_section, memory_limit, rejection_map, dtype,
-                     progress, method, reject) -> CombineResult:
+                     band, progress, method, reject) -> CombineResult:
     shape = sources[0].shape
     for source in sources[1:]:
         if source.shape != shape:
@@ -440,12 +454,13 @@ def _combine_sources(sources, method_code, reject_code, centre_code, spread_code
                 raise ValueError(f"zero has {zvals.size} values for {n} inputs")
         zeros = zvals - zvals.mean()
     has_variance = all(s.read_variance_rows(0, 1) is not None for s in sources)
-    rows, cols = shape
-    block_rows = rows_per_block(n, shape, memory_limit, with_variance=has_variance,
+    first, last = band
+    rows, cols = last - first, shape[1]
+    block_rows = rows_per_block(n, (rows, cols), memory_limit, with_variance=has_variance,
                                 with_map=rejection_map)
-    value = np.empty(shape, dtype)
-    variance = np.empty(shape, dtype)
-    count = np.empty(shape, np.int16)
+    value = np.empty((rows, cols), dtype)
+    variance = np.empty((rows, cols), dtype)
+    count = np.empty((rows, cols), np.int16)
     rejected = np.zeros((n, rows, cols), np.uint8) if rejection_map else None
     stack = np.empty((n, block_rows, cols), np.float32)
     var_stack = np.empty((n, block_rows, cols) if has_variance else (0, 0, 0), np.float32)
@@ -457,13 +472,13 @@ def _combine_sources(sources, method_code, reject_code, centre_code, spread_code
         stop = min(rows, start + block_rows)
         nb = stop - start
         for i, source in enumerate(sources):
-            stack[i, :nb] = source.read_rows(start, stop)
+            stack[i, :nb] = source.read_rows(first + start, first + stop)
             if scale_values is not None:
                 stack[i, :nb] *= inv_scales[i]
             if zeros[i] != 0.0:
                 stack[i, :nb] -= np.float32(zeros[i])
             if has_variance:
-                var_stack[i, :nb] = source.read_variance_rows(start, stop)
+                var_stack[i, :nb] = source.read_variance_rows(first + start, first + stop)
                 if scale_values is not None:
                     var_stack[i, :nb] *= inv_scales[i] ** 2
         _k.combine_block(stack[:, :nb], var_stack[:, :nb] if has_variance else var_stack,

@@ -23,6 +23,10 @@ class BadInputError(ValueError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self) -> tuple:
+        # Errors cross process boundaries (local workers, Dask): rebuild from both fields.
+        return (type(self), (self.path, self.problem))
+
 
 class OutputError(OSError):
     """An output cannot be written (full disk, no permission...); names the path and why.
@@ -39,3 +43,6 @@ class OutputError(OSError):
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"cannot write {self.path}: {problem}")
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.path, self.problem))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..inventory import FrameInfo
+from ..library import CalibrationLibrary, Match, Rules
 
 __all__ = ["MasterPlan", "DarkChoice", "SciencePlan", "NightPlan", "build_plan", "choose_dark",
            "exptime_key"]
@@ -60,11 +61,18 @@ class MasterPlan:
     """For darks: bias-subtracted, so it scales with exposure time."""
     darktime: float | None = None
     """For darks: the mean DARKTIME of the inputs, when every input has one."""
+    library: Match | None = None
+    """A master taken from the calibration library instead of built (no inputs)."""
 
     @property
     def filename(self) -> str:
         """File name under ``masters/``."""
         return f"{self.name}.fits"
+
+    @property
+    def file(self) -> str:
+        """Where the master is: ``masters/<name>.fits``, or the library master's path."""
+        return self.library.path if self.library else f"masters/{self.filename}"
 
 
 @dataclass(frozen=True)
@@ -103,7 +111,8 @@ class NightPlan:
         return {
             "raw_dir": str(self.raw_dir),
             "masters": [
-                {"name": m.name, "kind": m.kind, "file": f"masters/{m.filename}",
+                {"name": m.name, "kind": m.kind, "file": m.file,
+                 "library": m.library.reason if m.library else None,
                  "inputs": [str(p) for p in m.inputs], "exptime": m.exptime,
                  "filter": m.filter, "bias": m.bias, "scalable": m.scalable,
                  "darks": [None if d is None else {"master": d.master, "scale": d.scale}
@@ -181,14 +190,17 @@ def _output_names(science: Sequence[FrameInfo], raw_dir: Path) -> dict[Path, str
     return names
 
 
-def build_plan(infos: Sequence[FrameInfo], raw_dir: Path) -> NightPlan:
+def build_plan(infos: Sequence[FrameInfo], raw_dir: Path,
+               library: CalibrationLibrary | None = None, rules: Rules | None = None) -> NightPlan:
     """Decide the masters and the calibration of every science frame.
 
     Rules: one master bias per readout setup (shape, binning); one master dark per exposure
     time, bias-subtracted (hence scalable) when a master bias exists; one master flat per
     filter, each input flat with bias and its own matched or scaled dark removed; each science
-    frame gets the bias, the dark chosen by `choose_dark` and the flat of its filter. A frame
-    with no suitable master goes uncorrected for that step, and the plan says so.
+    frame gets the bias, the dark chosen by `choose_dark` and the flat of its filter. When the
+    night has no bias, no darks, or no flat of a science filter, the best master in the
+    ``library`` serves (`CalibrationLibrary.best` with ``rules``), and the plan says which and
+    why. A frame with no suitable master goes uncorrected for that step, and the plan says so.
     """
     usable = [i for i in infos if i.ok]
     skipped = tuple(i for i in infos if not i.ok)
@@ -207,14 +219,24 @@ def build_plan(infos: Sequence[FrameInfo], raw_dir: Path) -> NightPlan:
             if len(by_kind[kind]) == 1:
                 warnings.append(f"a single {kind} frame ({by_kind[kind][0].path.name}): its "
                                 f"noise and any cosmic ray go into every frame (take several)")
+        borrow = _Borrower(library, rules or Rules(), setup, suffix, by_kind["science"], warnings)
         bias_name = None
         if by_kind["bias"]:
             bias_name = f"bias{suffix}"
             masters.append(MasterPlan(bias_name, "bias", tuple(i.path for i in by_kind["bias"]),
                                       exptime=0.0, setup=setup))
-        dark_plans = _plan_darks(by_kind["dark"], bias_name, suffix, setup, warnings)
+        elif (borrowed := borrow.bias()) is not None:
+            bias_name = borrowed.name
+            masters.append(borrowed)
+        dark_plans = (_plan_darks(by_kind["dark"], bias_name, suffix, setup, warnings)
+                      if by_kind["dark"] else borrow.darks(bias_name is not None))
         masters.extend(dark_plans)
         flat_names = {}
+        own_filters = {f.filter or "" for f in by_kind["flat"]}
+        for filt in sorted({i.filter or "" for i in by_kind["science"]} - own_filters):
+            if (borrowed := borrow.flat(filt)) is not None:
+                flat_names[filt] = borrowed.name
+                masters.append(borrowed)
         for filt, flats in _by_filter(by_kind["flat"], warnings).items():
             name = f"flat_{_safe(filt)}{suffix}"
             flat_names[filt] = name
@@ -235,14 +257,14 @@ def build_plan(infos: Sequence[FrameInfo], raw_dir: Path) -> NightPlan:
                                 f"{'' if bias_name else ' and there is no bias to scale them'}):"
                                 f" dark current not subtracted")
             flat = flat_names.get(info.filter or "")
-            if flat is None and by_kind["flat"]:
+            if flat is None and flat_names:
                 warnings.append(f"{info.path.name}: no flat for filter {info.filter!r} "
                                 f"(flats: {', '.join(sorted(flat_names))}): not flat-fielded")
             science.append(SciencePlan(info, out_names[info.path], bias_name, dark, flat,
                                        badpix))
-        if not by_kind["bias"] and not dark_plans and (by_kind["science"] or by_kind["flat"]):
+        if not bias_name and not dark_plans and (by_kind["science"] or by_kind["flat"]):
             warnings.append("no bias and no dark frames: the bias level stays in every frame")
-        if by_kind["science"] and not by_kind["flat"]:
+        if by_kind["science"] and not flat_names:
             warnings.append("no flat frames: science frames are not flat-fielded")
     if not usable:
         warnings.append("no usable frames found")
@@ -301,3 +323,65 @@ def _warn_missing_darks(flats: Sequence[FrameInfo], choices: Sequence[DarkChoice
     if missing:
         warnings.append(f"no dark can serve flats {', '.join(missing)} (different exposure and "
                         f"no bias to scale a dark): their dark current stays in the flat")
+
+
+@dataclass
+class _Borrower:
+    """Finds library masters for what a setup's frames lack, and notes each choice."""
+
+    library: CalibrationLibrary | None
+    rules: Rules
+    setup: tuple[Any, ...]
+    suffix: str
+    science: Sequence[FrameInfo]
+    warnings: list[str]
+
+    def _lookup(self, kind: str, **extra: Any) -> Match | None:
+        if self.library is None or not self.science or self.setup[0] is None:
+            return None
+        match, why = self.library.best(kind, instrument=_most_common(
+            i.instrument for i in self.science), shape=self.setup[0], binning=self.setup[1],
+            date=_middle(i.date for i in self.science), rules=self.rules, **extra)
+        what = f"{kind} {extra.get('filter') or ''}".strip()
+        if match is None:
+            self.warnings.append(f"no {what} frames in this night and {why}")
+        else:
+            self.warnings.append(f"no {what} frames in this night: using {match.path} "
+                                 f"({match.reason})")
+        return match
+
+    def bias(self) -> MasterPlan | None:
+        match = self._lookup("bias")
+        return MasterPlan(f"bias{self.suffix}", "bias", (), exptime=0.0, setup=self.setup,
+                          library=match) if match else None
+
+    def darks(self, have_bias: bool) -> list[MasterPlan]:
+        temperature = _middle(i.temperature for i in self.science)
+        plans: dict[int, MasterPlan] = {}
+        for exptime in sorted({i.exptime for i in self.science if i.exptime}):
+            match = self._lookup("dark", exptime=exptime, temperature=temperature,
+                                 scalable_ok=have_bias)
+            if match is not None and match.id not in plans:
+                plans[match.id] = MasterPlan(
+                    f"dark_{exptime_key(match.exptime or exptime)}{self.suffix}", "dark", (),
+                    exptime=match.exptime, setup=self.setup, scalable=match.scalable and have_bias,
+                    darktime=match.darktime, library=match)
+        return list(plans.values())
+
+    def flat(self, filt: str) -> MasterPlan | None:
+        match = self._lookup("flat", filter=filt or None)
+        return MasterPlan(f"flat_{_safe(filt)}{self.suffix}", "flat", (), filter=filt,
+                          setup=self.setup, library=match) if match else None
+
+
+def _most_common(values: Iterable[Any]) -> Any:
+    counts: dict[Any, int] = defaultdict(int)
+    for value in values:
+        counts[value] += 1
+    return max(counts, key=lambda v: counts[v]) if counts else None
+
+
+def _middle(values: Iterable[Any]) -> Any:
+    """Return the median of the known values (dates as ISO text sort in time order)."""
+    known = sorted(v for v in values if v is not None)
+    return known[len(known) // 2] if known else None

@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import itertools
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from astropy.io import fits
 
 from .. import io, steps
+from ..combine import CombineResult
 from ..errors import BadInputError
 from ..flags import Flag
 from ..frame import Frame
 from ..inventory import FrameInfo, describe_file, scan
 from ..kernels.noise import gain_from_flats, read_noise_adu
+from ..library import CalibrationLibrary, Rules
 from ..steps import CombineOptions
 from ..steps.overscan import OVERSCAN_MODELS, ReadoutGeometry, apply_geometry, readout_geometry
+from .executors import Executor, InProcess, threads_per_worker
 from .plan import MasterPlan, NightPlan, SciencePlan, build_plan
 
 __all__ = ["ReduceOptions", "NoiseModel", "NightResult", "plan_night", "reduce_night",
@@ -91,6 +98,8 @@ class NightResult:
     reduced: list[Path] = field(default_factory=list)
     noise: dict[str, NoiseModel] = field(default_factory=dict)
     manifest: Path | None = None
+    rebuilt: list[Path] = field(default_factory=list)
+    """Products made by this run (the others were up to date and kept)."""
 
 
 SCIENCE_STEPS = (
@@ -235,8 +244,25 @@ def _saturation_level(info: FrameInfo, options: ReduceOptions) -> float | None:
     return None
 
 
-def plan_night(raw_dir: str | Path, out_dir: str | Path | None = None) -> NightPlan:
+LIBRARY_NAME = "calibrations.sqlite"
+"""The calibration library's file name in an output folder (the default library)."""
+
+
+def plan_night(raw_dir: str | Path, out_dir: str | Path | None = None, *,
+               library: str | Path | None = None, rules: Rules | None = None) -> NightPlan:
     """Scan ``raw_dir`` and plan its reduction (headers only; nothing is written).
+
+    Parameters
+    ----------
+    raw_dir : path
+        The night's raw frames.
+    out_dir : path, optional
+        Where the products will go (excluded from the scan).
+    library : path, optional
+        Calibration library that serves what the night lacks; by default
+        ``out_dir/calibrations.sqlite``. Used only when the file exists.
+    rules : Rules, optional
+        When a library master may serve (`ccdred.library.Rules`).
 
     Raises
     ------
@@ -252,7 +278,18 @@ def plan_night(raw_dir: str | Path, out_dir: str | Path | None = None) -> NightP
         if out.resolve() == raw.resolve():
             raise ValueError(f"{out}: the output directory cannot be the raw directory itself")
         exclude.append(out)
-    return build_plan(scan(raw, exclude=exclude), raw)
+    library_path = _library_path(library, out_dir)
+    infos = scan(raw, exclude=exclude)
+    if library_path is None or not library_path.is_file():
+        return build_plan(infos, raw, rules=rules)
+    with CalibrationLibrary(library_path) as calibrations:
+        return build_plan(infos, raw, calibrations, rules)
+
+
+def _library_path(library: str | Path | None, out_dir: str | Path | None) -> Path | None:
+    if library is not None:
+        return Path(library)
+    return Path(out_dir) / LIBRARY_NAME if out_dir is not None else None
 
 
 READ_NOISE_AGREEMENT = (0.8, 1.25)
@@ -373,8 +410,14 @@ def _check_writable(out: Path) -> None:
 
 def reduce_night(raw_dir: str | Path, out_dir: str | Path, *,
                  options: ReduceOptions = ReduceOptions(), progress: Progress | None = None,
-                 plan: NightPlan | None = None) -> NightResult:
+                 plan: NightPlan | None = None, executor: Executor | None = None,
+                 force: bool = False, masters_only: bool = False,
+                 library: str | Path | None = None) -> NightResult:
     """Reduce a whole night: masters, bad-pixel map, calibrated science frames, manifest.
+
+    A re-run skips every product whose inputs and parameters are unchanged (each product's
+    header holds a hash of them, ``CCDRKEY``) and redoes the rest, so an interrupted run picks
+    up where it stopped; products are written atomically, so none is ever half there.
 
     Parameters
     ----------
@@ -388,6 +431,16 @@ def reduce_night(raw_dir: str | Path, out_dir: str | Path, *,
         ``progress(stage, done, total)``.
     plan : NightPlan, optional
         A plan from `plan_night` (made here when omitted).
+    executor : Executor, optional
+        Where tasks run (`ccdred.pipeline.executors`); this process when omitted. Every
+        executor writes the same bytes (set ``SOURCE_DATE_EPOCH`` to fix the one time stamp).
+    force : bool
+        Redo every product, even those that are up to date.
+    masters_only : bool
+        Build the masters and the bad-pixel maps, and stop (no science frames, no manifest).
+    library : path, optional
+        Calibration library (`ccdred.library`) where the masters built are registered, and
+        which serves what the night lacks; by default ``out_dir/calibrations.sqlite``.
 
     Raises
     ------
@@ -395,71 +448,282 @@ def reduce_night(raw_dir: str | Path, out_dir: str | Path, *,
         Some inputs are unusable (unless ``options.skip_bad``), or there is nothing to do.
     """
     out = Path(out_dir)
-    plan = plan or plan_night(raw_dir, out)
+    plan = plan or plan_night(raw_dir, out, library=library)
     _validate_inputs(plan, options)
     _check_writable(out)
+    _remove_stale_parts(out)
+    executor = executor or InProcess()
     report = progress or (lambda stage, done, total: None)
     infos = {i.input.path: i.input for i in plan.science}
     for master in plan.masters:
         for path in master.inputs:
             infos.setdefault(path, describe_file(path, plan.raw_dir))
     checksums = {path: io.sha256(path) for path in infos}
-    result = NightResult(plan=plan, out_dir=out)
-    masters: dict[str, Frame] = {}
-    products: list[dict[str, Any]] = []
-
-    def noise_for(setup: tuple[Any, ...]) -> NoiseModel:
-        """Return the setup's noise model, made once, when a master or frame first needs it."""
-        suffix = plan.setups.get(setup, "")
-        if suffix not in result.noise:
-            result.noise[suffix] = _noise_model(setup, suffix, infos, masters, options)
-        return result.noise[suffix]
-
+    run = _Run(plan, out, options, executor, force, infos, checksums,
+               NightResult(plan=plan, out_dir=out))
     total = len(plan.masters)
     for done, master in enumerate(plan.masters):
         report("masters", done, total)
-        frame = _build_master(master, masters, infos, checksums, options)
-        if frame.variance is None or np.isnan(frame.variance[~frame.bad]).any():
-            frame = _model_master_variance(frame, master, noise_for(master.setup))
-        masters[master.name] = frame
-        path = io.write(frame, out / "masters" / master.filename)
-        result.masters[master.name] = path
-        products.append(_product(path, f"master_{master.kind}", master.inputs, checksums,
-                                 {"combine": _options_for(master, options).describe(),
-                                  "exptime": master.exptime, "filter": master.filter,
-                                  "darks": [None if d is None else asdict(d)
-                                            for d in master.darks]}))
+        run.master(master)
     report("masters", total, total)
-    for name, dq in _badpix_maps(plan, masters).items():
-        path = io.write_dq(dq, out / "masters" / f"{name}.fits")
-        masters[name] = Frame(np.zeros(dq.shape, np.float32), dq=dq)
-        result.masters[name] = path
-        products.append(_product(path, "badpix", (), checksums,
-                                 {"hot_sigma": options.hot_sigma,
-                                  "dead_sigma": options.dead_sigma}))
+    _register(run, _library_path(library, out))
+    run.badpix_maps()
     for setup in plan.setups:
-        noise_for(setup)
-    master_sums = {name: io.sha256(path) for name, path in result.masters.items()}
-    for done, sci in enumerate(plan.science):
-        report("science", done, len(plan.science))
-        suffix = plan.setups.get(sci.input.setup, "")
-        noise = result.noise[suffix]
-        raw = io.read(sci.input.path)
-        reduced = calibrate_science(raw, sci, masters, noise, options,
-                                    _saturation_level(sci.input, options))
-        reduced = _science_provenance(reduced, sci, result.masters, master_sums, noise,
-                                      checksums[sci.input.path], options)
-        path = io.write(reduced, out / "reduced" / sci.output)
-        result.reduced.append(path)
-        products.append(_product(path, "reduced", (sci.input.path,), checksums, {
-            "bias": sci.bias,
-            "dark": None if sci.dark is None else {**asdict(sci.dark),
-                                                   "scale": reduced.header["DARKSCL"]},
-            "flat": sci.flat, "gain": noise.gain, "read_noise": noise.read_noise,
-            "repair": options.repair, "cosmics": options.cosmics}))
-    report("science", len(plan.science), len(plan.science))
-    result.manifest = _write_manifest(out, plan, options, result, products)
-    return result
+        run.noise_for(setup)
+    if masters_only:
+        return run.result
+    run.science(report)
+    run.result.manifest = _write_manifest(out, plan, options, run.result, run.products)
+    return run.result
+
+
+@dataclass
+class _Run:
+    """The state of one run: what is built, its keys, and the products for the manifest."""
+
+    plan: NightPlan
+    out: Path
+    options: ReduceOptions
+    executor: Executor
+    force: bool
+    infos: dict[Path, FrameInfo]
+    checksums: dict[Path, str]
+    result: NightResult
+    masters: dict[str, Frame] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+    products: list[dict[str, Any]] = field(default_factory=list)
+
+    def noise_for(self, setup: tuple[Any, ...]) -> NoiseModel:
+        """Return the setup's noise model, made once, when a master or frame first needs it."""
+        suffix = self.plan.setups.get(setup, "")
+        if suffix not in self.result.noise:
+            self.result.noise[suffix] = _noise_model(setup, suffix, self.infos, self.masters,
+                                                     self.options)
+        return self.result.noise[suffix]
+
+    def master(self, master: MasterPlan) -> None:
+        """Build one master (or take it from the library, or keep it when up to date)."""
+        if master.library is not None:
+            self._borrow(master)
+            return
+        key = _master_key(master, self.checksums, self.options, self.keys)
+        path = self.out / "masters" / master.filename
+        if self.force or not _up_to_date(path, key):
+            frame = _build_master(master, self.masters, self.infos, self.checksums,
+                                  self.options, self.executor)
+            if frame.variance is None or np.isnan(frame.variance[~frame.bad]).any():
+                frame = _model_master_variance(frame, master, self.noise_for(master.setup))
+            io.write(frame.with_header({"CCDRKEY": (key, "hash of inputs and parameters")}),
+                     path)
+            self.result.rebuilt.append(path)
+        # Read back: every later step, in any executor, uses the master as written.
+        self.masters[master.name] = io.read(path)
+        self.keys[master.name] = key
+        self.result.masters[master.name] = path
+        self.products.append(_product(path, f"master_{master.kind}", master.inputs,
+                                      self.checksums, {
+                                          "combine": _options_for(master,
+                                                                  self.options).describe(),
+                                          "exptime": master.exptime, "filter": master.filter,
+                                          "darks": [None if d is None else asdict(d)
+                                                    for d in master.darks]}))
+
+    def _borrow(self, master: MasterPlan) -> None:
+        choice = master.library
+        path = Path(choice.path)
+        actual = io.sha256(path)
+        if actual != choice.sha256:
+            raise BadInputError(path, f"library master changed since it was registered "
+                                      f"(SHA-256 {actual[:12]}..., library {choice.sha256[:12]}"
+                                      f"...): re-register it with 'ccdred library add'")
+        self.masters[master.name] = io.read(path)
+        self.keys[master.name] = actual
+        self.result.masters[master.name] = path
+        self.products.append({"path": str(path), "role": f"master_{master.kind}",
+                              "inputs": [], "sha256": actual,
+                              "parameters": {"library": asdict(choice)}})
+
+    def badpix_maps(self) -> None:
+        """Write each setup's bad-pixel map: the hot and dead pixels of its darks and flats."""
+        for name, (dq, sources) in _badpix_maps(self.plan, self.masters).items():
+            key = _hash({"badpix": [self.keys[s] for s in sources],
+                         "hot_sigma": self.options.hot_sigma,
+                         "dead_sigma": self.options.dead_sigma, "version": _version()})
+            path = self.out / "masters" / f"{name}.fits"
+            if self.force or not _up_to_date(path, key):
+                io.write_dq(dq, path, fits.Header({"CCDRKEY": key}))
+                self.result.rebuilt.append(path)
+            self.masters[name] = Frame(np.zeros(dq.shape, np.float32), dq=dq)
+            self.result.masters[name] = path
+            self.products.append(_product(path, "badpix", (), self.checksums,
+                                          {"hot_sigma": self.options.hot_sigma,
+                                           "dead_sigma": self.options.dead_sigma}))
+
+    def science(self, report: Progress) -> None:
+        """Calibrate every science frame that is not up to date, as executor tasks."""
+        master_sums = {name: io.sha256(path) for name, path in self.result.masters.items()}
+        stamp = _run_time()
+        jobs, products = [], {}
+        for index, sci in enumerate(self.plan.science):
+            job = self._science_job(sci, master_sums, stamp)
+            if not self.force and _up_to_date(job.output, job.key):
+                header = io.read_header(job.output)
+                products[index] = _science_product(job, header)
+            else:
+                jobs.append((index, job))
+        total = len(self.plan.science)
+        done = total - len(jobs)
+        report("science", done, total)
+        for position, product in self.executor.map_unordered(_science_task,
+                                                             [job for _, job in jobs]):
+            products[jobs[position][0]] = product
+            self.result.rebuilt.append(Path(product["path"]))
+            done += 1
+            report("science", done, total)
+        for index in range(total):
+            self.result.reduced.append(Path(products[index]["path"]))
+            self.products.append(products[index])
+
+    def _science_job(self, sci: SciencePlan, master_sums: dict[str, str], stamp: str
+                     ) -> _ScienceJob:
+        noise = self.result.noise[self.plan.setups.get(sci.input.setup, "")]
+        names = [n for n in (sci.bias, sci.dark.master if sci.dark else None, sci.flat,
+                             sci.badpix) if n and n in self.result.masters]
+        saturation = _saturation_level(sci.input, self.options)
+        raw_sum = self.checksums[sci.input.path]
+        key = _hash({"raw": raw_sum, "masters": {n: master_sums[n] for n in names},
+                     "noise": asdict(noise), "options": asdict(self.options),
+                     "saturation": saturation, "dark": asdict(sci.dark) if sci.dark else None,
+                     "steps": SCIENCE_STEPS, "version": _version()})
+        return _ScienceJob(sci, {n: str(self.result.masters[n]) for n in names},
+                           {n: master_sums[n] for n in names}, noise, self.options,
+                           saturation, self.out / "reduced" / sci.output, key, raw_sum, stamp,
+                           threads_per_worker(self.executor.workers))
+
+
+@dataclass(frozen=True)
+class _ScienceJob:
+    """Everything one worker needs to calibrate one science frame and write it."""
+
+    plan: SciencePlan
+    master_paths: dict[str, str]
+    master_sums: dict[str, str]
+    noise: NoiseModel
+    options: ReduceOptions
+    saturation: float | None
+    output: Path
+    key: str
+    raw_sum: str
+    stamp: str
+    threads: int
+
+
+DEFECT_WARN_FRACTION = 0.01
+"""A master with more than this fraction of flagged pixels is registered with verdict 'warn'."""
+
+
+def _register(run: _Run, library: Path | None) -> None:
+    """Register the masters this night built in the calibration library, with a verdict."""
+    built = [m for m in run.plan.masters if m.library is None]
+    if library is None or not built:
+        return
+    with CalibrationLibrary(library) as calibrations:
+        for master in built:
+            frame = run.masters[master.name]
+            fraction = float(frame.bad.mean())
+            verdict, note = "ok", ""
+            if fraction > DEFECT_WARN_FRACTION:
+                verdict, note = "warn", f"{100 * fraction:.2f}% of pixels flagged"
+            calibrations.add(run.result.masters[master.name], night=str(run.plan.raw_dir),
+                             verdict=verdict, note=note)
+
+
+def _science_task(job: _ScienceJob) -> dict[str, Any]:
+    """Calibrate one science frame and write it (runs in any executor's worker)."""
+    _limit_threads(job.threads)
+    masters = {name: _load_master(name, path) for name, path in job.master_paths.items()}
+    raw = io.read(job.plan.input.path)
+    reduced = calibrate_science(raw, job.plan, masters, job.noise, job.options, job.saturation)
+    reduced = _science_provenance(reduced, job, Path(job.output).parent.parent)
+    io.write(reduced, job.output)
+    return _science_product(job, reduced.header)
+
+
+def _science_product(job: _ScienceJob, header: fits.Header) -> dict[str, Any]:
+    sci = job.plan
+    return _product(job.output, "reduced", (sci.input.path,), {sci.input.path: job.raw_sum}, {
+        "bias": sci.bias,
+        "dark": None if sci.dark is None else {**asdict(sci.dark), "scale": header["DARKSCL"]},
+        "flat": sci.flat, "gain": job.noise.gain, "read_noise": job.noise.read_noise,
+        "repair": job.options.repair, "cosmics": job.options.cosmics})
+
+
+def _limit_threads(threads: int) -> None:
+    """Let this worker's compiled kernels use ``threads`` threads (no oversubscription)."""
+    import numba
+
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+
+
+@functools.lru_cache(maxsize=8)
+def _read_cached(path: str, stamp: tuple[int, int, int]) -> Frame:
+    return io.read(path)
+
+
+def _load_master(name: str, path: str) -> Frame:
+    """Read a master in a worker, once per worker while the file is unchanged."""
+    stat = os.stat(path)
+    frame = _read_cached(path, (stat.st_ino, stat.st_size, stat.st_mtime_ns))
+    if name.startswith("badpix"):
+        # A bad-pixel map holds its flags as the image.
+        return Frame(np.zeros(frame.shape, np.float32), dq=frame.data.astype(np.uint16))
+    return frame
+
+
+def _hash(description: dict[str, Any]) -> str:
+    text = json.dumps(description, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _master_key(master: MasterPlan, checksums: dict[Path, str], options: ReduceOptions,
+                keys: dict[str, str]) -> str:
+    """Hash of everything a master depends on: inputs, upstream masters, parameters."""
+    upstream = [master.bias] + [d.master for d in master.darks if d is not None]
+    return _hash({"name": master.name, "kind": master.kind,
+                  "inputs": [checksums[p] for p in master.inputs],
+                  "upstream": {n: keys.get(n) for n in upstream if n},
+                  "darks": [None if d is None else asdict(d) for d in master.darks],
+                  "combine": asdict(_options_for(master, options)),
+                  "overscan": options.overscan, "saturation": options.saturation,
+                  "gain": options.gain, "read_noise": options.read_noise,
+                  "hot_sigma": options.hot_sigma, "dead_sigma": options.dead_sigma,
+                  "min_flat": options.min_flat, "version": _version()})
+
+
+def _up_to_date(path: Path, key: str) -> bool:
+    """Tell whether ``path`` is a complete product made from the same inputs and parameters."""
+    if not path.is_file():
+        return False
+    try:
+        return io.read_header(path).get("CCDRKEY") == key
+    except BadInputError:
+        return False
+
+
+def _remove_stale_parts(out: Path) -> None:
+    """Remove temporary files a killed run left behind (products are renamed into place)."""
+    for folder in (out / "masters", out / "reduced"):
+        if folder.is_dir():
+            for part in folder.glob(".*.part"):
+                part.unlink(missing_ok=True)
+
+
+def _run_time() -> str:
+    """UTC time of this run, or ``SOURCE_DATE_EPOCH`` when set (reproducible products)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    moment = (datetime.fromtimestamp(int(epoch), UTC) if epoch and epoch.isdigit()
+              else datetime.now(UTC))
+    return moment.isoformat(timespec="seconds")
 
 
 def _options_for(master: MasterPlan, options: ReduceOptions) -> CombineOptions:
@@ -468,23 +732,24 @@ def _options_for(master: MasterPlan, options: ReduceOptions) -> CombineOptions:
 
 
 def _build_master(master: MasterPlan, built: dict[str, Frame], infos: dict[Path, FrameInfo],
-                  checksums: dict[Path, str], options: ReduceOptions) -> Frame:
+                  checksums: dict[Path, str], options: ReduceOptions, executor: Executor
+                  ) -> Frame:
     combine_options = _options_for(master, options)
     saturation = _saturation_level(infos[master.inputs[0]], options)
     bias = built.get(master.bias) if master.bias else None
+    job = _MasterJob(master.kind, master.inputs,
+                     str(built[master.bias].path) if bias is not None else None,
+                     tuple(None if d is None else (str(built[d.master].path), d.scale)
+                           for d in master.darks),
+                     combine_options, saturation, options.overscan, 1)
+    result = _combine_in_bands(job, master.setup[0] or infos[master.inputs[0]].shape, executor)
+    result = steps.finish_master(master.kind, result, bias=bias, saturation=saturation,
+                                 min_flat=options.min_flat)
     if master.kind == "bias":
-        result = steps.make_master_bias(master.inputs, options=combine_options,
-                                        saturation=saturation, overscan=options.overscan)
         frame = result.frame
     elif master.kind == "dark":
-        result = steps.make_master_dark(master.inputs, bias=bias, options=combine_options,
-                                        saturation=saturation, overscan=options.overscan)
         frame = steps.find_hot_pixels(result.frame, k=options.hot_sigma)
     else:
-        darks = [None if d is None else (built[d.master], d.scale) for d in master.darks]
-        result = steps.make_master_flat(master.inputs, bias=bias, darks=darks,
-                                        options=combine_options, saturation=saturation,
-                                        min_flat=options.min_flat, overscan=options.overscan)
         frame = steps.find_dead_pixels(result.frame, k=options.dead_sigma)
     headers = [io.read_header(p, check_data=False) for p in master.inputs]  # checked at scan
     header = steps.master_header(headers, [p.name for p in master.inputs], kind=master.kind,
@@ -514,8 +779,55 @@ def _build_master(master: MasterPlan, built: dict[str, Frame], infos: dict[Path,
                 history.append(f"{flat_path.name}: dark masters/{choice.master}.fits "
                                f"x {choice.scale:.5g}")
         history.append("each flat normalised by its median, combined, normalised to mean 1")
+    temperatures = [infos[p].temperature for p in master.inputs]
+    if all(t is not None for t in temperatures):
+        header["CCD-TEMP"] = (round(float(np.mean(temperatures)), 2),
+                              "[C] mean sensor temperature of the inputs")
     frame = frame.replace(header=header)
     return frame.with_header({"CCDRED": (_version(), "ccdred version")}, history=history)
+
+
+@dataclass(frozen=True)
+class _MasterJob:
+    """What a worker needs to combine rows of one master's stack (paths, not arrays)."""
+
+    kind: str
+    inputs: tuple[Path, ...]
+    bias: str | None
+    darks: tuple[tuple[str, float] | None, ...]
+    options: CombineOptions
+    saturation: float | None
+    overscan: str | None
+    threads: int
+    rows: tuple[int, int] | None = None
+
+
+def _combine_in_bands(job: _MasterJob, shape: tuple[int, int], executor: Executor
+                      ) -> CombineResult:
+    """Combine a master's stack, split in one row band per worker when there are several.
+
+    Bands give the same bits as one combine (`ccdred.combine` statistics use whole frames),
+    and a stack too large for one worker's memory still combines.
+    """
+    rows = shape[0]
+    count = max(1, min(executor.workers, rows))
+    edges = np.linspace(0, rows, count + 1).astype(int)
+    threads = threads_per_worker(executor.workers)
+    bands = [replace(job, threads=threads, rows=(int(a), int(b)) if count > 1 else None)
+             for a, b in itertools.pairwise(edges)]
+    results = dict(executor.map_unordered(_master_band_task, bands))
+    return steps.stack_bands([results[i] for i in range(len(bands))])
+
+
+def _master_band_task(job: _MasterJob) -> CombineResult:
+    """Combine rows ``job.rows`` of a master's stack (runs in any executor's worker)."""
+    _limit_threads(job.threads)
+    bias = _load_master("bias", job.bias) if job.bias else None
+    darks = [None if d is None else (_load_master("dark", d[0]), d[1]) for d in job.darks]
+    return steps.combine_master(job.kind, job.inputs, bias=bias,
+                                darks=darks if job.kind == "flat" else None,
+                                options=job.options, saturation=job.saturation,
+                                overscan=job.overscan, rows=job.rows)
 
 
 def _model_master_variance(frame: Frame, master: MasterPlan, noise: NoiseModel) -> Frame:
@@ -541,14 +853,19 @@ def _model_master_variance(frame: Frame, master: MasterPlan, noise: NoiseModel) 
         f"variance from the noise model where {n} frame(s) could not measure it"])
 
 
-def _badpix_maps(plan: NightPlan, masters: dict[str, Frame]) -> dict[str, np.ndarray]:
-    maps: dict[str, np.ndarray] = {}
+def _badpix_maps(plan: NightPlan, masters: dict[str, Frame]
+                 ) -> dict[str, tuple[np.ndarray, list[str]]]:
+    """Each setup's bad-pixel map, and the masters it came from."""
+    maps: dict[str, tuple[np.ndarray, list[str]]] = {}
     for master in plan.masters:
         if master.kind not in ("dark", "flat"):
             continue
         name = f"badpix{plan.setups.get(master.setup, '')}"
         dq = masters[master.name].dq & np.uint16(Flag.HOT | Flag.DEAD)
-        maps[name] = dq if name not in maps else maps[name] | dq
+        if name in maps:
+            maps[name] = (maps[name][0] | dq, [*maps[name][1], master.name])
+        else:
+            maps[name] = (dq, [master.name])
     return maps
 
 
@@ -565,36 +882,41 @@ def _geometry_history(info: FrameInfo, options: ReduceOptions) -> list[str]:
     return lines
 
 
-def _science_provenance(frame: Frame, sci: SciencePlan, master_paths: dict[str, Path],
-                        master_sums: dict[str, str], noise: NoiseModel, raw_sum: str,
-                        options: ReduceOptions) -> Frame:
+def _master_reference(path: Path, out: Path) -> str:
+    """How a product names a master: ``masters/x.fits`` in this run, the full path otherwise."""
+    path = Path(path)
+    return f"masters/{path.name}" if path.parent == out / "masters" else str(path)
+
+
+def _science_provenance(frame: Frame, job: _ScienceJob, out: Path) -> Frame:
+    sci, noise = job.plan, job.noise
     cards: dict[str, Any] = {"CCDRED": (_version(), "ccdred version"),
-                             "CCDRDATE": (datetime.now(UTC).isoformat(timespec="seconds"),
-                                          "UTC time of reduction"),
+                             "CCDRDATE": (job.stamp, "UTC time of reduction"),
+                             "CCDRKEY": (job.key, "hash of inputs and parameters"),
                              "RAWFILE": (sci.input.path.name[-68:], "raw input frame"),
-                             "RAWSHA": (raw_sum, "SHA-256 of the raw input"),
+                             "RAWSHA": (job.raw_sum, "SHA-256 of the raw input"),
                              "GAIN": (round(noise.gain, 4), "[e-/ADU] gain used"),
                              "GAINSRC": (noise.gain_source[:68], "where the gain came from"),
                              "RDNOISE": (round(noise.read_noise, 3), "[e-] read noise used"),
                              "RNSRC": (noise.read_noise_source[:68], "where read noise came from"),
                              "BUNIT": "adu"}
     history = [f"ccdred {_version()}: calibrated as (raw - bias - dark) / flat"]
-    history.extend(_geometry_history(sci.input, options))
+    history.extend(_geometry_history(sci.input, job.options))
+    refs = {name: _master_reference(Path(path), out) for name, path in job.master_paths.items()}
     for key, name in (("BIAS", sci.bias), ("FLAT", sci.flat)):
         if name:
-            cards[f"{key}FILE"] = (f"masters/{master_paths[name].name}", f"master {key.lower()}")
-            cards[f"{key}SHA"] = (master_sums[name], f"SHA-256 of master {key.lower()}")
-            history.append(f"{key.lower()}: masters/{master_paths[name].name}")
+            cards[f"{key}FILE"] = (refs[name][-68:], f"master {key.lower()}")
+            cards[f"{key}SHA"] = (job.master_sums[name], f"SHA-256 of master {key.lower()}")
+            history.append(f"{key.lower()}: {refs[name]}")
         else:
             history.append(f"{key.lower()}: none applied")
     if sci.dark:
-        cards["DARKFILE"] = (f"masters/{master_paths[sci.dark.master].name}", "master dark")
-        cards["DARKSHA"] = (master_sums[sci.dark.master], "SHA-256 of master dark")
+        cards["DARKFILE"] = (refs[sci.dark.master][-68:], "master dark")
+        cards["DARKSHA"] = (job.master_sums[sci.dark.master], "SHA-256 of master dark")
         scale = frame.header["DARKSCL"]
         how = (f"fitted; exposure ratio {frame.header['DARKEXPS']:.5g}"
                if "DARKEXPS" in frame.header else sci.dark.reason)
-        history.append(f"dark: masters/{master_paths[sci.dark.master].name} x "
-                       f"{scale:.5g} ({how})")
+        history.append(f"dark: {refs[sci.dark.master]} x {scale:.5g} ({how})")
     else:
         history.append("dark: none applied")
     counts = {flag.name: int(((frame.dq & np.uint16(flag)) != 0).sum()) for flag in Flag}
@@ -613,7 +935,7 @@ def _write_manifest(out: Path, plan: NightPlan, options: ReduceOptions, result: 
                     products: list[dict[str, Any]]) -> Path:
     manifest = {
         "ccdred_version": _version(),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "created": _run_time(),
         "raw_dir": str(plan.raw_dir),
         "options": asdict(options),
         "noise": {k or "default": asdict(v) for k, v in result.noise.items()},

@@ -15,7 +15,10 @@ from ..frame import Frame, set_card
 from ..kernels.defects import find_dead, find_hot
 
 __all__ = ["CombineOptions", "make_master_bias", "make_master_dark", "make_master_flat",
-           "find_hot_pixels", "find_dead_pixels", "master_header"]
+           "combine_master", "finish_master", "stack_bands", "find_hot_pixels",
+           "find_dead_pixels", "master_header", "MASTER_KINDS"]
+
+MASTER_KINDS = ("bias", "dark", "flat")
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ class CombineOptions:
         return self
 
 
-def _mean_date(headers: Sequence[fits.Header]) -> str | None:
+def _dates(headers: Sequence[fits.Header]) -> list[datetime]:
     stamps = []
     for header in headers:
         value = header.get("DATE-OBS")
@@ -62,10 +65,17 @@ def _mean_date(headers: Sequence[fits.Header]) -> str | None:
             stamps.append(datetime.fromisoformat(str(value).strip()))
         except (TypeError, ValueError):
             continue
+    return stamps
+
+
+def _mean_date(stamps: Sequence[datetime]) -> str | None:
     if not stamps:
         return None
     base = stamps[0]
-    offset = sum(((s - base).total_seconds() for s in stamps), 0.0) / len(stamps)
+    try:
+        offset = sum(((s - base).total_seconds() for s in stamps), 0.0) / len(stamps)
+    except TypeError:  # naive and aware times mixed
+        return None
     return (base + timedelta(seconds=offset)).isoformat(timespec="milliseconds")
 
 
@@ -79,7 +89,8 @@ def master_header(headers: Sequence[fits.Header], names: Sequence[str], *, kind:
                   checksums: Sequence[str] | None = None) -> fits.Header:
     """Build a master's header from its inputs, not from the first input alone.
 
-    Cards with the same value in every input are kept; DATE-OBS is the mean of the inputs';
+    Cards with the same value in every input are kept; DATE-OBS is the mean of the inputs',
+    DATE-BEG and DATE-END the first and last;
     EXPTIME is the exposure the master represents; NCOMBINE, IMCMBnnn (input names) and
     IMSHAnnn (SHA-256 of each input) record where it came from.
     """
@@ -94,9 +105,14 @@ def master_header(headers: Sequence[fits.Header], names: Sequence[str], *, kind:
                 out.append(card)
         except (ValueError, KeyError):
             continue
-    mean_date = _mean_date(headers)
+    stamps = _dates(headers)
+    mean_date = _mean_date(stamps)
     if mean_date:
         out["DATE-OBS"] = (mean_date, "mean start time of the combined frames")
+        out["DATE-BEG"] = (min(stamps).isoformat(timespec="milliseconds"),
+                           "start time of the first combined frame")
+        out["DATE-END"] = (max(stamps).isoformat(timespec="milliseconds"),
+                           "start time of the last combined frame")
     if exptime is not None:
         out["EXPTIME"] = (float(exptime), "[s] exposure time this master represents")
     out["IMAGETYP"] = (f"MASTER {kind.upper()}", "ccdred master calibration frame")
@@ -139,8 +155,8 @@ def make_master_bias(inputs: Sequence[object], *, options: CombineOptions = Comb
         Overscan model (``median``, ``mean``, ``poly``) applied, with trimming, to inputs
         whose headers give BIASSEC/TRIMSEC (see `ccdred.steps.overscan`); None: neither.
     """
-    sources = [_source(item, (), saturation, overscan) for item in inputs]
-    return _combine(sources, options)
+    return combine_master("bias", inputs, options=options, saturation=saturation,
+                          overscan=overscan)
 
 
 def make_master_dark(inputs: Sequence[object], *, bias: Frame | None = None,
@@ -152,19 +168,9 @@ def make_master_dark(inputs: Sequence[object], *, bias: Frame | None = None,
     With a master ``bias``, each dark is bias-subtracted first, so the master holds dark
     current alone and can be scaled to other exposure times.
     """
-    subtract = ((bias, 1.0),) if bias is not None else ()
-    sources = [_source(item, subtract, saturation, overscan) for item in inputs]
-    result = _combine(sources, options)
-    if saturation is None:
-        return result
-    # Raw darks are integers: a pixel with no value in any of them saturated in every one.
-    # Keep a lower bound of its dark and say it saturated, rather than "no data".
-    frame = result.frame
-    all_saturated = result.count == 0
-    floor = np.float32(saturation) - (bias.data if bias is not None else np.float32(0.0))
-    data = np.where(all_saturated, floor, frame.data)
-    dq = np.where(all_saturated, np.uint16(Flag.SATURATED), frame.dq)
-    return replace(result, frame=frame.replace(data=data, dq=dq))
+    result = combine_master("dark", inputs, bias=bias, options=options, saturation=saturation,
+                            overscan=overscan)
+    return finish_master("dark", result, bias=bias, saturation=saturation)
 
 
 def make_master_flat(inputs: Sequence[object], *, bias: Frame | None = None,
@@ -179,17 +185,82 @@ def make_master_flat(inputs: Sequence[object], *, bias: Frame | None = None,
     outliers such as cosmic rays), and the result is divided by its mean over good pixels.
     Pixels whose response is below ``min_flat`` are flagged LOW_FLAT.
     """
+    result = combine_master("flat", inputs, bias=bias, darks=darks, options=options,
+                            saturation=saturation, overscan=overscan)
+    return finish_master("flat", result, min_flat=min_flat)
+
+
+def combine_master(kind: str, inputs: Sequence[object], *, bias: Frame | None = None,
+                   darks: Sequence[tuple[Frame, float] | None] | None = None,
+                   options: CombineOptions = CombineOptions(), saturation: float | None = None,
+                   overscan: str | None = None, rows: tuple[int, int] | None = None
+                   ) -> CombineResult:
+    """Combine a master's stack, before `finish_master`: the part that works row band by band.
+
+    ``make_master_<kind>`` is ``finish_master(kind, combine_master(kind, ...))``. With
+    ``rows=(start, stop)`` only that band is combined (see `ccdred.combine`), so a cluster can
+    build one master in row-band tasks and put them together with `stack_bands`.
+    """
+    if kind not in MASTER_KINDS:
+        raise ValueError(f"kind must be one of {MASTER_KINDS}, got {kind!r}")
     if darks is not None and len(darks) != len(inputs):
         raise ValueError(f"{len(darks)} darks given for {len(inputs)} flats")
     sources = []
     for i, item in enumerate(inputs):
         subtract: list[tuple[Frame, float]] = []
-        if bias is not None:
+        if bias is not None and kind != "bias":
             subtract.append((bias, 1.0))
-        if darks is not None and darks[i] is not None:
+        if kind == "flat" and darks is not None and darks[i] is not None:
             subtract.append(darks[i])
         sources.append(_source(item, subtract, saturation, overscan))
-    result = _combine(sources, options, scale="median")
+    extra = {"scale": "median"} if kind == "flat" else {}
+    return _combine(sources, options, rows=rows, **extra)
+
+
+def stack_bands(bands: Sequence[CombineResult]) -> CombineResult:
+    """Put row bands of one combine (in row order) back together into the full result."""
+    if not bands:
+        raise ValueError("no bands to stack")
+    first = bands[0]
+    frames = [b.frame for b in bands]
+    frame = Frame(np.concatenate([f.data for f in frames]),
+                  variance=np.concatenate([f.variance for f in frames]),
+                  dq=np.concatenate([f.dq for f in frames]), header=first.frame.header)
+    rejected = (None if first.rejected is None
+                else np.concatenate([b.rejected for b in bands], axis=1))
+    return replace(first, frame=frame, count=np.concatenate([b.count for b in bands]),
+                   rejected=rejected)
+
+
+def finish_master(kind: str, result: CombineResult, *, bias: Frame | None = None,
+                  saturation: float | None = None, min_flat: float = 0.1) -> CombineResult:
+    """Finish a combined stack into a master: what needs the whole image at once.
+
+    Darks: a pixel with no value left saturated in every raw dark (they are integers), so it
+    keeps a lower bound, ``saturation - bias``, flagged SATURATED rather than NO_DATA. Flats:
+    normalised to mean 1 over good pixels, LOW_FLAT below ``min_flat``, and ``FLATLVL`` says
+    the raw level one unit stands for. Biases are already finished.
+    """
+    if kind == "dark":
+        return _finish_dark(result, bias, saturation)
+    if kind == "flat":
+        return _finish_flat(result, min_flat)
+    return result
+
+
+def _finish_dark(result: CombineResult, bias: Frame | None, saturation: float | None
+                 ) -> CombineResult:
+    if saturation is None:
+        return result
+    frame = result.frame
+    all_saturated = result.count == 0
+    floor = np.float32(saturation) - (bias.data if bias is not None else np.float32(0.0))
+    data = np.where(all_saturated, floor, frame.data)
+    dq = np.where(all_saturated, np.uint16(Flag.SATURATED), frame.dq)
+    return replace(result, frame=frame.replace(data=data, dq=dq))
+
+
+def _finish_flat(result: CombineResult, min_flat: float) -> CombineResult:
     frame = result.frame
     good = np.isfinite(frame.data)
     level = float(np.mean(frame.data[good], dtype=np.float64)) if good.any() else np.nan

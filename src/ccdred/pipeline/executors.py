@@ -1,0 +1,155 @@
+"""Where a night's tasks run: in this process, in local processes, or on a Dask cluster.
+
+Every executor runs the same picklable, top-level task functions on the same inputs, and each
+task reads what it needs (raw files, written masters) from disk, so the products do not depend
+on the executor. Remote Dask workers must therefore see the same file system (same paths).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from typing import Any, Protocol
+
+__all__ = ["Executor", "InProcess", "LocalProcesses", "DaskCluster", "make_executor"]
+
+
+class Executor(Protocol):
+    """Runs tasks; ``workers`` is how many run at once."""
+
+    workers: int
+    description: str
+
+    def map_unordered(self, fn: Callable[[Any], Any], items: Sequence[Any]
+                      ) -> Iterator[tuple[int, Any]]:
+        """Yield ``(index, fn(items[index]))`` as tasks finish; the first error is raised."""
+
+    def close(self) -> None:
+        """Release workers."""
+
+
+def threads_per_worker(workers: int) -> int:
+    """Compiled-kernel threads each worker may use so that workers x threads <= cores."""
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+class InProcess:
+    """Run every task here, one after the other (``--workers 1``)."""
+
+    workers = 1
+    description = "in-process"
+
+    def map_unordered(self, fn: Callable[[Any], Any], items: Sequence[Any]
+                      ) -> Iterator[tuple[int, Any]]:
+        """Run the tasks in order."""
+        for index, item in enumerate(items):
+            yield index, fn(item)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class LocalProcesses:
+    """A pool of ``workers`` spawned processes on this machine (the default)."""
+
+    def __init__(self, workers: int) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.workers = workers
+        self.description = f"{workers} local processes"
+        # Spawned, not forked: numba's and OpenMP's thread pools do not survive a fork.
+        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+    def map_unordered(self, fn: Callable[[Any], Any], items: Sequence[Any]
+                      ) -> Iterator[tuple[int, Any]]:
+        """Submit every task; yield results as they finish."""
+        futures: dict[Future, int] = {self._pool.submit(fn, item): i
+                                      for i, item in enumerate(items)}
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    yield futures[future], future.result()
+        finally:
+            for future in pending:
+                future.cancel()
+
+    def close(self) -> None:
+        """Shut the pool down."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DaskCluster:
+    """Tasks on a Dask distributed cluster: an existing scheduler, or a LocalCluster.
+
+    Parameters
+    ----------
+    scheduler : str, optional
+        Address of a running scheduler, e.g. ``tcp://10.0.0.5:8786``.
+    local_workers : int, optional
+        Start a LocalCluster of this many single-threaded worker processes on loopback
+        instead (closed again by `close`).
+    """
+
+    def __init__(self, scheduler: str | None = None, local_workers: int | None = None) -> None:
+        try:
+            from dask.distributed import Client, LocalCluster
+        except ImportError as err:
+            raise RuntimeError("Dask is not installed: pip install 'ccdred[dask]'") from err
+        if (scheduler is None) == (local_workers is None):
+            raise ValueError("give either a scheduler address or a number of local workers")
+        self._cluster = None
+        if scheduler is not None:
+            self._client = Client(scheduler, timeout="30s")
+            self.description = f"Dask cluster at {scheduler}"
+        else:
+            if local_workers < 1:
+                raise ValueError(f"local_workers must be at least 1, got {local_workers}")
+            self._cluster = LocalCluster(n_workers=local_workers, threads_per_worker=1,
+                                         processes=True, host="127.0.0.1",
+                                         dashboard_address=None)
+            self._client = Client(self._cluster)
+            self.description = f"Dask LocalCluster of {local_workers} workers"
+        self._client.wait_for_workers(1, timeout=60)
+        self.workers = max(1, sum(w.get("nthreads", 1) for w in
+                                  self._client.scheduler_info()["workers"].values()))
+
+    def map_unordered(self, fn: Callable[[Any], Any], items: Sequence[Any]
+                      ) -> Iterator[tuple[int, Any]]:
+        """Submit every task to the cluster; yield results as they finish."""
+        from dask.distributed import as_completed
+
+        futures = self._client.map(fn, list(items), pure=False)
+        index = {future.key: i for i, future in enumerate(futures)}
+        try:
+            for future in as_completed(futures):
+                yield index[future.key], future.result()
+        finally:
+            self._client.cancel([f for f in futures if not f.done()])
+
+    def close(self) -> None:
+        """Disconnect, and stop the LocalCluster if this executor started it."""
+        self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def make_executor(workers: int | None = None, *, scheduler: str | None = None,
+                  dask_local: int | None = None) -> Executor:
+    """Choose the executor from command-line style settings.
+
+    ``scheduler`` or ``dask_local`` select Dask; otherwise ``workers`` local processes
+    (default: every core), or this process alone for ``workers=1``.
+    """
+    if scheduler is not None or dask_local is not None:
+        if workers is not None:
+            raise ValueError("--workers applies to local processes; with Dask, the cluster's "
+                             "workers run the tasks")
+        return DaskCluster(scheduler, dask_local)
+    count = (os.cpu_count() or 1) if workers is None else workers
+    if count < 1:
+        raise ValueError(f"workers must be at least 1, got {count}")
+    return InProcess() if count == 1 else LocalProcesses(count)
