@@ -5,10 +5,11 @@ Exit status: 0 success, 1 the work failed, 2 bad input or bad arguments (nothing
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -124,6 +125,9 @@ def _print_plan(plan: Any) -> None:
     for column in ("master", "from", "with"):
         masters.add_column(column, overflow="fold")
     for m in plan.masters:
+        if m.library is not None:
+            masters.add_row(m.file, "calibration library", m.library.reason)
+            continue
         extras = []
         if m.bias:
             extras.append(f"- {m.bias}")
@@ -154,9 +158,12 @@ def _print_plan(plan: Any) -> None:
 @app.command()
 @_handle_errors
 def reduce(
-    raw_dir: Annotated[Path, typer.Argument(help="Folder with the night's raw frames.")],
+    raw_dirs: Annotated[list[Path], typer.Argument(
+        help="Folder(s) with raw frames: one night each (see --nights).")],
     out: Annotated[Path, typer.Option("-o", "--out", help="Output folder.")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop.")] = False,
+    nights: Annotated[bool, typer.Option(
+        "--nights", help="Each sub-folder of RAW_DIRS holding FITS files is a night.")] = False,
     repair: Annotated[bool, typer.Option("--repair/--no-repair",
                                          help="Repair flagged pixels cosmetically.")] = True,
     cosmics: Annotated[bool, typer.Option("--cosmics/--no-cosmics",
@@ -183,13 +190,82 @@ def reduce(
              "overscan, no trimming).")] = "median",
     report: Annotated[bool, typer.Option(
         "--report/--no-report", help="Write OUT/report/index.html (figures, checks).")] = True,
-    workers: Annotated[int, typer.Option(help="Processes for the report's figures.")] = 2,
+    workers: Annotated[int | None, typer.Option(
+        help="Local processes for the tasks and figures (default: every core; 1: this "
+             "process only).")] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        help="Run the tasks on this Dask scheduler, e.g. tcp://host:8786 (workers must see "
+             "the same files).")] = None,
+    dask_local: Annotated[int | None, typer.Option(
+        help="Run the tasks on a Dask LocalCluster of this many workers.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Redo every product, even those that are up to date.")] = False,
+    library: Annotated[Path | None, typer.Option(
+        help="Calibration library (SQLite) shared between runs; default "
+             "OUT/calibrations.sqlite.")] = None,
+    validity_days: Annotated[float, typer.Option(
+        help="Library masters serve nights at most this many days away.")] = 30.0,
+    temperature_tolerance: Annotated[float, typer.Option(
+        help="Library darks serve nights within this many deg C.")] = 2.0,
 ) -> None:
-    """Reduce a night: plan, build masters, calibrate every science frame, write a manifest."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    """Reduce nights: plan, build masters, calibrate every science frame, write a manifest.
 
+    A re-run skips products that are up to date and redoes the rest; a night that lacks a
+    calibration takes the best master from the library, and the plan says which and why.
+    """
+    import os
+
+    from .library import Rules
+    from .pipeline import LIBRARY_NAME, find_nights, make_executor, plan_night, reduce_nights
+
+    options = _reduce_options(method=method, reject=reject, hot_sigma=hot_sigma,
+                              dead_sigma=dead_sigma, repair=repair, cosmics=cosmics, gain=gain,
+                              read_noise=read_noise, saturation=saturation, skip_bad=skip_bad,
+                              overscan=overscan, optimize_dark=optimize_dark,
+                              instrument=instrument)
+    rules = Rules(validity_days=validity_days, temperature_tolerance=temperature_tolerance)
+    found = find_nights(raw_dirs, out, subfolders=nights)
+    library_path = library or out / LIBRARY_NAME
+    for night in found:
+        if len(found) > 1:
+            console.rule(f"night {night.raw_dir} -> {night.out_dir}")
+        _print_plan(plan_night(night.raw_dir, night.out_dir, library=library_path, rules=rules))
+    if dry_run:
+        return
+    executor = make_executor(workers, scheduler=scheduler, dask_local=dask_local)
+    figure_workers = workers or os.cpu_count() or 1
+    try:
+        with _progress_bars() as progress:
+            results = reduce_nights(found, library_path, options=options, progress=progress,
+                                    executor=executor, force=force, rules=rules)
+            pages = []
+            if report:
+                from .report import write_report
+
+                pages = [write_report(r.out_dir, workers=figure_workers, progress=progress)
+                         for r in results]
+    finally:
+        executor.close()
+    for result in results:
+        for name, model in result.noise.items():
+            console.print(f"gain {model.gain:.3f} e-/ADU ({model.gain_source}); read noise "
+                          f"{model.read_noise:.2f} e- ({model.read_noise_source})"
+                          + (f" [{name}]" if name else ""), soft_wrap=True)
+        made = len(result.rebuilt)
+        kept = len(result.masters) + len(result.reduced) - made
+        console.print(f"{result.out_dir}: {len(result.masters)} masters, {len(result.reduced)} "
+                      f"reduced frames ({made} made, {kept} up to date and kept), manifest "
+                      f"{result.manifest}", soft_wrap=True)
+    for page in pages:
+        console.print(f"report {page}")
+    console.print(f"calibration library {library_path} ({executor.description})")
+
+
+def _reduce_options(*, method: str, reject: str, overscan: str, instrument: Path | None,
+                    gain: float | None, read_noise: float | None, saturation: float | None,
+                    **rest: Any) -> Any:
     from .combine import METHODS, REJECTIONS
-    from .pipeline import ReduceOptions, plan_night, reduce_night
+    from .pipeline import ReduceOptions
     from .steps import CombineOptions
 
     if method not in METHODS or reject not in REJECTIONS:
@@ -205,40 +281,127 @@ def reduce(
             if settings[key] is None:
                 settings[key] = value
                 sources[key] = f"instrument file {instrument.name}"
-    gain, read_noise, saturation = settings["gain"], settings["read_noise"], settings["saturation"]
-    options = ReduceOptions(bias_combine=stack_options, dark_combine=stack_options,
-                            flat_combine=stack_options, hot_sigma=hot_sigma,
-                            dead_sigma=dead_sigma, repair=repair, cosmics=cosmics, gain=gain,
-                            read_noise=read_noise, saturation=saturation, skip_bad=skip_bad,
-                            overscan=None if overscan == "none" else overscan,
-                            optimize_dark=optimize_dark, sources=sources)
-    plan = plan_night(raw_dir, out)
-    _print_plan(plan)
-    if dry_run:
-        return
+    return ReduceOptions(bias_combine=stack_options, dark_combine=stack_options,
+                         flat_combine=stack_options, sources=sources,
+                         overscan=None if overscan == "none" else overscan, **settings, **rest)
+
+
+@contextlib.contextmanager
+def _progress_bars() -> Iterator[Callable[[str, int, int], None]]:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     with Progress(TextColumn("{task.description:<10}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                   console=err_console, transient=False) as bar:
         tasks: dict[str, Any] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
+            if stage not in tasks or bar.tasks[tasks[stage]].finished and done < total:
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
-        result = reduce_night(raw_dir, out, options=options, progress=progress, plan=plan)
-        page = None
-        if report:
-            from .report import write_report
+        yield progress
 
-            page = write_report(out, workers=workers, progress=progress)
-    for name, model in result.noise.items():
-        console.print(f"gain {model.gain:.3f} e-/ADU ({model.gain_source}); read noise "
-                      f"{model.read_noise:.2f} e- ({model.read_noise_source})"
-                      + (f" [{name}]" if name else ""), soft_wrap=True)
-    console.print(f"{len(result.masters)} masters in {out / 'masters'}, "
-                  f"{len(result.reduced)} reduced frames in {out / 'reduced'}, "
-                  f"manifest {result.manifest}" + (f", report {page}" if page else ""))
+
+library_app = typer.Typer(help="The calibration library: masters that can serve other nights.",
+                          no_args_is_help=True)
+app.add_typer(library_app, name="library")
+LibraryOption = Annotated[Path, typer.Option(
+    "--library", "-l", envvar="CCDRED_LIBRARY",
+    help="The library file (e.g. OUT/calibrations.sqlite).")]
+
+
+@library_app.command("list")
+@_handle_errors
+def library_list(
+    library: LibraryOption,
+    kind: Annotated[str | None, typer.Option(help="Only bias, dark or flat.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the masters in the library."""
+    from .library import CalibrationLibrary, as_rows
+
+    _existing_library(library)
+    with CalibrationLibrary(library) as calibrations:
+        entries = calibrations.entries(kind)
+    if as_json:
+        console.print_json(json.dumps(as_rows(entries)))
+        return
+    table = Table(title=f"{library} ({len(entries)} masters)")
+    for column in ("id", "kind", "file", "camera", "filter/exp", "temp", "dates", "verdict"):
+        table.add_column(column, overflow="fold")
+    for e in entries:
+        detail = e.filter or "" if e.kind == "flat" else (
+            f"{e.exptime:g}s{' scalable' if e.scalable else ''}" if e.kind == "dark" else "")
+        dates = " - ".join(dict.fromkeys(d[:16] for d in (e.date_start, e.date_end) if d))
+        verdict = e.verdict + (f": {e.note}" if e.note else "")
+        table.add_row(str(e.id), e.kind, e.path,
+                      f"{e.instrument or '?'} {e.cols}x{e.rows} bin {e.xbin}x{e.ybin}", detail,
+                      "" if e.temperature is None else f"{e.temperature:+.1f}", dates, verdict)
+    console.print(table)
+
+
+@library_app.command("add")
+@_handle_errors
+def library_add(
+    library: LibraryOption,
+    files: Annotated[list[Path], typer.Argument(help="Master FITS files.")],
+    kind: Annotated[str | None, typer.Option(
+        help="bias, dark or flat, for masters whose IMAGETYP does not say.")] = None,
+) -> None:
+    """Register master files (ccdred's, or another tool's with --kind)."""
+    from .library import CalibrationLibrary
+
+    with CalibrationLibrary(library) as calibrations:
+        for path in files:
+            entry = calibrations.add(path, kind=kind)
+            console.print(f"#{entry.id} {entry.kind} {entry.path}")
+
+
+@library_app.command("mark-bad")
+@_handle_errors
+def library_mark_bad(
+    library: LibraryOption,
+    ref: Annotated[str, typer.Argument(help="Entry id or master path.")],
+    reason: Annotated[str, typer.Option(help="Why it must not be used.")],
+) -> None:
+    """Mark a master bad: it will never be chosen again."""
+    from .library import CalibrationLibrary
+
+    _existing_library(library)
+    with CalibrationLibrary(library) as calibrations:
+        entry = _library_entry(calibrations.mark_bad, ref, reason)
+    console.print(f"#{entry.id} {entry.path}: marked bad ({reason})")
+
+
+@library_app.command("remove")
+@_handle_errors
+def library_remove(
+    library: LibraryOption,
+    ref: Annotated[str, typer.Argument(help="Entry id or master path.")],
+) -> None:
+    """Forget a master (the file is left alone)."""
+    from .library import CalibrationLibrary
+
+    _existing_library(library)
+    with CalibrationLibrary(library) as calibrations:
+        entry = _library_entry(calibrations.remove, ref)
+    console.print(f"#{entry.id} {entry.path}: removed from the library")
+
+
+def _existing_library(path: Path) -> None:
+    from .errors import BadInputError
+
+    if not path.is_file():
+        raise BadInputError(path, "no calibration library here (reduce a night first, or "
+                                  "'ccdred library add')")
+
+
+def _library_entry(action: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return action(*args)
+    except KeyError as err:
+        raise ValueError(str(err).strip("'\"")) from None
 
 
 @app.command(name="report")

@@ -13,6 +13,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -221,9 +222,22 @@ def atomic_output(path: Path) -> Iterator[Path]:
             Path(tmp).unlink(missing_ok=True)
 
 
+def reduction_time() -> str:
+    """UTC time of now, or of ``SOURCE_DATE_EPOCH`` when set (reproducible outputs)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
+    moment = (datetime.fromtimestamp(int(epoch), UTC) if epoch.isdigit()
+              else datetime.now(UTC))
+    return moment.isoformat(timespec="seconds")
+
+
 def _atomic_writeto(hdul: fits.HDUList, path: Path) -> None:
+    hdul.verify("exception")
+    for hdu in hdul:
+        # astropy's own checksum comment holds the wall-clock time; ours holds the
+        # reduction time, so identical products are identical files.
+        hdu.add_checksum(when=f"HDU checksum, {reduction_time()}")
     with atomic_output(path) as tmp:
-        hdul.writeto(tmp, overwrite=True, output_verify="exception", checksum=True)
+        hdul.writeto(tmp, overwrite=True, output_verify="exception", checksum=False)
 
 
 def _dq_header() -> fits.Header:

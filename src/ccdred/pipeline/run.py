@@ -9,7 +9,6 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -447,6 +446,15 @@ def reduce_night(raw_dir: str | Path, out_dir: str | Path, *,
     BadInputError
         Some inputs are unusable (unless ``options.skip_bad``), or there is nothing to do.
     """
+    return _reduce(raw_dir, out_dir, options=options, progress=progress, plan=plan,
+                   executor=executor, force_masters=force, force_science=force,
+                   masters_only=masters_only, library=library)
+
+
+def _reduce(raw_dir: str | Path, out_dir: str | Path, *, options: ReduceOptions,
+            progress: Progress | None, plan: NightPlan | None, executor: Executor | None,
+            force_masters: bool, force_science: bool, masters_only: bool,
+            library: str | Path | None) -> NightResult:
     out = Path(out_dir)
     plan = plan or plan_night(raw_dir, out, library=library)
     _validate_inputs(plan, options)
@@ -459,7 +467,7 @@ def reduce_night(raw_dir: str | Path, out_dir: str | Path, *,
         for path in master.inputs:
             infos.setdefault(path, describe_file(path, plan.raw_dir))
     checksums = {path: io.sha256(path) for path in infos}
-    run = _Run(plan, out, options, executor, force, infos, checksums,
+    run = _Run(plan, out, options, executor, force_masters, force_science, infos, checksums,
                NightResult(plan=plan, out_dir=out))
     total = len(plan.masters)
     for done, master in enumerate(plan.masters):
@@ -485,7 +493,8 @@ class _Run:
     out: Path
     options: ReduceOptions
     executor: Executor
-    force: bool
+    force_masters: bool
+    force_science: bool
     infos: dict[Path, FrameInfo]
     checksums: dict[Path, str]
     result: NightResult
@@ -508,7 +517,7 @@ class _Run:
             return
         key = _master_key(master, self.checksums, self.options, self.keys)
         path = self.out / "masters" / master.filename
-        if self.force or not _up_to_date(path, key):
+        if self.force_masters or not _up_to_date(path, key):
             frame = _build_master(master, self.masters, self.infos, self.checksums,
                                   self.options, self.executor)
             if frame.variance is None or np.isnan(frame.variance[~frame.bad]).any():
@@ -550,7 +559,7 @@ class _Run:
                          "hot_sigma": self.options.hot_sigma,
                          "dead_sigma": self.options.dead_sigma, "version": _version()})
             path = self.out / "masters" / f"{name}.fits"
-            if self.force or not _up_to_date(path, key):
+            if self.force_masters or not _up_to_date(path, key):
                 io.write_dq(dq, path, fits.Header({"CCDRKEY": key}))
                 self.result.rebuilt.append(path)
             self.masters[name] = Frame(np.zeros(dq.shape, np.float32), dq=dq)
@@ -562,11 +571,11 @@ class _Run:
     def science(self, report: Progress) -> None:
         """Calibrate every science frame that is not up to date, as executor tasks."""
         master_sums = {name: io.sha256(path) for name, path in self.result.masters.items()}
-        stamp = _run_time()
+        stamp = io.reduction_time()
         jobs, products = [], {}
         for index, sci in enumerate(self.plan.science):
             job = self._science_job(sci, master_sums, stamp)
-            if not self.force and _up_to_date(job.output, job.key):
+            if not self.force_science and _up_to_date(job.output, job.key):
                 header = io.read_header(job.output)
                 products[index] = _science_product(job, header)
             else:
@@ -696,8 +705,9 @@ def _master_key(master: MasterPlan, checksums: dict[Path, str], options: ReduceO
                   "combine": asdict(_options_for(master, options)),
                   "overscan": options.overscan, "saturation": options.saturation,
                   "gain": options.gain, "read_noise": options.read_noise,
-                  "hot_sigma": options.hot_sigma, "dead_sigma": options.dead_sigma,
-                  "min_flat": options.min_flat, "version": _version()})
+                  "defects": {"bias": None, "dark": options.hot_sigma,
+                              "flat": (options.dead_sigma, options.min_flat)}[master.kind],
+                  "version": _version()})
 
 
 def _up_to_date(path: Path, key: str) -> bool:
@@ -716,14 +726,6 @@ def _remove_stale_parts(out: Path) -> None:
         if folder.is_dir():
             for part in folder.glob(".*.part"):
                 part.unlink(missing_ok=True)
-
-
-def _run_time() -> str:
-    """UTC time of this run, or ``SOURCE_DATE_EPOCH`` when set (reproducible products)."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    moment = (datetime.fromtimestamp(int(epoch), UTC) if epoch and epoch.isdigit()
-              else datetime.now(UTC))
-    return moment.isoformat(timespec="seconds")
 
 
 def _options_for(master: MasterPlan, options: ReduceOptions) -> CombineOptions:
@@ -935,7 +937,7 @@ def _write_manifest(out: Path, plan: NightPlan, options: ReduceOptions, result: 
                     products: list[dict[str, Any]]) -> Path:
     manifest = {
         "ccdred_version": _version(),
-        "created": _run_time(),
+        "created": io.reduction_time(),
         "raw_dir": str(plan.raw_dir),
         "options": asdict(options),
         "noise": {k or "default": asdict(v) for k, v in result.noise.items()},
