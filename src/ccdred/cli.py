@@ -230,6 +230,11 @@ def reduce(
         if len(found) > 1:
             console.rule(f"night {night.raw_dir} -> {night.out_dir}")
         _print_plan(plan_night(night.raw_dir, night.out_dir, library=library_path, rules=rules))
+    if len(found) > 1:
+        console.print("Each night's masters are registered in the library first; then every "
+                      "night is planned again, so a night lacking a calibration can take "
+                      "another night's (the choices are printed after the run).",
+                      soft_wrap=True)
     if dry_run:
         return
     executor = make_executor(workers, scheduler=scheduler, dask_local=dask_local)
@@ -247,15 +252,21 @@ def reduce(
     finally:
         executor.close()
     for result in results:
+        for master in result.plan.masters:
+            if master.library is not None and len(found) > 1:
+                console.print(f"{result.out_dir.name}: {master.name} from the library: "
+                              f"{master.library.path} ({master.library.reason})", soft_wrap=True)
         for name, model in result.noise.items():
             console.print(f"gain {model.gain:.3f} e-/ADU ({model.gain_source}); read noise "
                           f"{model.read_noise:.2f} e- ({model.read_noise_source})"
                           + (f" [{name}]" if name else ""), soft_wrap=True)
         made = len(result.rebuilt)
-        kept = len(result.masters) + len(result.reduced) - made
+        borrowed = sum(m.library is not None for m in result.plan.masters)
+        kept = len(result.masters) + len(result.reduced) - made - borrowed
         console.print(f"{result.out_dir}: {len(result.masters)} masters, {len(result.reduced)} "
-                      f"reduced frames ({made} made, {kept} up to date and kept), manifest "
-                      f"{result.manifest}", soft_wrap=True)
+                      f"reduced frames ({made} made, {kept} up to date and kept"
+                      + (f", {borrowed} from the library" if borrowed else "")
+                      + f"), manifest {result.manifest}", soft_wrap=True)
     for page in pages:
         console.print(f"report {page}")
     console.print(f"calibration library {library_path} ({executor.description})")

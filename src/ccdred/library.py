@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -118,6 +119,25 @@ class Match:
     scalable: bool = False
 
 
+def _retry_while_locked(action: Callable[[], object], timeout: float = 60.0) -> None:
+    """Run ``action``, retrying while another process holds the file.
+
+    Switching to WAL and creating the schema can fail at once with "database is locked" while
+    a second process does the same: SQLite does not wait on its busy timeout for those.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        try:
+            action()
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
 def _parse_date(text: str | None) -> datetime | None:
     if not text:
         return None
@@ -143,9 +163,8 @@ class CalibrationLibrary:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
             self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA busy_timeout = 60000")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.executescript(_SCHEMA)
+            _retry_while_locked(lambda: self._db.execute("PRAGMA journal_mode = WAL"))
+            _retry_while_locked(lambda: self._db.executescript(_SCHEMA))
         except sqlite3.DatabaseError as err:
             raise BadInputError(self.path, f"not a usable calibration library ({err})") from err
 

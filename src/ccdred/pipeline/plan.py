@@ -270,7 +270,7 @@ def build_plan(infos: Sequence[FrameInfo], raw_dir: Path,
         warnings.append("no usable frames found")
     warnings.extend(_header_notes(usable))
     return NightPlan(raw_dir=raw_dir, masters=tuple(masters), science=tuple(science),
-                     skipped=skipped, warnings=tuple(warnings), setups=setups)
+                     skipped=skipped, warnings=tuple(dict.fromkeys(warnings)), setups=setups)
 
 
 def _header_notes(infos: Sequence[FrameInfo]) -> list[str]:

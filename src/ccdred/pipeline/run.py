@@ -305,9 +305,14 @@ def _noise_model(setup: tuple[Any, ...], suffix: str, infos: dict[Path, FrameInf
                                   options.sources.get("read_noise", "command line"))
     rn_adu, rn_from = _measure_read_noise(group, options) if options.read_noise is None else (
         None, "")
+    borrowed = masters.get(f"bias{suffix}")
+    if rn_adu is None and options.read_noise is None and borrowed is not None and (
+            "RNADU" in borrowed.header):
+        # A night without biases takes the read noise its library master bias measured.
+        rn_adu, rn_from = float(borrowed.header["RNADU"]), "2 biases (of the library bias)"
     if gain is None:
         gain, gain_source = _measure_gain(group, masters.get(f"bias{suffix}"), rn_adu, options)
-    if rn is not None and rn_adu is not None and rn_from == "2 biases":
+    if rn is not None and rn_adu is not None and rn_from.startswith("2 biases"):
         ratio = rn_adu * gain / rn
         if not READ_NOISE_AGREEMENT[0] <= ratio <= READ_NOISE_AGREEMENT[1]:
             # The data's own noise wins: a noise model that is off by a factor flags noise as
@@ -321,6 +326,14 @@ def _noise_model(setup: tuple[Any, ...], suffix: str, infos: dict[Path, FrameInf
         else:
             rn, rn_source = 0.0, "unknown (no keyword, no pair of biases or darks): 0"
     return NoiseModel(gain, gain_source, rn, rn_source)
+
+
+def _with_read_noise(bias: Frame, inputs: Sequence[FrameInfo], options: ReduceOptions) -> Frame:
+    """Record in a master bias the read noise its raw frames show, for nights that borrow it."""
+    rn_adu, rn_from = _measure_read_noise(inputs, options)
+    if rn_from != "2 biases":
+        return bias
+    return bias.with_header({"RNADU": (round(rn_adu, 4), "[adu] read noise from 2 raw biases")})
 
 
 def _measure_read_noise(group: Sequence[FrameInfo], options: ReduceOptions
@@ -522,6 +535,9 @@ class _Run:
                                   self.options, self.executor)
             if frame.variance is None or np.isnan(frame.variance[~frame.bad]).any():
                 frame = _model_master_variance(frame, master, self.noise_for(master.setup))
+            if master.kind == "bias":
+                frame = _with_read_noise(frame, [self.infos[p] for p in master.inputs],
+                                         self.options)
             io.write(frame.with_header({"CCDRKEY": (key, "hash of inputs and parameters")}),
                      path)
             self.result.rebuilt.append(path)
