@@ -317,7 +317,7 @@ def _noise_model(setup: tuple[Any, ...], suffix: str, infos: dict[Path, FrameInf
         if not READ_NOISE_AGREEMENT[0] <= ratio <= READ_NOISE_AGREEMENT[1]:
             # The data's own noise wins: a noise model that is off by a factor flags noise as
             # cosmic rays and misstates every uncertainty.
-            rn_source = (f"measured from 2 biases ({rn_adu:.2f} ADU); the {rn_source} value "
+            rn_source = (f"measured from {rn_from} ({rn_adu:.2f} ADU); the {rn_source} value "
                          f"{rn:.3g} e- is {ratio:.2f}x off")
             rn = rn_adu * gain
     if rn is None:
