@@ -40,6 +40,7 @@ test: $(STAMP) browser
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_combine.py
+	$(BIN)/python benchmarks/bench_night.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

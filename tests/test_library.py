@@ -196,3 +196,23 @@ def test_cafos_science_night_borrows_the_calibrations_from_ten_days_before(share
     assert frame.header["FLATFILE"].endswith(".fits")
     assert frame.header["FLATSHA"] == io.sha256(out / "calib" / "masters" / Path(
         frame.header["FLATFILE"]).name)
+
+
+def test_nights_in_one_command_share_the_library(sim_night, tmp_path):
+    archive = tmp_path / "archive"
+    shutil.copytree(sim_night.raw_dir, archive / "2015-11-28")
+    shutil.copytree(sim_night.raw_dir / "data", archive / "2015-11-29" / "data")
+    out = tmp_path / "out"
+    done = subprocess.run([*ccdred_command(), "reduce", str(archive), "--nights", "-o", str(out),
+                           "--no-report", "--no-cosmics", "--workers", "1"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "2015-11-29: flat_R from the library" in done.stdout
+    for night in ("2015-11-28", "2015-11-29"):
+        assert len(list((out / night / "reduced").glob("*.fits"))) == 3
+    with CalibrationLibrary(out / "calibrations.sqlite") as lib:
+        assert {Path(e.path).parent.parent.name for e in lib.entries()} == {"2015-11-28"}
+    again = subprocess.run([*ccdred_command(), "reduce", str(archive), "--nights", "-o",
+                            str(out), "--no-report", "--no-cosmics", "--workers", "1"],
+                           capture_output=True, text=True, check=True)
+    assert again.stdout.count("(0 made,") == 2

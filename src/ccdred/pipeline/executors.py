@@ -35,6 +35,15 @@ def threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
+def _share_cores(threads: int) -> None:
+    """Give a worker process its share of the cores before any OpenMP library loads.
+
+    L.A.Cosmic (astroscrappy) runs OpenMP threads on every core by default; in several workers
+    at once that oversubscribes the machine. Dask's workers do the same by default.
+    """
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+
+
 class InProcess:
     """Run every task here, one after the other (``--workers 1``)."""
 
@@ -60,7 +69,9 @@ class LocalProcesses:
         self.workers = workers
         self.description = f"{workers} local processes"
         # Spawned, not forked: numba's and OpenMP's thread pools do not survive a fork.
-        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                         initializer=_share_cores,
+                                         initargs=(threads_per_worker(workers),))
 
     def map_unordered(self, fn: Callable[[Any], Any], items: Sequence[Any]
                       ) -> Iterator[tuple[int, Any]]:
