@@ -103,6 +103,11 @@ def test_a_night_without_calibrations_borrows_them(sim_night, first_night, tmp_p
         assert np.array_equal(frame.data, reference.data, equal_nan=True)
     manifest = json.loads(result.manifest.read_text())
     assert any("library" in p["parameters"] for p in manifest["products"])
+    from ccdred.report import write_report
+
+    page = write_report(result.out_dir, workers=1).read_text()
+    assert page.count("calibration library: library #") == 3
+    assert "from the calibration library (library #" in page
     with CalibrationLibrary(library) as lib:  # nothing new registered: nothing was built
         assert len(lib.entries()) == 3
 

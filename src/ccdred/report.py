@@ -49,8 +49,13 @@ def _master_section(product: dict[str, Any], figures_dir: str, read_noise_adu: f
     plots.save(plots.frame_figure(frame, title=path.name), Path(figures_dir) / f"{name}.png",
                dpi=_THUMBNAIL_DPI)
     section.figures.append(f"figures/{name}.png")
-    n_inputs = len(product["inputs"])
-    section.notes.append(f"{n_inputs} frames combined: {product['parameters']['combine']}")
+    n_inputs = len(product["inputs"]) or int(frame.header.get("NCOMBINE", 1))
+    borrowed = product["parameters"].get("library")
+    if borrowed:
+        section.notes.append(f"from the calibration library ({borrowed['reason']}); "
+                             f"{n_inputs} frames combined: {frame.header.get('COMBINE', '')}")
+    else:
+        section.notes.append(f"{n_inputs} frames combined: {product['parameters']['combine']}")
     metrics = []
     # Only a bias is noise alone: a dark's and a flat's pixel-to-pixel structure is real.
     if role == "bias" and read_noise_adu:
@@ -144,7 +149,7 @@ def write_report(out_dir: str | Path, *, workers: int = 1,
     report_dir = out / "report"
     figures_dir = report_dir / "figures"
     figures_dir.mkdir(parents=True, exist_ok=True)
-    masters = {Path(p["path"]).stem: p["path"] for p in manifest["products"]
+    masters = {p.get("name", Path(p["path"]).stem): p["path"] for p in manifest["products"]
                if p["role"].startswith("master_")}
     tasks = [("master", p, str(figures_dir), _read_noise_adu(manifest))
              for p in manifest["products"] if p["role"].startswith("master_")]
@@ -225,7 +230,7 @@ def _plan_html(manifest: dict[str, Any]) -> str:
                     f"({_e(v['gain_source'])}); read noise {_value(float(v['read_noise']))} e- "
                     f"({_e(v['read_noise_source'])})</li>"
                     for k, v in manifest.get("noise", {}).items())
-    rows = "".join(f"<tr><td>{_e(m['file'])}</td><td>{len(m['inputs'])} {_e(m['kind'])}</td>"
+    rows = "".join(f"<tr><td>{_e(m['file'])}</td><td>{_master_origin(m)}</td>"
                    f"<td>{_e(m.get('bias') or '')}</td></tr>" for m in plan["masters"])
     science = "".join(
         f"<tr><td>{_e(Path(s['input']).name)}</td><td>{_e(s.get('bias') or 'none')}</td>"
@@ -235,6 +240,12 @@ def _plan_html(manifest: dict[str, Any]) -> str:
             f"<table><tr><th>master</th><th>from</th><th>bias</th></tr>{rows}</table>"
             f"<table><tr><th>science frame</th><th>bias</th><th>dark</th><th>flat</th></tr>"
             f"{science}</table>")
+
+
+def _master_origin(master: dict[str, Any]) -> str:
+    if master.get("library"):
+        return _e(f"calibration library: {master['library']}")
+    return _e(f"{len(master['inputs'])} {master['kind']} frames")
 
 
 def _dark_text(dark: dict[str, Any] | None) -> str:

@@ -545,13 +545,11 @@ class _Run:
         self.masters[master.name] = io.read(path)
         self.keys[master.name] = key
         self.result.masters[master.name] = path
-        self.products.append(_product(path, f"master_{master.kind}", master.inputs,
-                                      self.checksums, {
-                                          "combine": _options_for(master,
-                                                                  self.options).describe(),
-                                          "exptime": master.exptime, "filter": master.filter,
-                                          "darks": [None if d is None else asdict(d)
-                                                    for d in master.darks]}))
+        self.products.append({"name": master.name, **_product(
+            path, f"master_{master.kind}", master.inputs, self.checksums, {
+                "combine": _options_for(master, self.options).describe(),
+                "exptime": master.exptime, "filter": master.filter,
+                "darks": [None if d is None else asdict(d) for d in master.darks]})})
 
     def _borrow(self, master: MasterPlan) -> None:
         choice = master.library
@@ -564,8 +562,8 @@ class _Run:
         self.masters[master.name] = io.read(path)
         self.keys[master.name] = actual
         self.result.masters[master.name] = path
-        self.products.append({"path": str(path), "role": f"master_{master.kind}",
-                              "inputs": [], "sha256": actual,
+        self.products.append({"path": str(path), "name": master.name,
+                              "role": f"master_{master.kind}", "inputs": [], "sha256": actual,
                               "parameters": {"library": asdict(choice)}})
 
     def badpix_maps(self) -> None:
