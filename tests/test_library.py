@@ -221,3 +221,20 @@ def test_nights_in_one_command_share_the_library(sim_night, tmp_path):
                             str(out), "--no-report", "--no-cosmics", "--workers", "1"],
                            capture_output=True, text=True, check=True)
     assert again.stdout.count("(0 made,") == 2
+
+
+def test_two_library_darks_of_one_exposure_get_distinct_names(tmp_path):
+    from ccdred.inventory import FrameInfo
+    from ccdred.pipeline import build_plan
+
+    with CalibrationLibrary(tmp_path / "lib.sqlite") as lib:
+        lib.add(_master(tmp_path / "plain.fits", "dark", EXPTIME=300.0,
+                        **{"DATE-OBS": "2024-01-10T01:00:00"}))
+        lib.add(_master(tmp_path / "scalable.fits", "dark", EXPTIME=300.0, DARKSCAL=True))
+        lib.add(_master(tmp_path / "bias.fits", "bias"))
+        science = [FrameInfo(tmp_path / f"s{t}.fits", kind="science", exptime=t, shape=(16, 16),
+                             instrument="CAM", date="2024-01-10T01:00:00") for t in (300.0, 600.0)]
+        plan = build_plan(science, tmp_path, lib)
+    darks = {m.name: Path(m.library.path).name for m in plan.masters if m.kind == "dark"}
+    assert darks == {"dark_300s": "plain.fits", "dark_300s_lib2": "scalable.fits"}
+    assert [s.dark.master for s in plan.science] == ["dark_300s", "dark_300s_lib2"]

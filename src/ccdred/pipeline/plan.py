@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -362,10 +362,13 @@ class _Borrower:
             match = self._lookup("dark", exptime=exptime, temperature=temperature,
                                  scalable_ok=have_bias)
             if match is not None and match.id not in plans:
+                name = f"dark_{exptime_key(match.exptime or exptime)}{self.suffix}"
+                if any(p.name == name for p in plans.values()):
+                    name += f"_lib{match.id}"  # two library darks of one exposure time
                 plans[match.id] = MasterPlan(
-                    f"dark_{exptime_key(match.exptime or exptime)}{self.suffix}", "dark", (),
-                    exptime=match.exptime, setup=self.setup, scalable=match.scalable and have_bias,
-                    darktime=match.darktime, library=match)
+                    name, "dark", (), exptime=match.exptime, setup=self.setup,
+                    scalable=match.scalable and have_bias, darktime=match.darktime,
+                    library=match)
         return list(plans.values())
 
     def flat(self, filt: str) -> MasterPlan | None:
@@ -375,10 +378,8 @@ class _Borrower:
 
 
 def _most_common(values: Iterable[Any]) -> Any:
-    counts: dict[Any, int] = defaultdict(int)
-    for value in values:
-        counts[value] += 1
-    return max(counts, key=lambda v: counts[v]) if counts else None
+    ranked = Counter(values).most_common(1)
+    return ranked[0][0] if ranked else None
 
 
 def _middle(values: Iterable[Any]) -> Any:

@@ -513,6 +513,8 @@ class _Run:
     result: NightResult
     masters: dict[str, Frame] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
+    sums: dict[str, str] = field(default_factory=dict)
+    """SHA-256 of every master file, by name (hashed once, when it is written or kept)."""
     products: list[dict[str, Any]] = field(default_factory=list)
 
     def noise_for(self, setup: tuple[Any, ...]) -> NoiseModel:
@@ -545,11 +547,12 @@ class _Run:
         self.masters[master.name] = io.read(path)
         self.keys[master.name] = key
         self.result.masters[master.name] = path
-        self.products.append({"name": master.name, **_product(
-            path, f"master_{master.kind}", master.inputs, self.checksums, {
-                "combine": _options_for(master, self.options).describe(),
-                "exptime": master.exptime, "filter": master.filter,
-                "darks": [None if d is None else asdict(d) for d in master.darks]})})
+        product = _product(path, f"master_{master.kind}", master.inputs, self.checksums, {
+            "combine": _options_for(master, self.options).describe(),
+            "exptime": master.exptime, "filter": master.filter,
+            "darks": [None if d is None else asdict(d) for d in master.darks]})
+        self.sums[master.name] = product["sha256"]
+        self.products.append({"name": master.name, **product})
 
     def _borrow(self, master: MasterPlan) -> None:
         choice = master.library
@@ -560,7 +563,7 @@ class _Run:
                                       f"(SHA-256 {actual[:12]}..., library {choice.sha256[:12]}"
                                       f"...): re-register it with 'ccdred library add'")
         self.masters[master.name] = io.read(path)
-        self.keys[master.name] = actual
+        self.keys[master.name] = self.sums[master.name] = actual
         self.result.masters[master.name] = path
         self.products.append({"path": str(path), "name": master.name,
                               "role": f"master_{master.kind}", "inputs": [], "sha256": actual,
@@ -578,17 +581,18 @@ class _Run:
                 self.result.rebuilt.append(path)
             self.masters[name] = Frame(np.zeros(dq.shape, np.float32), dq=dq)
             self.result.masters[name] = path
-            self.products.append(_product(path, "badpix", (), self.checksums,
-                                          {"hot_sigma": self.options.hot_sigma,
-                                           "dead_sigma": self.options.dead_sigma}))
+            product = _product(path, "badpix", (), self.checksums,
+                               {"hot_sigma": self.options.hot_sigma,
+                                "dead_sigma": self.options.dead_sigma})
+            self.sums[name] = product["sha256"]
+            self.products.append(product)
 
     def science(self, report: Progress) -> None:
         """Calibrate every science frame that is not up to date, as executor tasks."""
-        master_sums = {name: io.sha256(path) for name, path in self.result.masters.items()}
         stamp = io.reduction_time()
         jobs, products = [], {}
         for index, sci in enumerate(self.plan.science):
-            job = self._science_job(sci, master_sums, stamp)
+            job = self._science_job(sci, self.sums, stamp)
             if not self.force_science and _up_to_date(job.output, job.key):
                 header = io.read_header(job.output)
                 products[index] = _science_product(job, header)
