@@ -1,0 +1,156 @@
+"""ccdred's L.A.Cosmic against astroscrappy, the reference implementation it reproduces."""
+
+from __future__ import annotations
+
+import astroscrappy
+import astroscrappy.utils
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from ccdred import io
+from ccdred.kernels import lacosmic
+from ccdred.kernels.lacosmic import detect_cosmics
+
+
+def sky_with_stars_and_hits(shape, *, seed, hits_per_pixel=3e-4, sky=1000.0):
+    """Sky noise, Gaussian stars of all brightnesses, and cosmic-ray tracks (edges included)."""
+    rng = np.random.default_rng(seed)
+    rows, cols = shape
+    image = rng.normal(sky, np.sqrt(sky), shape).astype(np.float32)
+    yy, xx = np.mgrid[0:rows, 0:cols]
+    for _ in range(max(3, rows * cols // 4000)):
+        y, x = rng.uniform(0, rows), rng.uniform(0, cols)
+        image += (rng.uniform(100, 30000) * np.exp(
+            -((yy - y) ** 2 + (xx - x) ** 2) / (2 * rng.uniform(1.0, 2.0) ** 2))
+        ).astype(np.float32)
+    starts = rng.integers(0, (rows, cols), (max(5, int(rows * cols * hits_per_pixel)), 2))
+    starts[:4] = [(0, 0), (rows - 1, cols - 1), (0, cols // 2), (rows // 2, cols - 1)]
+    for y, x in starts:
+        for step in range(rng.integers(1, 6)):
+            image[min(rows - 1, y + step), min(cols - 1, x + step // 2)] += rng.uniform(200, 8000)
+    return image
+
+
+def reference(image, **kw):
+    return astroscrappy.detect_cosmics(image, satlevel=np.inf, sepmed=True,
+                                       cleantype="meanmask", fsmode="median", verbose=False, **kw)
+
+
+def assert_same_as_astroscrappy(image, **kw):
+    expected_mask, expected_clean = reference(image, **kw)
+    mask, clean = detect_cosmics(image, **kw)
+    assert mask.sum() > 0
+    np.testing.assert_array_equal(mask, expected_mask)
+    np.testing.assert_array_equal(clean, expected_clean)
+
+
+@pytest.mark.parametrize("shape", [(256, 256), (97, 131), (40, 23)])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_same_pixels_and_cleaned_values_as_astroscrappy(shape, seed):
+    image = sky_with_stars_and_hits(shape, seed=seed)
+    assert_same_as_astroscrappy(image, gain=1.5, readnoise=5.0)
+
+
+def test_same_as_astroscrappy_with_variance_and_mask():
+    image = sky_with_stars_and_hits((200, 180), seed=3)
+    variance = (image / 1.5 + 25.0).astype(np.float32)
+    mask = np.zeros(image.shape, bool)
+    mask[50:60, 70:90] = True
+    mask[0, :] = True
+    assert_same_as_astroscrappy(image, inmask=mask, invar=variance, gain=1.5, readnoise=5.0)
+
+
+@pytest.mark.parametrize(("sigclip", "sigfrac", "objlim", "niter"),
+                         [(3.0, 0.5, 2.0, 4), (6.0, 0.3, 8.0, 2), (4.5, 0.3, 5.0, 1)])
+def test_same_as_astroscrappy_for_other_limits(sigclip, sigfrac, objlim, niter):
+    image = sky_with_stars_and_hits((160, 160), seed=4)
+    assert_same_as_astroscrappy(image, gain=2.0, readnoise=8.0, sigclip=sigclip,
+                                sigfrac=sigfrac, objlim=objlim, niter=niter)
+
+
+def test_wide_hits_take_several_iterations():
+    """A 7x7 hit is cleaned from the outside in: later iterations find more of it."""
+    rng = np.random.default_rng(5)
+    image = rng.normal(500, 22, (120, 120)).astype(np.float32)
+    image[30:37, 40:47] += rng.uniform(2000, 9000, (7, 7)).astype(np.float32)
+    one_pass, _ = detect_cosmics(image, gain=1.0, readnoise=6.0, niter=1)
+    mask, _ = detect_cosmics(image, gain=1.0, readnoise=6.0)
+    assert mask[30:37, 40:47].sum() > one_pass[30:37, 40:47].sum()
+    assert_same_as_astroscrappy(image, gain=1.0, readnoise=6.0)
+
+
+def test_a_hit_with_no_good_neighbour_gets_the_background_level():
+    """Inside a masked region with a one-pixel hole, the hit's 5x5 box has nothing good."""
+    rng = np.random.default_rng(5)
+    image = rng.normal(500, 22, (120, 120)).astype(np.float32)
+    mask = np.zeros(image.shape, bool)
+    mask[60:71, 60:71] = True
+    mask[64:67, 64:67] = False  # astroscrappy grows the mask: one good pixel is left
+    image[65, 65] += 3000
+    found, cleaned = detect_cosmics(image, inmask=mask, gain=1.0, readnoise=6.0)
+    assert found[65, 65]
+    assert cleaned[65, 65] == pytest.approx(500, abs=1)
+    assert_same_as_astroscrappy(image, inmask=mask, gain=1.0, readnoise=6.0)
+
+
+def wide_range_values(shape, seed):
+    """Values whose float32 sums round differently in single and double precision."""
+    rng = np.random.default_rng(seed)
+    return (rng.lognormal(6, 3, shape) * rng.choice([-1, 1], shape)).astype(np.float32)
+
+
+@pytest.mark.parametrize(("half", "reference_filter"), [
+    (2, astroscrappy.utils.sepmedfilt5), (3, astroscrappy.utils.sepmedfilt7),
+    (4, astroscrappy.utils.sepmedfilt9)])
+def test_separable_median_matches_astroscrappy(half, reference_filter):
+    image = wide_range_values((61, 47), seed=half)
+    np.testing.assert_array_equal(lacosmic._separable_median(image, half),
+                                  reference_filter(image))
+
+
+def test_laplacian_matches_astroscrappy_to_the_last_bit():
+    """Subsample, Laplacian, clip, rebin, over 2 * noise, borders included. astroscrappy is
+    built with -ffast-math, so its float32 rounding may differ by a unit in the last place."""
+    image = wide_range_values((50, 64), seed=9)
+    noise = np.abs(wide_range_values(image.shape, seed=10))
+    laplacian = astroscrappy.utils.laplaceconvolve(astroscrappy.utils.subsample(image))
+    laplacian[laplacian < 0] = 0
+    expected = astroscrappy.utils.rebin(laplacian) / (2.0 * noise)
+    ours = lacosmic._laplacian_to_noise(image, noise)
+    # Rounding a Laplacian of values up to m moves it by a few ulp of m, at most.
+    local_max = ndimage.maximum_filter(np.abs(image), size=3)
+    tolerance = 8 * np.finfo(np.float32).eps * local_max / (2 * noise)
+    assert np.all(np.abs(ours - expected) <= tolerance)
+    assert (ours == expected).mean() > 0.7
+    assert (ours > 0).sum() == (expected > 0).sum()
+
+
+def test_incremental_iterations_equal_full_recomputation():
+    image = sky_with_stars_and_hits((300, 260), seed=6, hits_per_pixel=2e-3)
+    fast = detect_cosmics(image, gain=1.2, readnoise=4.0)
+    full = detect_cosmics(image, gain=1.2, readnoise=4.0, incremental=False)
+    np.testing.assert_array_equal(fast[0], full[0])
+    np.testing.assert_array_equal(fast[1], full[1])
+
+
+def test_input_is_not_modified():
+    image = sky_with_stars_and_hits((64, 64), seed=8)
+    variance = image / 2
+    before = image.copy(), variance.copy()
+    detect_cosmics(image, invar=variance, gain=2.0, readnoise=3.0)
+    np.testing.assert_array_equal(image, before[0])
+    np.testing.assert_array_equal(variance, before[1])
+
+
+def test_niter_must_be_positive():
+    with pytest.raises(ValueError, match="niter"):
+        detect_cosmics(np.zeros((16, 16), np.float32), niter=0)
+
+
+def test_same_as_astroscrappy_on_a_real_frame(shared_data):
+    path = shared_data / "caha-cafos-ngc2420" / "science" / "NGC2420" / "V" / "uamA_0029.fits"
+    frame = io.read(path)
+    image = frame.data[:600, :700] - np.float32(np.median(frame.data))
+    image += np.float32(200.0)
+    assert_same_as_astroscrappy(image, gain=1.4, readnoise=7.4)
