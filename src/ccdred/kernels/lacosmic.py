@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
+from scipy import ndimage
 
 __all__ = ["detect_cosmics"]
 
@@ -118,7 +119,7 @@ def _median_along(x, r, c, half, step_r, step_c):
 
 @njit(cache=True, parallel=True)
 def _separable_median(x, half):
-    """astroscrappy's ``sepmedfilt``: median of rows, then of columns; the border is copied."""
+    """Median-filter rows, then columns, border copied (astroscrappy's ``sepmedfilt``)."""
     rows, cols = x.shape
     along_rows = np.empty_like(x)
     out = np.empty_like(x)
@@ -147,7 +148,7 @@ def _clipped_laplacian(v, a, b, c, d):
 
 @njit(cache=True, parallel=True)
 def _laplacian_to_noise(clean, noise):
-    """astroscrappy's subsample, Laplacian, clip at zero, rebin, divided by 2 * noise.
+    """Subsample, Laplacian, clip at zero, rebin, divide by 2 * noise (as astroscrappy).
 
     Each pixel is four pixels of the 2x subsampled image. Their Laplacians are summed in double
     precision and rounded once: astroscrappy's build (``-ffast-math``) rounds in an order of
@@ -271,39 +272,31 @@ def _needs_background(crmask, mask):
     return False
 
 
-def _dirty_blocks(changed: np.ndarray) -> list[tuple[int, int]]:
-    """Blocks of ``_BLOCK`` pixels with a change within ``_REACH`` pixels."""
+def _dirty_runs(changed: np.ndarray) -> list[tuple[int, int, int]]:
+    """Find the blocks with a change within ``_REACH`` pixels.
+
+    Returns runs of adjacent such blocks in one block row, as (block_row, first, stop).
+    """
     rows, cols = changed.shape
     nr, nc = -(-rows // _BLOCK), -(-cols // _BLOCK)
     padded = np.zeros((nr * _BLOCK, nc * _BLOCK), bool)
     padded[:rows, :cols] = changed
     has_change = padded.reshape(nr, _BLOCK, nc, _BLOCK).any(axis=(1, 3))
     # _REACH < _BLOCK, so a change reaches at most the 8 neighbouring blocks.
-    near = has_change.copy()
-    near[1:] |= has_change[:-1]
-    near[:-1] |= has_change[1:]
-    wide = near.copy()
-    wide[:, 1:] |= near[:, :-1]
-    wide[:, :-1] |= near[:, 1:]
-    return list(zip(*np.nonzero(wide)))
-
-
-def _merge_rows(blocks: list[tuple[int, int]]) -> list[tuple[int, int, int]]:
-    """Runs of adjacent dirty blocks in one block-row, as (block_row, first, stop)."""
-    runs: list[tuple[int, int, int]] = []
-    for br, bc in sorted(blocks):
-        if runs and runs[-1][0] == br and runs[-1][2] == bc:
-            runs[-1] = (br, runs[-1][1], bc + 1)
-        else:
-            runs.append((br, bc, bc + 1))
+    dirty = ndimage.binary_dilation(has_change, np.ones((3, 3), bool))
+    runs = []
+    for block_row, row in enumerate(dirty):
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], row.view(np.int8), [0]))))
+        runs.extend((block_row, int(a), int(b)) for a, b in zip(edges[::2], edges[1::2],
+                                                                  strict=True))
     return runs
 
 
 def _redetect(clean, variance, good, found, changed, thresholds):
-    """Detection again, only where ``changed`` can alter it; ``found`` is updated in place."""
+    """Detect again where ``changed`` can alter the answer, updating ``found`` in place."""
     rows, cols = clean.shape
     halo = _REACH
-    for br, first, stop in _merge_rows(_dirty_blocks(changed)):
+    for br, first, stop in _dirty_runs(changed):
         r0, r1 = br * _BLOCK, min(rows, (br + 1) * _BLOCK)
         c0, c1 = first * _BLOCK, min(cols, stop * _BLOCK)
         hr0, hr1 = max(0, r0 - halo), min(rows, r1 + halo)
@@ -316,20 +309,24 @@ def _redetect(clean, variance, good, found, changed, thresholds):
 
 
 def _lower_median(values: np.ndarray) -> np.float32:
-    """astroscrappy's ``PyMedian``: the lower middle value."""
+    """Return the lower middle value (astroscrappy's ``PyMedian``)."""
     return np.partition(values, (values.size - 1) // 2)[(values.size - 1) // 2]
 
 
 def _dilate3(mask: np.ndarray) -> np.ndarray:
-    """astroscrappy's dilate3: 3x3 dilation with the 1-pixel border copied."""
-    out = mask.copy()
-    padded = np.pad(mask, 1)
-    grown = np.zeros_like(mask)
-    for dr in range(3):
-        for dc in range(3):
-            grown |= padded[dr:dr + mask.shape[0], dc:dc + mask.shape[1]]
-    out[1:-1, 1:-1] = grown[1:-1, 1:-1]
+    """Grow by one pixel, keeping the 1-pixel border as it was (astroscrappy's dilate3)."""
+    out = ndimage.binary_dilation(mask, np.ones((3, 3), bool))
+    out[[0, -1], :] = mask[[0, -1], :]
+    out[:, [0, -1]] = mask[:, [0, -1]]
     return out
+
+
+def _background_levels(data, invar, gain, readnoise, good):
+    """Fill values for a hit with no good neighbour: the image's and variance's medians."""
+    image = np.asarray(data, dtype=np.float32) * _F32(gain)
+    variance = (image + _F32(readnoise * readnoise) if invar is None
+                else np.asarray(invar, dtype=np.float32) * _F32(gain * gain))
+    return _lower_median(image[good]), _lower_median(variance[good])
 
 
 def detect_cosmics(data: np.ndarray, *, inmask: np.ndarray | None = None,
@@ -337,8 +334,10 @@ def detect_cosmics(data: np.ndarray, *, inmask: np.ndarray | None = None,
                    readnoise: float = 6.5, sigclip: float = 4.5, sigfrac: float = 0.3,
                    objlim: float = 5.0, niter: int = 4, incremental: bool = True
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Find cosmic rays with L.A.Cosmic; astroscrappy's ``detect_cosmics`` with
-    ``sepmed=True, fsmode="median", cleantype="meanmask", satlevel=inf``.
+    """Find cosmic rays with L.A.Cosmic.
+
+    The same as astroscrappy's ``detect_cosmics`` with ``sepmed=True, fsmode="median",
+    cleantype="meanmask", satlevel=inf``.
 
     Parameters
     ----------
@@ -382,20 +381,17 @@ def detect_cosmics(data: np.ndarray, *, inmask: np.ndarray | None = None,
     crmask = np.zeros(clean.shape, bool)
     found = _detect(clean, variance, good, *thresholds)
     for iteration in range(niter):
-        if iteration > 0:
-            if incremental:
-                _redetect(clean, variance, good, found, changed, thresholds)
-            else:
-                found = _detect(clean, variance, good, *thresholds)
         if not found.any():
             break
         crmask |= found
         if np.isnan(background[0]) and _needs_background(crmask, mask):
-            original = np.ascontiguousarray(data, dtype=np.float32) * _F32(gain)
-            first_variance = (original + _F32(readnoise * readnoise) if invar is None else
-                              np.ascontiguousarray(invar, dtype=np.float32) * _F32(gain * gain))
-            background = (_lower_median(original[good]), _lower_median(first_variance[good]))
+            background = _background_levels(data, invar, gain, readnoise, good)
         clean, changed = _clean_meanmask(clean, crmask, mask, background[0])
         variance, changed_variance = _clean_meanmask(variance, crmask, mask, background[1])
-        changed |= changed_variance
+        if iteration + 1 == niter:
+            break
+        if incremental:
+            _redetect(clean, variance, good, found, changed | changed_variance, thresholds)
+        else:
+            found = _detect(clean, variance, good, *thresholds)
     return crmask, clean / _F32(gain)
