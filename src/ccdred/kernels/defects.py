@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from .filters import median_filter
 from .stats import robust_stats
 
 __all__ = ["find_hot", "find_dead"]
@@ -64,7 +65,7 @@ def find_dead(flat: np.ndarray, *, k: float = 5.0, box: int = 5,
     missing = ~np.isfinite(image) if exclude is None else (exclude | ~np.isfinite(image))
     fill = np.float32(np.median(image[~missing])) if (~missing).any() else np.float32(1.0)
     filled = np.where(missing, fill, image)
-    local = ndimage.median_filter(filled, size=box, mode="reflect")
+    local = median_filter(filled, box)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = filled / local
     stats = robust_stats(ratio, exclude=missing)
