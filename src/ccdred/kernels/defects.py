@@ -11,7 +11,6 @@ donuts (sensitivity the flat corrects) are not taken for dead pixels.
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from .filters import median_filter
 from .stats import robust_stats
