@@ -1,5 +1,7 @@
 """The combine engine against slow references (numpy, astropy sigma_clip)."""
 
+import warnings
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -244,3 +246,36 @@ def test_pooled_spread_keeps_good_values_and_rejects_outliers(n):
     result = combine(frames(stack), method="mean", reject="sigclip")
     assert np.all(result.count[40] < n)
     assert np.all(result.count[::7, ::7] < n)
+
+
+@pytest.mark.parametrize("n", [*range(1, 19), 33, 100, 256])
+def test_sorting_network_sorts_every_input(n):
+    """Every 0-1 input (the 0-1 principle: then every input) for n <= 18; ties and random
+    values for larger n."""
+    from ccdred.kernels.combine import sorting_network
+
+    pairs = sorting_network(n)
+    if n <= 18:
+        cases = np.arange(2 ** n, dtype=np.int64)
+        columns = np.array([(cases >> k) & 1 for k in range(n)], dtype=np.int8)
+    else:
+        columns = np.random.default_rng(n).integers(0, 4, (n, 5000)).astype(np.int8)
+    values = columns.copy()
+    for a, b in pairs:
+        values[a], values[b] = np.minimum(values[a], values[b]), np.maximum(values[a], values[b])
+    np.testing.assert_array_equal(values, np.sort(columns, axis=0))
+
+
+def test_running_median_of_the_pooled_spread_equals_nanmedian_of_each_window():
+    from ccdred.kernels.combine import _running_nanmedian
+
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 6, 300).astype(np.float64)  # ties
+    x[rng.random(300) < 0.2] = np.nan
+    x[100:140] = np.nan  # windows with nothing valid
+    out = np.empty_like(x)
+    _running_nanmedian(x, 15, out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows
+        expected = [np.nanmedian(x[max(0, i - 15):i + 16]) for i in range(x.size)]
+    np.testing.assert_array_equal(out, expected)

@@ -468,6 +468,7 @@ def _combine_sources(sources, method_code, reject_code, centre_code, spread_code
     inv_scales = (1.0 / scales).astype(np.float32)
     pooled = reject_code == _k.REJECT_SIGCLIP and spread_code == _k.SPREAD_POOLED
     median_mad_var = _median_mad_variance(n) if pooled else np.ones(n + 1)
+    pairs = _k.sorting_network(n) if n <= _k.NETWORK_MAX else np.zeros((0, 2), np.int64)
     for start in range(0, rows, block_rows):
         stop = min(rows, start + block_rows)
         nb = stop - start
@@ -482,7 +483,7 @@ def _combine_sources(sources, method_code, reject_code, centre_code, spread_code
                 if scale_values is not None:
                     var_stack[i, :nb] *= inv_scales[i] ** 2
         _k.combine_block(stack[:, :nb], var_stack[:, :nb] if has_variance else var_stack,
-                         weights, method_code, reject_code, centre_code, spread_code,
+                         weights, pairs, method_code, reject_code, centre_code, spread_code,
                          float(sigma_low), float(sigma_high), int(maxiters), int(nlow),
                          int(nhigh), float(pclip[0]), float(pclip[1]), int(nkeep), float(gain),
                          float(read_noise), float(snoise), median_mad_var, value[start:stop],

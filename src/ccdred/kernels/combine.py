@@ -15,6 +15,7 @@ are dropped, until nothing changes or ``maxiters`` passes. The MAD spread is sca
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -45,24 +46,65 @@ MEDIAN_VARIANCE_FACTOR = math.pi / 2.0
 """Variance of the median of n Gaussian values is about (pi/2) sigma^2 / n."""
 
 
+NETWORK_MAX = 256
+"""Stacks up to this many frames are sorted by a sorting network; larger ones by argsort."""
+
+
+@functools.lru_cache(maxsize=None)
+def sorting_network(n: int) -> np.ndarray:
+    """Batcher's odd-even merge sort for ``n`` values, as ``(m, 2)`` compare-exchange pairs.
+
+    Built for the next power of two; pairs reaching past ``n`` are dropped, which is exact:
+    padding with +inf, a pair's larger slot past ``n`` always holds +inf and never swaps.
+    """
+    size = 1
+    while size < n:
+        size *= 2
+    pairs = []
+    span = 1
+    while span < size:
+        step = span
+        while step >= 1:
+            start = step % span
+            while start <= size - 1 - step:
+                for i in range(min(step, size - start - step)):
+                    a, b = i + start, i + start + step
+                    if a // (2 * span) == b // (2 * span) and b < n:
+                        pairs.append((a, b))
+                start += 2 * step
+            step //= 2
+        span *= 2
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
+
+
 @njit(cache=True, inline="always")
-def _sort_window(values, order, n):
-    """Sort ``values[:n]`` ascending, carrying ``order`` along (insertion sort; n is small)."""
-    for i in range(1, n):
-        v = values[i]
-        o = order[i]
-        j = i - 1
-        while j >= 0 and values[j] > v:
-            values[j + 1] = values[j]
-            order[j + 1] = order[j]
-            j -= 1
-        values[j + 1] = v
-        order[j + 1] = o
+def _sort_columns(values, order, pairs):
+    """Sort every column of ``values`` (frames x columns) by (value, frame), in place.
+
+    The pairs of a sorting network run over a whole row of columns at once, so the compiler
+    vectorises them. Ties are ordered by frame, as a stable sort would leave them.
+    """
+    n_cols = values.shape[1]
+    for k in range(pairs.shape[0]):
+        a = values[pairs[k, 0]]
+        b = values[pairs[k, 1]]
+        order_a = order[pairs[k, 0]]
+        order_b = order[pairs[k, 1]]
+        for col in range(n_cols):
+            x = a[col]
+            y = b[col]
+            ox = order_a[col]
+            oy = order_b[col]
+            swap = x > y or (x == y and ox > oy)
+            a[col] = y if swap else x
+            b[col] = x if swap else y
+            order_a[col] = oy if swap else ox
+            order_b[col] = ox if swap else oy
 
 
 @njit(cache=True)
 def _sort_large(values, order, n):
-    idx = np.argsort(values[:n])
+    idx = np.argsort(values[:n], kind="mergesort")
     tmp_v = values[:n].copy()
     tmp_o = order[:n].copy()
     for i in range(n):
@@ -263,15 +305,57 @@ def _pooled_noise(sorted_rows, counts, median_mad_var, scratch, out):
         values = sorted_rows[col]
         mad = MAD_TO_SIGMA * _mad(values, 0, n, _median_sorted(values, 0, n), scratch)
         per_pixel[col] = mad * mad / median_mad_var[n]
+    _running_nanmedian(per_pixel, POOL_HALF_WIDTH, out)
     for col in range(n_cols):
-        lo = max(0, col - POOL_HALF_WIDTH)
-        hi = min(n_cols, col + POOL_HALF_WIDTH + 1)
-        pooled = np.nanmedian(per_pixel[lo:hi])
-        out[col] = math.sqrt(pooled) if not math.isnan(pooled) else 0.0
+        out[col] = math.sqrt(out[col]) if not math.isnan(out[col]) else 0.0
+
+
+@njit(cache=True)
+def _running_nanmedian(x, half, out):
+    """``out[i] = nanmedian(x[i - half : i + half + 1])`` (clipped at the ends), by sliding
+    a sorted window instead of sorting every window."""
+    n = x.shape[0]
+    window = np.empty(2 * half + 1, np.float64)
+    size = 0
+    for i in range(min(n, half + 1)):
+        size = _insert_sorted(window, size, x[i])
+    for col in range(n):
+        if size == 0:
+            out[col] = np.nan
+        elif size % 2 == 1:
+            out[col] = window[size // 2]
+        else:
+            out[col] = 0.5 * (window[size // 2 - 1] + window[size // 2])
+        if col - half >= 0:
+            size = _remove_sorted(window, size, x[col - half])
+        if col + half + 1 < n:
+            size = _insert_sorted(window, size, x[col + half + 1])
+
+
+@njit(cache=True, inline="always")
+def _insert_sorted(window, size, value):
+    if math.isnan(value):
+        return size
+    k = size
+    while k > 0 and window[k - 1] > value:
+        window[k] = window[k - 1]
+        k -= 1
+    window[k] = value
+    return size + 1
+
+
+@njit(cache=True, inline="always")
+def _remove_sorted(window, size, value):
+    if math.isnan(value):
+        return size
+    k = np.searchsorted(window[:size], value)
+    for i in range(k, size - 1):
+        window[i] = window[i + 1]
+    return size - 1
 
 
 @njit(cache=True, parallel=True)
-def combine_block(stack, variance, weights, method, reject, centre_kind, spread_kind,
+def combine_block(stack, variance, weights, pairs, method, reject, centre_kind, spread_kind,
                   sigma_low, sigma_high, maxiters, nlow, nhigh, pclip_low, pclip_high, nkeep,
                   gain, read_noise, snoise, median_mad_var, out_value, out_variance,
                   out_count, out_rejected):
@@ -285,6 +369,8 @@ def combine_block(stack, variance, weights, method, reject, centre_kind, spread_
         Per-value variance, propagated when given; otherwise estimated from the scatter.
     weights : float64 array (n,)
         Weights for the mean (all ones for an unweighted mean).
+    pairs : int64 array (m, 2)
+        ``sorting_network(n)`` when ``n <= NETWORK_MAX`` (otherwise unused: argsort).
     method, reject, centre_kind, spread_kind : int
         Codes from this module (``MEDIAN``..., ``REJECT_...``, ``CENTRE_...``, ``SPREAD_...``).
     sigma_low, sigma_high : float
@@ -314,25 +400,37 @@ def combine_block(stack, variance, weights, method, reject, centre_kind, spread_
     want_map = out_rejected.shape[0] > 0
     pooled_spread = reject == REJECT_SIGCLIP and spread_kind == SPREAD_POOLED
     for row in prange(n_rows):
-        # Each pixel's valid values (contiguous per pixel), gathered frame by frame so the
-        # stack is read in order, then sorted once, with the frame each came from.
+        # Each pixel's valid values, sorted once with the frame each came from, then stored
+        # contiguously per pixel. Missing values sort last as +inf and are not counted.
         sorted_rows = np.empty((n_cols, n_frames), np.float64)
         orders = np.empty((n_cols, n_frames), np.int64)
         counts = np.zeros(n_cols, np.int64)
         scratch = np.empty(n_frames, np.float64)
+        # float32 both (frame numbers are exact): twice the values per vector instruction.
+        by_frame = np.empty((n_frames, n_cols), np.float32)
+        frame_of = np.empty((n_frames, n_cols), np.float32)
         for f in range(n_frames):
             for col in range(n_cols):
                 v = stack[f, row, col]
-                if not math.isnan(v):
-                    k = counts[col]
-                    sorted_rows[col, k] = v
-                    orders[col, k] = f
-                    counts[col] = k + 1
-        for col in range(n_cols):
-            n = counts[col]
-            if n <= 32:
-                _sort_window(sorted_rows[col], orders[col], n)
-            else:
+                missing = math.isnan(v)
+                by_frame[f, col] = np.float32(np.inf) if missing else v
+                frame_of[f, col] = f
+                counts[col] += 0 if missing else 1
+        if n_frames <= NETWORK_MAX:
+            _sort_columns(by_frame, frame_of, pairs)
+            for col in range(n_cols):
+                for k in range(n_frames):
+                    sorted_rows[col, k] = by_frame[k, col]
+                    orders[col, k] = np.int64(frame_of[k, col])
+        else:
+            for col in range(n_cols):
+                n = 0
+                for f in range(n_frames):
+                    v = stack[f, row, col]
+                    if not math.isnan(v):
+                        sorted_rows[col, n] = v
+                        orders[col, n] = f
+                        n += 1
                 _sort_large(sorted_rows[col], orders[col], n)
         floor = np.zeros(n_cols, np.float64)
         if pooled_spread:
