@@ -312,8 +312,10 @@ def _pooled_noise(sorted_rows, counts, median_mad_var, scratch, out):
 
 @njit(cache=True)
 def _running_nanmedian(x, half, out):
-    """``out[i] = nanmedian(x[i - half : i + half + 1])`` (clipped at the ends), by sliding
-    a sorted window instead of sorting every window."""
+    """Set ``out[i] = nanmedian(x[i - half : i + half + 1])``, the window clipped at the ends.
+
+    A sorted window slides along ``x`` instead of every window being sorted anew.
+    """
     n = x.shape[0]
     window = np.empty(2 * half + 1, np.float64)
     size = 0
