@@ -15,7 +15,6 @@ are dropped, until nothing changes or ``maxiters`` passes. The MAD spread is sca
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
@@ -50,7 +49,6 @@ NETWORK_MAX = 256
 """Stacks up to this many frames are sorted by a sorting network; larger ones by argsort."""
 
 
-@functools.lru_cache(maxsize=None)
 def sorting_network(n: int) -> np.ndarray:
     """Batcher's odd-even merge sort for ``n`` values, as ``(m, 2)`` compare-exchange pairs.
 
