@@ -279,3 +279,18 @@ def test_running_median_of_the_pooled_spread_equals_nanmedian_of_each_window():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows
         expected = [np.nanmedian(x[max(0, i - 15):i + 16]) for i in range(x.size)]
     np.testing.assert_array_equal(out, expected)
+
+
+def test_mad_by_bisection_equals_numpy_on_every_window():
+    from ccdred.kernels.combine import _mad
+
+    rng = np.random.default_rng(4)
+    for trial in range(3000):
+        n = int(rng.integers(1, 40))
+        raw = rng.integers(0, 8, n) if trial % 2 else rng.normal(size=n)  # ties, or none
+        values = np.sort(raw.astype(np.float64))
+        lo = int(rng.integers(0, n))
+        hi = int(rng.integers(lo + 1, n + 1))
+        window = values[lo:hi]
+        median = np.median(window)
+        assert _mad(values, lo, hi, median) == np.median(np.abs(window - median))

@@ -137,25 +137,47 @@ def _std(values, lo, hi, mean):
 
 
 @njit(cache=True)
-def _mad(values, lo, hi, median, scratch):
-    """Median absolute deviation of the sorted window, by merging the two sorted halves."""
+def _mad(values, lo, hi, median):
+    """Median absolute deviation of the sorted window ``[lo, hi)`` from ``median``.
+
+    The deviations form two sorted runs, growing leftwards and rightwards from the middle,
+    so their middle values are found by bisection, without listing them.
+    """
     n = hi - lo
-    # Deviations below the median decrease towards lo; above it they increase towards hi.
-    left = lo + (n - 1) // 2 if n % 2 == 1 else lo + n // 2 - 1
-    right = left + 1
-    for k in range(n):
-        take_left = False
-        if left >= lo and right < hi:
-            take_left = (median - values[left]) <= (values[right] - median)
-        elif left >= lo:
-            take_left = True
-        if take_left:
-            scratch[k] = median - values[left]
-            left -= 1
+    # The left run starts at the middle value (the lower middle for even n).
+    middle = lo + (n - 1) // 2
+    k = n // 2
+    if n % 2 == 1:
+        return _kth_deviation(values, lo, hi, middle, median, k)
+    return 0.5 * (_kth_deviation(values, lo, hi, middle, median, k - 1)
+                  + _kth_deviation(values, lo, hi, middle, median, k))
+
+
+@njit(cache=True, inline="always")
+def _kth_deviation(values, lo, hi, middle, median, k):
+    """Return the ``k``-th smallest (from 0) of the deviations ``|values[i] - median|``.
+
+    Left run ``a[i] = median - values[middle - i]`` (``middle - lo + 1`` values) and right run
+    ``b[j] = values[middle + 1 + j] - median`` (``hi - middle - 1`` values) both increase; the
+    answer takes ``i`` values from the left run and ``k + 1 - i`` from the right.
+    """
+    size_a = middle - lo + 1
+    size_b = hi - middle - 1
+    first = max(0, k + 1 - size_b)
+    last = min(size_a, k + 1)
+    while first < last:
+        i = (first + last) // 2
+        j = k + 1 - i
+        # Too few from the left run while the right run's last taken value exceeds a[i].
+        if j > 0 and (values[middle + j] - median) > (median - values[middle - i]):
+            first = i + 1
         else:
-            scratch[k] = values[right] - median
-            right += 1
-    return _median_sorted(scratch, 0, n)
+            last = i
+    i = first
+    j = k + 1 - i
+    from_a = (median - values[middle - i + 1]) if i > 0 else -np.inf
+    from_b = (values[middle + j] - median) if j > 0 else -np.inf
+    return max(from_a, from_b)
 
 
 @njit(cache=True, inline="always")
@@ -170,7 +192,7 @@ def _within(values, lo, hi, lower, upper):
 
 @njit(cache=True)
 def _clip_window(values, lo, hi, centre_kind, spread_kind, sigma_low, sigma_high, maxiters,
-                 scratch, floor):
+                 floor):
     n = hi
     lower = -np.inf
     upper = np.inf
@@ -184,7 +206,7 @@ def _clip_window(values, lo, hi, centre_kind, spread_kind, sigma_low, sigma_high
         if spread_kind == SPREAD_STD:
             spread = _std(values, lo, hi, _mean(values, lo, hi))
         else:
-            spread = MAD_TO_SIGMA * _mad(values, lo, hi, _median_sorted(values, lo, hi), scratch)
+            spread = MAD_TO_SIGMA * _mad(values, lo, hi, _median_sorted(values, lo, hi))
             if spread_kind == SPREAD_POOLED and spread < floor:
                 spread = floor
         lower = centre - sigma_low * spread
@@ -285,7 +307,7 @@ def _enforce_nkeep(values, lo, hi, n, nkeep):
 
 
 @njit(cache=True)
-def _pooled_noise(sorted_rows, counts, median_mad_var, scratch, out):
+def _pooled_noise(sorted_rows, counts, median_mad_var, out):
     """Per column, the noise pooled from its row neighbours.
 
     Each pixel's MAD spread squared (robust to an outlier among its values), divided by the
@@ -301,7 +323,7 @@ def _pooled_noise(sorted_rows, counts, median_mad_var, scratch, out):
             per_pixel[col] = np.nan
             continue
         values = sorted_rows[col]
-        mad = MAD_TO_SIGMA * _mad(values, 0, n, _median_sorted(values, 0, n), scratch)
+        mad = MAD_TO_SIGMA * _mad(values, 0, n, _median_sorted(values, 0, n))
         per_pixel[col] = mad * mad / median_mad_var[n]
     _running_nanmedian(per_pixel, POOL_HALF_WIDTH, out)
     for col in range(n_cols):
@@ -434,7 +456,7 @@ def combine_block(stack, variance, weights, pairs, method, reject, centre_kind, 
                 _sort_large(sorted_rows[col], orders[col], n)
         floor = np.zeros(n_cols, np.float64)
         if pooled_spread:
-            _pooled_noise(sorted_rows, counts, median_mad_var, scratch, floor)
+            _pooled_noise(sorted_rows, counts, median_mad_var, floor)
         for col in range(n_cols):
             values = sorted_rows[col]
             order = orders[col]
@@ -448,7 +470,7 @@ def combine_block(stack, variance, weights, pairs, method, reject, centre_kind, 
             hi = n
             if reject == REJECT_SIGCLIP:
                 lo, hi = _clip_window(values, lo, hi, centre_kind, spread_kind, sigma_low,
-                                      sigma_high, maxiters, scratch, floor[col])
+                                      sigma_high, maxiters, floor[col])
             elif reject == REJECT_MINMAX:
                 drop_low = min(nlow, n)
                 drop_high = min(nhigh, n - drop_low)
