@@ -101,42 +101,59 @@ def _med9(p0, p1, p2, p3, p4, p5, p6, p7, p8):
     return p4
 
 
-@njit(inline="always")
-def _median_along(x, r, c, half, step_r, step_c):
-    """Median of the ``2 * half + 1`` values centred on ``x[r, c]`` along one axis."""
-    if half == 2:
-        return _med5(x[r - 2 * step_r, c - 2 * step_c], x[r - step_r, c - step_c], x[r, c],
-                     x[r + step_r, c + step_c], x[r + 2 * step_r, c + 2 * step_c])
-    if half == 3:
-        return _med7(x[r - 3 * step_r, c - 3 * step_c], x[r - 2 * step_r, c - 2 * step_c],
-                     x[r - step_r, c - step_c], x[r, c], x[r + step_r, c + step_c],
-                     x[r + 2 * step_r, c + 2 * step_c], x[r + 3 * step_r, c + 3 * step_c])
-    return _med9(x[r - 4 * step_r, c - 4 * step_c], x[r - 3 * step_r, c - 3 * step_c],
-                 x[r - 2 * step_r, c - 2 * step_c], x[r - step_r, c - step_c], x[r, c],
-                 x[r + step_r, c + step_c], x[r + 2 * step_r, c + 2 * step_c],
-                 x[r + 3 * step_r, c + 3 * step_c], x[r + 4 * step_r, c + 4 * step_c])
+@njit(cache=True, parallel=True)
+def _median_of_rows(x, out, half):
+    """Median of each pixel's ``2 * half + 1`` row neighbours (left alone near the ends).
+
+    One loop per width, with the width decided outside it, so each loop vectorises.
+    """
+    rows, cols = x.shape
+    for r in prange(rows):
+        a = x[r]
+        o = out[r]
+        if half == 2:
+            for c in range(2, cols - 2):
+                o[c] = _med5(a[c - 2], a[c - 1], a[c], a[c + 1], a[c + 2])
+        elif half == 3:
+            for c in range(3, cols - 3):
+                o[c] = _med7(a[c - 3], a[c - 2], a[c - 1], a[c], a[c + 1], a[c + 2], a[c + 3])
+        else:
+            for c in range(4, cols - 4):
+                o[c] = _med9(a[c - 4], a[c - 3], a[c - 2], a[c - 1], a[c], a[c + 1], a[c + 2],
+                             a[c + 3], a[c + 4])
 
 
 @njit(cache=True, parallel=True)
-def _separable_median(x, half):
-    """Median-filter rows, then columns, border copied (astroscrappy's ``sepmedfilt``)."""
+def _median_of_columns(x, out, half):
+    """Median of each pixel's ``2 * half + 1`` column neighbours, away from every border."""
     rows, cols = x.shape
-    along_rows = np.empty_like(x)
-    out = np.empty_like(x)
-    for r in prange(rows):
-        for c in range(cols):
-            along_rows[r, c] = x[r, c]
-        for c in range(half, cols - half):
-            along_rows[r, c] = _median_along(x, r, c, half, 0, 1)
-    for r in prange(rows):
-        if r < half or r >= rows - half:
-            for c in range(cols):
-                out[r, c] = x[r, c]
-            continue
-        for c in range(cols):
-            out[r, c] = x[r, c]
-        for c in range(half, cols - half):
-            out[r, c] = _median_along(along_rows, r, c, half, 1, 0)
+    for r in prange(half, rows - half):
+        o = out[r]
+        if half == 2:
+            a0, a1, a2, a3, a4 = x[r - 2], x[r - 1], x[r], x[r + 1], x[r + 2]
+            for c in range(2, cols - 2):
+                o[c] = _med5(a0[c], a1[c], a2[c], a3[c], a4[c])
+        elif half == 3:
+            a0, a1, a2, a3 = x[r - 3], x[r - 2], x[r - 1], x[r]
+            a4, a5, a6 = x[r + 1], x[r + 2], x[r + 3]
+            for c in range(3, cols - 3):
+                o[c] = _med7(a0[c], a1[c], a2[c], a3[c], a4[c], a5[c], a6[c])
+        else:
+            a0, a1, a2, a3, a4 = x[r - 4], x[r - 3], x[r - 2], x[r - 1], x[r]
+            a5, a6, a7, a8 = x[r + 1], x[r + 2], x[r + 3], x[r + 4]
+            for c in range(4, cols - 4):
+                o[c] = _med9(a0[c], a1[c], a2[c], a3[c], a4[c], a5[c], a6[c], a7[c], a8[c])
+
+
+def _separable_median(x, half):
+    """Median-filter rows, then columns, border copied (astroscrappy's ``sepmedfilt``).
+
+    ``half`` is 2, 3 or 4 (5, 7 or 9 pixels).
+    """
+    along_rows = x.copy()
+    _median_of_rows(x, along_rows, half)
+    out = x.copy()
+    _median_of_columns(along_rows, out, half)
     return out
 
 
@@ -315,7 +332,9 @@ def _lower_median(values: np.ndarray) -> np.float32:
 
 def _dilate3(mask: np.ndarray) -> np.ndarray:
     """Grow by one pixel, keeping the 1-pixel border as it was (astroscrappy's dilate3)."""
-    out = ndimage.binary_dilation(mask, np.ones((3, 3), bool))
+    if not mask.any():
+        return mask.copy()
+    out = ndimage.maximum_filter(mask.view(np.uint8), size=3, mode="constant") > 0
     out[[0, -1], :] = mask[[0, -1], :]
     out[:, [0, -1]] = mask[:, [0, -1]]
     return out
