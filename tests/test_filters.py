@@ -35,3 +35,14 @@ def test_other_box_sizes_fall_back_to_scipy():
     image = np.random.default_rng(1).normal(size=(40, 40)).astype(np.float32)
     np.testing.assert_array_equal(filters.median_filter(image, 7),
                                   ndimage.median_filter(image, size=7, mode="reflect"))
+
+
+@pytest.mark.parametrize("radius", [1, 4])
+def test_grow_mask_equals_binary_dilation(radius):
+    rng = np.random.default_rng(radius)
+    mask = rng.random((120, 90)) < 0.002
+    mask[0, 0] = mask[-1, 40] = mask[60, -1] = True
+    square = np.ones((2 * radius + 1, 2 * radius + 1), bool)
+    np.testing.assert_array_equal(filters.grow_mask(mask, radius),
+                                  ndimage.binary_dilation(mask, structure=square))
+    assert not filters.grow_mask(np.zeros((5, 5), bool), 2).any()

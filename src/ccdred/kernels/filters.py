@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit, prange
 from scipy import ndimage
 
-__all__ = ["median_filter"]
+__all__ = ["median_filter", "grow_mask"]
 
 # Devillard's median-of-25 network (also astroscrappy's PyOptMed25): after these
 # compare-exchanges, element 12 is the median.
@@ -59,3 +59,25 @@ def median_filter(image: np.ndarray, size: int) -> np.ndarray:
         return ndimage.median_filter(image, size=size, mode="reflect")
     padded = np.pad(image, 2, mode="symmetric")
     return _network_median(padded, _MEDIAN_25, 2, 12)
+
+
+@njit(cache=True)
+def _paint_squares(mask, radius, out):
+    rows, cols = mask.shape
+    for r in range(rows):
+        for c in range(cols):
+            if mask[r, c]:
+                out[max(0, r - radius):min(rows, r + radius + 1),
+                    max(0, c - radius):min(cols, c + radius + 1)] = True
+
+
+def grow_mask(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Dilate ``mask`` by a square of ``2 * radius + 1`` pixels (nothing beyond the edges).
+
+    The same as ``ndimage.binary_dilation`` with that square, but the time goes with the
+    number of masked pixels, which is small for saturated stars or hot pixels.
+    """
+    mask = np.ascontiguousarray(mask, dtype=np.bool_)
+    out = np.zeros_like(mask)
+    _paint_squares(mask, radius, out)
+    return out

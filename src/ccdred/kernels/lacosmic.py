@@ -20,6 +20,8 @@ import numpy as np
 from numba import njit, prange
 from scipy import ndimage
 
+from .filters import grow_mask
+
 __all__ = ["detect_cosmics"]
 
 # How far a change in the cleaned image can move the detection: the noise median (3), the
@@ -111,6 +113,8 @@ def _median_of_rows(x, out, half):
     for r in prange(rows):
         a = x[r]
         o = out[r]
+        o[:half] = a[:half]
+        o[cols - half:] = a[cols - half:]
         if half == 2:
             for c in range(2, cols - 2):
                 o[c] = _med5(a[c - 2], a[c - 1], a[c], a[c + 1], a[c + 2])
@@ -124,11 +128,16 @@ def _median_of_rows(x, out, half):
 
 
 @njit(cache=True, parallel=True)
-def _median_of_columns(x, out, half):
-    """Median of each pixel's ``2 * half + 1`` column neighbours, away from every border."""
+def _median_of_columns(x, border, out, half):
+    """Median of each pixel's ``2 * half + 1`` column neighbours; ``border`` near the edges."""
     rows, cols = x.shape
-    for r in prange(half, rows - half):
+    for r in prange(rows):
         o = out[r]
+        if r < half or r >= rows - half:
+            o[:] = border[r]
+            continue
+        o[:half] = border[r, :half]
+        o[cols - half:] = border[r, cols - half:]
         if half == 2:
             a0, a1, a2, a3, a4 = x[r - 2], x[r - 1], x[r], x[r + 1], x[r + 2]
             for c in range(2, cols - 2):
@@ -150,10 +159,10 @@ def _separable_median(x, half):
 
     ``half`` is 2, 3 or 4 (5, 7 or 9 pixels).
     """
-    along_rows = x.copy()
+    along_rows = np.empty_like(x)
     _median_of_rows(x, along_rows, half)
-    out = x.copy()
-    _median_of_columns(along_rows, out, half)
+    out = np.empty_like(x)
+    _median_of_columns(along_rows, x, out, half)
     return out
 
 
@@ -332,9 +341,7 @@ def _lower_median(values: np.ndarray) -> np.float32:
 
 def _dilate3(mask: np.ndarray) -> np.ndarray:
     """Grow by one pixel, keeping the 1-pixel border as it was (astroscrappy's dilate3)."""
-    if not mask.any():
-        return mask.copy()
-    out = ndimage.maximum_filter(mask.view(np.uint8), size=3, mode="constant") > 0
+    out = grow_mask(mask, 1)
     out[[0, -1], :] = mask[[0, -1], :]
     out[:, [0, -1]] = mask[:, [0, -1]]
     return out

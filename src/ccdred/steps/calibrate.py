@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from ..flags import BAD, REPAIRABLE, Flag
 from ..frame import Frame
+from ..kernels.filters import grow_mask
 from ..kernels.lacosmic import detect_cosmics
 from ..kernels.repair import fill_pixels, repair_pixels
 from ..kernels.stats import clipped_slope
@@ -150,7 +150,7 @@ def reject_cosmics(frame: Frame, *, gain: float, read_noise: float, sigclip: flo
         raise ValueError(f"read noise must be >= 0, got {read_noise}")
     bad = frame.bad
     saturated = (frame.dq & np.uint16(Flag.SATURATED)) != 0
-    halo = _grow(saturated, 4)
+    halo = grow_mask(saturated, 4)
     variance = None
     if frame.variance is not None and np.isfinite(frame.variance[~bad]).all():
         variance = fill_pixels(frame.variance, bad)
@@ -164,13 +164,6 @@ def reject_cosmics(frame: Frame, *, gain: float, read_noise: float, sigclip: flo
     if clean:
         out = out.replace(data=np.where(mask, cleaned.astype(np.float32), out.data))
     return out
-
-
-def _grow(mask: np.ndarray, radius: int) -> np.ndarray:
-    """Dilate ``mask`` by a square of ``2 * radius + 1`` pixels (separable, so fast)."""
-    if not mask.any():
-        return mask.copy()
-    return ndimage.maximum_filter(mask.view(np.uint8), size=2 * radius + 1, mode="constant") > 0
 
 
 def repair(frame: Frame, *, flags: Flag = REPAIRABLE, box: int = 5) -> Frame:
