@@ -138,3 +138,49 @@ def test_a_killed_run_resumes_to_the_same_products(night, tmp_path):
     assert f"({6 - done_before} made," in rerun.stdout.replace("\n", " ")
     assert _products(out) == _products(whole)
     assert not list(out.rglob("*.part"))
+
+
+def _die(_item):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_dead_worker_is_a_clear_error_not_a_broken_pool():
+    from ccdred.errors import WorkerLostError
+
+    executor = LocalProcesses(2)
+    try:
+        with pytest.raises(WorkerLostError, match="run the same command again to resume"):
+            list(executor.map_unordered(_die, [1, 2]))
+    finally:
+        executor.close()
+
+
+def test_the_command_line_reports_a_killed_worker_in_one_line_and_resumes(night, tmp_path):
+    import psutil
+
+    from ccdred.cli import EXIT_FAILED
+
+    env = {**os.environ, "SOURCE_DATE_EPOCH": EPOCH}
+    out = tmp_path / "out"
+    command = [*ccdred_command(), "reduce", str(night.raw_dir), "-o", str(out), "--no-report",
+               "--workers", "2"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list((out / "reduced").glob("*.fits")):
+        assert process.poll() is None, "the run ended before a worker could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    workers = [child for child in psutil.Process(process.pid).children(recursive=True)
+               if "resource_tracker" not in " ".join(child.cmdline())]
+    assert workers
+    workers[0].send_signal(signal.SIGKILL)
+    _, stderr = process.communicate(timeout=120)
+    if process.returncode == 0:
+        pytest.skip("the run finished before the kill reached a busy worker")
+    assert process.returncode == EXIT_FAILED
+    assert "worker process died" in stderr
+    assert "Traceback" not in stderr
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert not list(out.rglob("*.part"))

@@ -36,10 +36,13 @@ err_console = Console(stderr=True, highlight=False, width=_WIDTH)
 def _handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from .errors import BadInputError
+        from .errors import BadInputError, WorkerLostError
 
         try:
             return func(*args, **kwargs)
+        except WorkerLostError as err:
+            err_console.print(f"[bold red]failed:[/] {err}", markup=True, soft_wrap=True)
+            raise typer.Exit(EXIT_FAILED) from None
         except BadInputError as err:
             err_console.print(f"[bold red]error:[/] {err}", markup=True, soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None

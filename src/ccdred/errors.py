@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["BadInputError", "OutputError"]
+__all__ = ["BadInputError", "OutputError", "WorkerLostError"]
 
 
 class BadInputError(ValueError):
@@ -46,3 +46,11 @@ class OutputError(OSError):
 
     def __reduce__(self) -> tuple:
         return (type(self), (self.path, self.problem))
+
+
+class WorkerLostError(RuntimeError):
+    """A worker process died (killed, out of memory) before it finished its task.
+
+    Products already written are complete (every write is atomic), so running the same
+    command again resumes the work.
+    """

@@ -11,7 +11,10 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Protocol
+
+from ..errors import WorkerLostError
 
 __all__ = ["Executor", "InProcess", "LocalProcesses", "DaskCluster", "make_executor"]
 
@@ -38,8 +41,8 @@ def threads_per_worker(workers: int) -> int:
 def _share_cores(threads: int) -> None:
     """Give a worker process its share of the cores before any OpenMP library loads.
 
-    L.A.Cosmic (astroscrappy) runs OpenMP threads on every core by default; in several workers
-    at once that oversubscribes the machine. Dask's workers do the same by default.
+    OpenMP libraries start a thread per core by default; in several workers at once that
+    oversubscribes the machine. (Dask's workers set this themselves.)
     """
     os.environ["OMP_NUM_THREADS"] = str(threads)
 
@@ -83,7 +86,15 @@ class LocalProcesses:
             while pending:
                 done, pending = wait(pending, return_when=FIRST_EXCEPTION)
                 for future in done:
-                    yield futures[future], future.result()
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:
+                        raise WorkerLostError(
+                            "a worker process died before finishing its task (killed, or out "
+                            "of memory?); what was written is complete: run the same command "
+                            "again to resume, with fewer --workers if memory is short"
+                        ) from None
+                    yield futures[future], result
         finally:
             for future in pending:
                 future.cancel()
