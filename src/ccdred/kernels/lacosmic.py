@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
-from scipy import ndimage
 
 from .filters import grow_mask
 
@@ -259,11 +258,12 @@ def _clean_meanmask(clean, crmask, mask, background):
 
     Pixels in the 2-pixel border are left alone and a box with no good pixel gets
     ``background`` (NaN when the caller has not computed it), as in astroscrappy.
-    Returns the new image and where it changed.
+    Returns the new image, where it changed, and whether some box had no good pixel.
     """
     rows, cols = clean.shape
     out = clean.copy()
     changed = np.zeros(clean.shape, np.bool_)
+    starved = np.zeros(rows, np.bool_)
     for r in prange(2, rows - 2):
         for c in range(2, cols - 2):
             if not crmask[r, c]:
@@ -275,27 +275,12 @@ def _clean_meanmask(clean, crmask, mask, background):
                     if not (crmask[r + dr, c + dc] or mask[r + dr, c + dc]):
                         total = total + clean[r + dr, c + dc]
                         count += 1
+            starved[r] |= count == 0
             value = background if count == 0 else total / _F32(count)
             if value != clean[r, c]:
                 out[r, c] = value
                 changed[r, c] = True
-    return out, changed
-
-
-@njit(cache=True)
-def _needs_background(crmask, mask):
-    rows, cols = crmask.shape
-    for r in range(2, rows - 2):
-        for c in range(2, cols - 2):
-            if crmask[r, c]:
-                empty = True
-                for dr in range(-2, 3):
-                    for dc in range(-2, 3):
-                        if not (crmask[r + dr, c + dc] or mask[r + dr, c + dc]):
-                            empty = False
-                if empty:
-                    return True
-    return False
+    return out, changed, starved.any()
 
 
 def _dirty_runs(changed: np.ndarray) -> list[tuple[int, int, int]]:
@@ -309,7 +294,7 @@ def _dirty_runs(changed: np.ndarray) -> list[tuple[int, int, int]]:
     padded[:rows, :cols] = changed
     has_change = padded.reshape(nr, _BLOCK, nc, _BLOCK).any(axis=(1, 3))
     # _REACH < _BLOCK, so a change reaches at most the 8 neighbouring blocks.
-    dirty = ndimage.binary_dilation(has_change, np.ones((3, 3), bool))
+    dirty = grow_mask(has_change, 1)
     runs = []
     for block_row, row in enumerate(dirty):
         edges = np.flatnonzero(np.diff(np.concatenate(([0], row.view(np.int8), [0]))))
@@ -410,10 +395,13 @@ def detect_cosmics(data: np.ndarray, *, inmask: np.ndarray | None = None,
         if not found.any():
             break
         crmask |= found
-        if np.isnan(background[0]) and _needs_background(crmask, mask):
+        cleaned, changed, starved = _clean_meanmask(clean, crmask, mask, background[0])
+        if starved and np.isnan(background[0]):
+            # Only now is the background level needed (rarely): a median of the whole image.
             background = _background_levels(data, invar, gain, readnoise, good)
-        clean, changed = _clean_meanmask(clean, crmask, mask, background[0])
-        variance, changed_variance = _clean_meanmask(variance, crmask, mask, background[1])
+            cleaned, changed, _ = _clean_meanmask(clean, crmask, mask, background[0])
+        clean = cleaned
+        variance, changed_variance, _ = _clean_meanmask(variance, crmask, mask, background[1])
         if iteration + 1 == niter:
             break
         if incremental:
