@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,7 @@ import ccdred
 from ccdred import io
 from ccdred.combine import combine
 from ccdred.pipeline import DaskCluster, InProcess, LocalProcesses, ReduceOptions
+from ccdred.pipeline.executors import MALLOC_TRIM, environment_variable
 from ccdred.simulate import CameraModel, simulate_night
 from ccdred.steps import CombineOptions, combine_master, stack_bands
 
@@ -53,11 +57,22 @@ def test_row_bands_put_together_are_the_full_combine(sim_night):
         combine(flats, rows=(10, 10))
 
 
-def test_every_executor_writes_the_same_bytes(night, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def in_process_products(night, tmp_path_factory):
+    """The night's products made in this process: what every other executor must match."""
+    out = tmp_path_factory.mktemp("in_process")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+        ccdred.reduce_night(night.raw_dir, out, executor=InProcess())
+    return _products(out)
+
+
+def test_every_executor_writes_the_same_bytes(night, in_process_products, tmp_path,
+                                              monkeypatch):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
-    outputs = {}
+    outputs = {"in-process": in_process_products}
     stages: dict[str, set[str]] = {}
-    executors = {"in-process": lambda: InProcess(), "processes": lambda: LocalProcesses(2),
+    executors = {"processes": lambda: LocalProcesses(2),
                  "dask": lambda: DaskCluster(local_workers=2)}
     for name, make in executors.items():
         executor = make()
@@ -74,6 +89,68 @@ def test_every_executor_writes_the_same_bytes(night, tmp_path, monkeypatch):
     assert outputs["processes"] == outputs["in-process"]
     assert outputs["dask"] == outputs["in-process"]
     assert all(s == {"masters", "science"} for s in stages.values())
+
+
+def test_a_local_dask_cluster_keeps_glibc_malloc_defaults_and_this_process_environment(
+        monkeypatch):
+    monkeypatch.delenv(MALLOC_TRIM, raising=False)
+    before = dict(os.environ)
+    executor = DaskCluster(local_workers=1)
+    try:
+        assert dict(os.environ) == before
+        [(_, value)] = executor.map_unordered(environment_variable, [MALLOC_TRIM])
+        assert value is None
+    finally:
+        executor.close()
+
+
+@contextmanager
+def _dask_cluster(folder: Path, environment: dict[str, str]):
+    """A running Dask cluster as a user starts one ('dask scheduler', 'dask worker'): address."""
+    from dask.distributed import Client
+
+    dask = str(Path(sys.executable).parent / "dask")
+    address_file = folder / "scheduler.json"
+    common = ["--scheduler-file", str(address_file), "--no-dashboard"]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": environment,
+             "start_new_session": True}
+    processes = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0",
+                                   *common], **quiet)]
+    try:
+        deadline = time.monotonic() + 60
+        while not address_file.exists():
+            assert time.monotonic() < deadline, "the Dask scheduler did not start"
+            time.sleep(0.1)
+        processes.append(subprocess.Popen([dask, "worker", "--nworkers", "2", "--nthreads", "1",
+                                           "--host", "127.0.0.1", *common], **quiet))
+        address = json.loads(address_file.read_text())["address"]
+        with Client(address, timeout="30s") as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        for process in reversed(processes):
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=60)
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    """A Dask cluster started with Dask's default worker settings."""
+    with _dask_cluster(tmp_path, dict(os.environ)) as address:
+        yield address
+
+
+def test_the_command_line_reduces_on_a_running_dask_cluster(night, in_process_products,
+                                                             dask_cluster, tmp_path):
+    out = tmp_path / "out"
+    result = subprocess.run([*ccdred_command(), "reduce", str(night.raw_dir), "-o", str(out),
+                             "--no-report", "--scheduler", dask_cluster],
+                            env={**os.environ, "SOURCE_DATE_EPOCH": EPOCH},
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert _products(out) == in_process_products
+    # Workers started with Dask's defaults set MALLOC_TRIM_THRESHOLD_: the user is told.
+    assert f"its workers set {MALLOC_TRIM}" in " ".join(result.stdout.split())
 
 
 def test_rerun_keeps_what_is_up_to_date_and_redoes_what_changed(night, tmp_path):
@@ -184,3 +261,19 @@ def test_the_command_line_reports_a_killed_worker_in_one_line_and_resumes(night,
     rerun = subprocess.run(command, env=env, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     assert not list(out.rglob("*.part"))
+
+
+def test_workers_configured_as_the_readme_says_keep_glibc_malloc_defaults(tmp_path):
+    # The README's recipe for 'dask worker': a Dask configuration file dropping the variable.
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "ccdred.yaml").write_text(
+        "distributed:\n  nanny:\n    pre-spawn-environ:\n      MALLOC_TRIM_THRESHOLD_: null\n")
+    environment = {**os.environ, "DASK_CONFIG": str(tmp_path / "config")}
+    environment.pop(MALLOC_TRIM, None)
+    with _dask_cluster(tmp_path, environment) as address:
+        executor = DaskCluster(address)
+        try:
+            assert executor.description == f"Dask cluster at {address}"
+            assert executor.workers == 2
+        finally:
+            executor.close()

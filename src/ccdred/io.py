@@ -232,10 +232,12 @@ def reduction_time() -> str:
 
 def _atomic_writeto(hdul: fits.HDUList, path: Path) -> None:
     hdul.verify("exception")
+    # astropy's own checksum comment holds the wall-clock time; ours holds the product's
+    # reduction time (the one it records, else this process's), so identical products are
+    # identical files wherever they were written.
+    when = hdul[0].header.get("CCDRDATE") or reduction_time()
     for hdu in hdul:
-        # astropy's own checksum comment holds the wall-clock time; ours holds the
-        # reduction time, so identical products are identical files.
-        hdu.add_checksum(when=f"HDU checksum, {reduction_time()}")
+        hdu.add_checksum(when=f"HDU checksum, {when}")
     with atomic_output(path) as tmp:
         hdul.writeto(tmp, overwrite=True, output_verify="exception", checksum=False)
 
