@@ -318,6 +318,10 @@ class FileRows:
             self.close()
             raise BadInputError(self.path, "truncated: the file is shorter than its header says")
         self._dtype = np.dtype(dtype)
+        # float32 arithmetic is exact for unscaled images and for 8/16-bit integers shifted by
+        # an integer BZERO (unsigned 16-bit: 32768); other scaling is done in double precision.
+        self._scale_in_float32 = self._bscale == 1.0 and (self._bzero == 0.0 or (
+            self._dtype.itemsize <= 2 and self._bzero.is_integer() and abs(self._bzero) <= 2**23))
         self._offset = offset
         self._handle = open(self.path, "rb")  # noqa: SIM115 - closed in close()
 
@@ -335,11 +339,12 @@ class FileRows:
         if read != raw.nbytes:
             raise BadInputError(self.path, f"truncated: rows {start}-{stop} could not be read")
         raw = raw.reshape(stop - start, cols)
-        block = raw.astype(np.float32)
-        if self._bscale != 1.0:
-            block *= np.float32(self._bscale)
-        if self._bzero != 0.0:
-            block += np.float32(self._bzero)
+        if self._scale_in_float32:
+            block = raw.astype(np.float32)
+            if self._bzero != 0.0:
+                block += np.float32(self._bzero)
+        else:
+            block = (raw * self._bscale + self._bzero).astype(np.float32)
         if self._blank is not None:
             block[raw == self._blank] = np.nan
         return block

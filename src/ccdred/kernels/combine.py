@@ -9,7 +9,10 @@ Notes
 -----
 Sigma clipping follows `astropy.stats.sigma_clip`: bounds are recomputed from the values still
 kept, values strictly outside ``centre - sigma_low * spread`` / ``centre + sigma_high * spread``
-are dropped, until nothing changes or ``maxiters`` passes. The MAD spread is scaled by
+are dropped, until nothing changes or ``maxiters`` passes; then the last bounds decide for
+every value, so a value dropped early can come back (astropy's compiled path, and its Python
+path with ``copy=False`` as ccdproc calls it). The ``ccdclip`` and ``winsorized`` rejections
+follow the same loop with their own spread. The MAD spread is scaled by
 1.482602218505602 to estimate a Gaussian standard deviation (astropy's ``mad_std``).
 """
 
@@ -216,7 +219,8 @@ def _clip_window(values, lo, hi, centre_kind, spread_kind, sigma_low, sigma_high
             break
         lo = new_lo
         hi = new_hi
-    # As astropy: the final bounds decide for every value, so one clipped early comes back.
+    # As astropy (and ccdproc): the final bounds decide for every value, so one clipped
+    # early comes back.
     return _within(values, 0, n, lower, upper)
 
 
@@ -242,7 +246,8 @@ def _ccdclip_window(values, lo, hi, gain, read_noise, snoise, sigma_low, sigma_h
             break
         lo = new_lo
         hi = new_hi
-    # As astropy: the final bounds decide for every value, so one clipped early comes back.
+    # As astropy (and ccdproc): the final bounds decide for every value, so one clipped
+    # early comes back.
     return _within(values, 0, n, lower, upper)
 
 
@@ -265,12 +270,11 @@ def _winsorized_window(values, lo, hi, sigma_low, sigma_high, maxiters, scratch)
         for _ in range(10):
             low_cut = centre - 1.5 * spread
             high_cut = centre + 1.5 * spread
-            n = hi - lo
-            for k in range(n):
+            count = hi - lo
+            for k in range(count):
                 v = values[lo + k]
                 scratch[k] = low_cut if v < low_cut else (high_cut if v > high_cut else v)
-            m = _mean(scratch, 0, n)
-            new_spread = 1.134 * _std(scratch, 0, n, m)
+            new_spread = 1.134 * _std(scratch, 0, count, _mean(scratch, 0, count))
             if abs(new_spread - spread) <= 5e-4 * max(spread, 1e-30):
                 spread = new_spread
                 break
@@ -282,7 +286,8 @@ def _winsorized_window(values, lo, hi, sigma_low, sigma_high, maxiters, scratch)
             break
         lo = new_lo
         hi = new_hi
-    # As astropy: the final bounds decide for every value, so one clipped early comes back.
+    # As astropy (and ccdproc): the final bounds decide for every value, so one clipped
+    # early comes back.
     return _within(values, 0, n, lower, upper)
 
 
