@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+import numba
 import numpy as np
 from astropy.io import fits
 
@@ -314,13 +316,15 @@ def _validate(n: int, method: str, reject: str, centre: str, spread: str, sigma_
 
 
 def rows_per_block(n_inputs: int, shape: tuple[int, int], memory_limit: int, *,
-                   with_variance: bool = False, with_map: bool = False) -> int:
-    """Rows per block so that the block buffers and the full outputs fit in ``memory_limit``."""
+                   with_variance: bool = False, with_map: bool = False, readers: int = 1) -> int:
+    """Rows per block so that the block buffers and the full outputs fit in ``memory_limit``.
+
+    ``readers`` is how many inputs are read at once, each with a frame block in flight.
+    """
     rows, cols = shape
     outputs = rows * cols * (4 + 4 + 2) + (n_inputs * rows * cols if with_map else 0)
     per_value = 4 + (4 if with_variance else 0)
-    # The stack block, plus one frame block in flight while reading.
-    per_row = cols * (n_inputs * per_value + 2 * per_value)
+    per_row = cols * (n_inputs * per_value + 2 * readers * per_value)
     budget = memory_limit - outputs
     if budget < per_row:
         raise ValueError(
@@ -456,8 +460,9 @@ def _combine_sources(sources, method_code, reject_code, centre_code, spread_code
     has_variance = all(s.read_variance_rows(0, 1) is not None for s in sources)
     first, last = band
     rows, cols = last - first, shape[1]
+    readers = min(n, numba.get_num_threads())
     block_rows = rows_per_block(n, (rows, cols), memory_limit, with_variance=has_variance,
-                                with_map=rejection_map)
+                                with_map=rejection_map, readers=readers)
     value = np.empty((rows, cols), dtype)
     variance = np.empty((rows, cols), dtype)
     count = np.empty((rows, cols), np.int16)
@@ -469,28 +474,26 @@ def _combine_sources(sources, method_code, reject_code, centre_code, spread_code
     pooled = reject_code == _k.REJECT_SIGCLIP and spread_code == _k.SPREAD_POOLED
     median_mad_var = _median_mad_variance(n) if pooled else np.ones(n + 1)
     pairs = _k.sorting_network(n) if n <= _k.NETWORK_MAX else np.zeros((0, 2), np.int64)
-    for start in range(0, rows, block_rows):
-        stop = min(rows, start + block_rows)
-        nb = stop - start
-        for i, source in enumerate(sources):
-            stack[i, :nb] = source.read_rows(first + start, first + stop)
-            if scale_values is not None:
-                stack[i, :nb] *= inv_scales[i]
-            if zeros[i] != 0.0:
-                stack[i, :nb] -= np.float32(zeros[i])
-            if has_variance:
-                var_stack[i, :nb] = source.read_variance_rows(first + start, first + stop)
-                if scale_values is not None:
-                    var_stack[i, :nb] *= inv_scales[i] ** 2
-        _k.combine_block(stack[:, :nb], var_stack[:, :nb] if has_variance else var_stack,
-                         weights, pairs, method_code, reject_code, centre_code, spread_code,
-                         float(sigma_low), float(sigma_high), int(maxiters), int(nlow),
-                         int(nhigh), float(pclip[0]), float(pclip[1]), int(nkeep), float(gain),
-                         float(read_noise), float(snoise), median_mad_var, value[start:stop],
-                         variance[start:stop], count[start:stop],
-                         rejected[:, start:stop] if rejected is not None else empty_map)
-        if progress is not None:
-            progress(stop, rows)
+    # Reads and conversions release the GIL: the inputs are read by several threads at once.
+    with ThreadPoolExecutor(readers) as pool:
+        for start in range(0, rows, block_rows):
+            stop = min(rows, start + block_rows)
+            nb = stop - start
+
+            def load(i: int, start: int = start, stop: int = stop) -> None:
+                _read_rows(sources[i], first + start, first + stop, stack[i], var_stack,
+                           i, None if scale_values is None else inv_scales[i], zeros[i])
+
+            list(pool.map(load, range(n)))
+            _k.combine_block(stack[:, :nb], var_stack[:, :nb] if has_variance else var_stack,
+                             weights, pairs, method_code, reject_code, centre_code, spread_code,
+                             float(sigma_low), float(sigma_high), int(maxiters), int(nlow),
+                             int(nhigh), float(pclip[0]), float(pclip[1]), int(nkeep), float(gain),
+                             float(read_noise), float(snoise), median_mad_var, value[start:stop],
+                             variance[start:stop], count[start:stop],
+                             rejected[:, start:stop] if rejected is not None else empty_map)
+            if progress is not None:
+                progress(stop, rows)
     dq = np.where(count == 0, np.uint16(Flag.NO_DATA), np.uint16(0))
     header = fits.Header()
     header["NCOMBINE"] = (n, "number of frames combined")
@@ -500,6 +503,24 @@ def _combine_sources(sources, method_code, reject_code, centre_code, spread_code
     frame = Frame(value, variance=variance, dq=dq, header=header)
     return CombineResult(frame=frame, count=count, rejected=rejected, scales=scales,
                          zeros=zeros, names=names)
+
+
+def _read_rows(source: RowSource, start: int, stop: int, values: np.ndarray,
+               var_stack: np.ndarray, index: int, inv_scale: float | None, zero: float) -> None:
+    """Put rows ``start:stop`` of ``source``, divided by its scale, less its zero offset.
+
+    The values go to ``values``; the variance to ``var_stack[index]`` when that holds any.
+    """
+    rows = stop - start
+    values[:rows] = source.read_rows(start, stop)
+    if inv_scale is not None:
+        values[:rows] *= inv_scale
+    if zero != 0.0:
+        values[:rows] -= np.float32(zero)
+    if var_stack.shape[0] > 0:
+        var_stack[index, :rows] = source.read_variance_rows(start, stop)
+        if inv_scale is not None:
+            var_stack[index, :rows] *= inv_scale ** 2
 
 
 @functools.cache

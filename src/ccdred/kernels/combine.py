@@ -104,13 +104,13 @@ def _sort_columns(values, order, pairs):
 
 
 @njit(cache=True)
-def _sort_large(values, order, n):
-    idx = np.argsort(values[:n], kind="mergesort")
-    tmp_v = values[:n].copy()
-    tmp_o = order[:n].copy()
-    for i in range(n):
-        values[i] = tmp_v[idx[i]]
-        order[i] = tmp_o[idx[i]]
+def _sort_large(values, order):
+    """Sort one column by value, ``order`` alongside; stable, so ties stay in frame order."""
+    index = np.argsort(values, kind="mergesort")
+    sorted_values = values[index]
+    sorted_order = order[index]
+    values[:] = sorted_values
+    order[:] = sorted_order
 
 
 @njit(cache=True, inline="always")
@@ -118,8 +118,8 @@ def _median_sorted(values, lo, hi):
     n = hi - lo
     mid = lo + n // 2
     if n % 2 == 1:
-        return values[mid]
-    return 0.5 * (values[mid - 1] + values[mid])
+        return np.float64(values[mid])
+    return 0.5 * (np.float64(values[mid - 1]) + np.float64(values[mid]))
 
 
 @njit(cache=True, inline="always")
@@ -195,7 +195,8 @@ def _within(values, lo, hi, lower, upper):
 
 @njit(cache=True)
 def _clip_window(values, lo, hi, centre_kind, spread_kind, sigma_low, sigma_high, maxiters,
-                 floor):
+                 floor, first_mad_spread):
+    """Sigma-clip the sorted window; ``first_mad_spread`` is its MAD spread if known, or NaN."""
     n = hi
     lower = -np.inf
     upper = np.inf
@@ -208,6 +209,10 @@ def _clip_window(values, lo, hi, centre_kind, spread_kind, sigma_low, sigma_high
             centre = _mean(values, lo, hi)
         if spread_kind == SPREAD_STD:
             spread = _std(values, lo, hi, _mean(values, lo, hi))
+        elif iteration == 1 and not math.isnan(first_mad_spread):
+            spread = first_mad_spread
+            if spread_kind == SPREAD_POOLED and spread < floor:
+                spread = floor
         else:
             spread = MAD_TO_SIGMA * _mad(values, lo, hi, _median_sorted(values, lo, hi))
             if spread_kind == SPREAD_POOLED and spread < floor:
@@ -312,23 +317,24 @@ def _enforce_nkeep(values, lo, hi, n, nkeep):
 
 
 @njit(cache=True)
-def _pooled_noise(sorted_rows, counts, median_mad_var, out):
-    """Per column, the noise pooled from its row neighbours.
+def _pooled_noise(columns, counts, median_mad_var, out, mad_spread):
+    """Per column, the noise pooled from its row neighbours; each one's own MAD spread too.
 
     Each pixel's MAD spread squared (robust to an outlier among its values), divided by the
     median such an estimate takes for Gaussian data of that size, then the median over +-15
     columns: an outlier, or a trail hitting a whole row of one frame, does not move it, and
     small stacks no longer give a noisy spread.
     """
-    n_cols = sorted_rows.shape[0]
+    n_cols = columns.shape[0]
     per_pixel = np.empty(n_cols, np.float64)
     for col in range(n_cols):
         n = counts[col]
         if n < 2:
             per_pixel[col] = np.nan
             continue
-        values = sorted_rows[col]
-        mad = MAD_TO_SIGMA * _mad(values, 0, n, _median_sorted(values, 0, n))
+        column = columns[col]
+        mad = MAD_TO_SIGMA * _mad(column, 0, n, _median_sorted(column, 0, n))
+        mad_spread[col] = mad
         per_pixel[col] = mad * mad / median_mad_var[n]
     _running_nanmedian(per_pixel, POOL_HALF_WIDTH, out)
     for col in range(n_cols):
@@ -353,10 +359,14 @@ def _running_nanmedian(x, half, out):
             out[col] = window[size // 2]
         else:
             out[col] = 0.5 * (window[size // 2 - 1] + window[size // 2])
-        if col - half >= 0:
-            size = _remove_sorted(window, size, x[col - half])
-        if col + half + 1 < n:
-            size = _insert_sorted(window, size, x[col + half + 1])
+        leaving = x[col - half] if col - half >= 0 else np.nan
+        entering = x[col + half + 1] if col + half + 1 < n else np.nan
+        if math.isnan(leaving):
+            size = _insert_sorted(window, size, entering)
+        elif math.isnan(entering):
+            size = _remove_sorted(window, size, leaving)
+        else:
+            _replace_sorted(window, size, leaving, entering)
 
 
 @njit(cache=True, inline="always")
@@ -375,10 +385,35 @@ def _insert_sorted(window, size, value):
 def _remove_sorted(window, size, value):
     if math.isnan(value):
         return size
-    k = np.searchsorted(window[:size], value)
-    for i in range(k, size - 1):
+    for i in range(_position(window, size, value), size - 1):
         window[i] = window[i + 1]
     return size - 1
+
+
+@njit(cache=True, inline="always")
+def _replace_sorted(window, size, old, new):
+    """Replace ``old`` by ``new`` in the sorted window, moving only the values between them."""
+    k = _position(window, size, old)
+    while k + 1 < size and window[k + 1] < new:
+        window[k] = window[k + 1]
+        k += 1
+    while k > 0 and window[k - 1] > new:
+        window[k] = window[k - 1]
+        k -= 1
+    window[k] = new
+
+
+@njit(cache=True, inline="always")
+def _position(window, size, value):
+    """Index of the first ``value`` in the sorted ``window[:size]`` (which holds it)."""
+    first, last = 0, size
+    while first < last:
+        middle = (first + last) // 2
+        if window[middle] < value:
+            first = middle + 1
+        else:
+            last = middle
+    return first
 
 
 @njit(cache=True, parallel=True)
@@ -423,134 +458,172 @@ def combine_block(stack, variance, weights, pairs, method, reject, centre_kind, 
         When not empty, set to 1 where a value was rejected (missing values stay 0).
     """
     n_frames, n_rows, n_cols = stack.shape
-    has_variance = variance.shape[0] > 0
-    want_map = out_rejected.shape[0] > 0
-    pooled_spread = reject == REJECT_SIGCLIP and spread_kind == SPREAD_POOLED
+    weighted = False
+    for f in range(n_frames):
+        weighted = weighted or weights[f] != 1.0
     for row in prange(n_rows):
-        # Each pixel's valid values, sorted once with the frame each came from, then stored
-        # contiguously per pixel. Missing values sort last as +inf and are not counted.
-        sorted_rows = np.empty((n_cols, n_frames), np.float64)
-        orders = np.empty((n_cols, n_frames), np.int64)
+        # Each pixel's values sorted down its column, with the frame each came from (float32
+        # both, exact for frame numbers: twice the values per vector instruction). Missing
+        # values sort last as +inf and are not counted.
+        values = np.empty((n_frames, n_cols), np.float32)
+        frames = np.empty((n_frames, n_cols), np.float32)
         counts = np.zeros(n_cols, np.int64)
-        scratch = np.empty(n_frames, np.float64)
-        # float32 both (frame numbers are exact): twice the values per vector instruction.
-        by_frame = np.empty((n_frames, n_cols), np.float32)
-        frame_of = np.empty((n_frames, n_cols), np.float32)
         for f in range(n_frames):
             for col in range(n_cols):
                 v = stack[f, row, col]
                 missing = math.isnan(v)
-                by_frame[f, col] = np.float32(np.inf) if missing else v
-                frame_of[f, col] = f
+                values[f, col] = np.float32(np.inf) if missing else v
+                frames[f, col] = f
                 counts[col] += 0 if missing else 1
         if n_frames <= NETWORK_MAX:
-            _sort_columns(by_frame, frame_of, pairs)
-            for col in range(n_cols):
-                for k in range(n_frames):
-                    sorted_rows[col, k] = by_frame[k, col]
-                    orders[col, k] = np.int64(frame_of[k, col])
+            _sort_columns(values, frames, pairs)
         else:
             for col in range(n_cols):
-                n = 0
-                for f in range(n_frames):
-                    v = stack[f, row, col]
-                    if not math.isnan(v):
-                        sorted_rows[col, n] = v
-                        orders[col, n] = f
-                        n += 1
-                _sort_large(sorted_rows[col], orders[col], n)
-        floor = np.zeros(n_cols, np.float64)
-        if pooled_spread:
-            _pooled_noise(sorted_rows, counts, median_mad_var, floor)
+                _sort_large(values[:, col], frames[:, col])
+        # Each pixel keeps the sorted values lo[col] <= k < hi[col].
+        lo = np.zeros(n_cols, np.int64)
+        hi = counts.copy()
+        if reject != REJECT_NONE:
+            _reject_row(values, counts, lo, hi, reject, centre_kind, spread_kind, sigma_low,
+                        sigma_high, maxiters, nlow, nhigh, pclip_low, pclip_high, nkeep, gain,
+                        read_noise, snoise, median_mad_var)
+        if out_rejected.shape[0] > 0:
+            for col in range(n_cols):
+                for k in range(counts[col]):
+                    if k < lo[col] or k >= hi[col]:
+                        out_rejected[np.int64(frames[k, col]), row, col] = 1
+        _estimate_row(values, frames, lo, hi, weights, weighted, method, variance, row,
+                      out_value[row], out_variance[row], out_count[row])
+
+
+@njit(cache=True)
+def _reject_row(values, counts, lo, hi, reject, centre_kind, spread_kind, sigma_low,
+                sigma_high, maxiters, nlow, nhigh, pclip_low, pclip_high, nkeep, gain,
+                read_noise, snoise, median_mad_var):
+    """Narrow each column's window ``[lo, hi)`` of sorted values by the rejection method."""
+    n_frames, n_cols = values.shape
+    # Per-pixel work reads each pixel's values contiguously.
+    columns = np.ascontiguousarray(values.T)
+    floor = np.zeros(n_cols, np.float64)
+    mad_spread = np.full(n_cols, np.nan)
+    if reject == REJECT_SIGCLIP and spread_kind == SPREAD_POOLED:
+        _pooled_noise(columns, counts, median_mad_var, floor, mad_spread)
+    scratch = np.empty(n_frames, np.float64)
+    for col in range(n_cols):
+        n = counts[col]
+        if n == 0:
+            continue
+        column = columns[col]
+        first, last = 0, n
+        if reject == REJECT_SIGCLIP:
+            first, last = _clip_window(column, 0, n, centre_kind, spread_kind, sigma_low,
+                                       sigma_high, maxiters, floor[col], mad_spread[col])
+        elif reject == REJECT_MINMAX:
+            first = min(nlow, n)
+            last = n - min(nhigh, n - first)
+        elif reject == REJECT_PCLIP:
+            first, last = _within(column, 0, n, _percentile(column, n, pclip_low),
+                                  _percentile(column, n, pclip_high))
+        elif reject == REJECT_WINSOR:
+            first, last = _winsorized_window(column, 0, n, sigma_low, sigma_high, maxiters,
+                                             scratch)
+        elif reject == REJECT_CCDCLIP:
+            first, last = _ccdclip_window(column, 0, n, gain, read_noise, snoise, sigma_low,
+                                          sigma_high, maxiters)
+        if nkeep > 0:
+            first, last = _enforce_nkeep(column, first, last, n, nkeep)
+        lo[col] = first
+        hi[col] = last
+
+
+@njit(cache=True, inline="always")
+def _percentile(values, n, percent):
+    """Linearly interpolated percentile of the ``n`` sorted values (numpy's default)."""
+    position = percent / 100.0 * (n - 1)
+    below = int(math.floor(position))
+    above = min(below + 1, n - 1)
+    low = np.float64(values[below])
+    return low + (position - below) * (np.float64(values[above]) - low)
+
+
+@njit(cache=True)
+def _estimate_row(values, frames, lo, hi, weights, weighted, method, variance, row,
+                  out_value, out_variance, out_count):
+    """Estimate each column's value and variance from its kept sorted values.
+
+    The sums run over the sorted positions for all columns at once, so they vectorise; each
+    column adds its values in sorted order, as a per-pixel loop would.
+    """
+    n_frames, n_cols = values.shape
+    total = np.zeros(n_cols)
+    for k in range(n_frames):
         for col in range(n_cols):
-            values = sorted_rows[col]
-            order = orders[col]
-            n = counts[col]
-            if n == 0:
-                out_value[row, col] = np.nan
-                out_variance[row, col] = np.nan
-                out_count[row, col] = 0
-                continue
-            lo = 0
-            hi = n
-            if reject == REJECT_SIGCLIP:
-                lo, hi = _clip_window(values, lo, hi, centre_kind, spread_kind, sigma_low,
-                                      sigma_high, maxiters, floor[col])
-            elif reject == REJECT_MINMAX:
-                drop_low = min(nlow, n)
-                drop_high = min(nhigh, n - drop_low)
-                lo = drop_low
-                hi = n - drop_high
-            elif reject == REJECT_PCLIP:
-                # Linear-interpolated percentiles, as numpy's default.
-                plo = pclip_low / 100.0 * (n - 1)
-                phi = pclip_high / 100.0 * (n - 1)
-                vlo = values[int(math.floor(plo))] + (plo - math.floor(plo)) * (
-                    values[min(int(math.floor(plo)) + 1, n - 1)] - values[int(math.floor(plo))])
-                vhi = values[int(math.floor(phi))] + (phi - math.floor(phi)) * (
-                    values[min(int(math.floor(phi)) + 1, n - 1)] - values[int(math.floor(phi))])
-                lo, hi = _within(values, lo, hi, vlo, vhi)
-            elif reject == REJECT_WINSOR:
-                lo, hi = _winsorized_window(values, lo, hi, sigma_low, sigma_high, maxiters,
-                                            scratch)
-            elif reject == REJECT_CCDCLIP:
-                lo, hi = _ccdclip_window(values, lo, hi, gain, read_noise, snoise, sigma_low,
-                                         sigma_high, maxiters)
-            if nkeep > 0:
-                lo, hi = _enforce_nkeep(values, lo, hi, n, nkeep)
-            k = hi - lo
-            out_count[row, col] = k
-            if want_map:
-                for i in range(n):
-                    if i < lo or i >= hi:
-                        out_rejected[order[i], row, col] = 1
-            if k == 0:
-                out_value[row, col] = np.nan
-                out_variance[row, col] = np.nan
-                continue
-            # Estimator.
-            wsum = 0.0
-            w2sum = 0.0
-            wvsum = 0.0
-            for i in range(lo, hi):
-                w = weights[order[i]]
-                wsum += w
-                w2sum += w * w
-                wvsum += w * values[i]
-            mean = _mean(values, lo, hi)
+            inside = lo[col] <= k and k < hi[col]
+            total[col] += np.float64(values[k, col]) if inside else 0.0
+    count = (hi - lo).astype(np.float64)
+    mean = total / np.maximum(count, 1.0)
+    if weighted:
+        wsum = np.zeros(n_cols)
+        w2sum = np.zeros(n_cols)
+        wvsum = np.zeros(n_cols)
+        for k in range(n_frames):
+            for col in range(n_cols):
+                if lo[col] <= k and k < hi[col]:
+                    w = weights[np.int64(frames[k, col])]
+                    wsum[col] += w
+                    w2sum[col] += w * w
+                    wvsum[col] += w * np.float64(values[k, col])
+    else:
+        wsum = count
+        w2sum = count
+        wvsum = total
+    # Variance: propagated from the inputs' variance, else from the scatter.
+    spread = np.zeros(n_cols)
+    propagated = variance.shape[0] > 0
+    if propagated:
+        weighted_spread = np.zeros(n_cols)
+        for k in range(n_frames):
+            for col in range(n_cols):
+                if lo[col] <= k and k < hi[col]:
+                    frame = np.int64(frames[k, col])
+                    vi = variance[frame, row, col]
+                    w = weights[frame]
+                    spread[col] += vi
+                    weighted_spread[col] += w * w * vi
+    else:
+        weighted_spread = spread
+        for k in range(n_frames):
+            for col in range(n_cols):
+                inside = lo[col] <= k and k < hi[col]
+                d = np.float64(values[k, col]) - mean[col]
+                spread[col] += d * d if inside else 0.0
+    for col in range(n_cols):
+        k = hi[col] - lo[col]
+        out_count[col] = k
+        if k == 0:
+            out_value[col] = np.nan
+            out_variance[col] = np.nan
+            continue
+        if method == MEDIAN:
+            out_value[col] = _median_sorted(values[:, col], lo[col], hi[col])
+        elif method == MEAN:
+            out_value[col] = wvsum[col] / wsum[col] if wsum[col] != 0.0 else np.nan
+        else:
+            out_value[col] = mean[col] * k
+        if propagated:
             if method == MEDIAN:
-                value = _median_sorted(values, lo, hi)
+                out_variance[col] = MEDIAN_VARIANCE_FACTOR * spread[col] / (k * k)
             elif method == MEAN:
-                value = wvsum / wsum if wsum != 0.0 else np.nan
+                out_variance[col] = weighted_spread[col] / (wsum[col] * wsum[col])
             else:
-                value = mean * k
-            out_value[row, col] = value
-            # Variance of the estimate.
-            if has_variance:
-                var_sum = 0.0
-                wvar_sum = 0.0
-                for i in range(lo, hi):
-                    vi = variance[order[i], row, col]
-                    w = weights[order[i]]
-                    var_sum += vi
-                    wvar_sum += w * w * vi
-                if method == MEDIAN:
-                    out_variance[row, col] = MEDIAN_VARIANCE_FACTOR * var_sum / (k * k)
-                elif method == MEAN:
-                    out_variance[row, col] = wvar_sum / (wsum * wsum)
-                else:
-                    out_variance[row, col] = var_sum
-            elif k > 1:
-                ss = 0.0
-                for i in range(lo, hi):
-                    d = values[i] - mean
-                    ss += d * d
-                s2 = ss / (k - 1)
-                if method == MEDIAN:
-                    out_variance[row, col] = MEDIAN_VARIANCE_FACTOR * s2 / k
-                elif method == MEAN:
-                    out_variance[row, col] = s2 * w2sum / (wsum * wsum)
-                else:
-                    out_variance[row, col] = s2 * k
+                out_variance[col] = spread[col]
+        elif k > 1:
+            s2 = spread[col] / (k - 1)
+            if method == MEDIAN:
+                out_variance[col] = MEDIAN_VARIANCE_FACTOR * s2 / k
+            elif method == MEAN:
+                out_variance[col] = s2 * w2sum[col] / (wsum[col] * wsum[col])
             else:
-                out_variance[row, col] = np.nan
+                out_variance[col] = s2 * k
+        else:
+            out_variance[col] = np.nan
