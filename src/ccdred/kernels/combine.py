@@ -317,25 +317,19 @@ def _enforce_nkeep(values, lo, hi, n, nkeep):
 
 
 @njit(cache=True)
-def _pooled_noise(columns, counts, median_mad_var, out, mad_spread):
-    """Per column, the noise pooled from its row neighbours; each one's own MAD spread too.
+def _pooled_noise(mad_spreads, counts, median_mad_var, out):
+    """Per column, the noise pooled from its row neighbours.
 
     Each pixel's MAD spread squared (robust to an outlier among its values), divided by the
     median such an estimate takes for Gaussian data of that size, then the median over +-15
     columns: an outlier, or a trail hitting a whole row of one frame, does not move it, and
     small stacks no longer give a noisy spread.
     """
-    n_cols = columns.shape[0]
+    n_cols = mad_spreads.shape[0]
     per_pixel = np.empty(n_cols, np.float64)
     for col in range(n_cols):
         n = counts[col]
-        if n < 2:
-            per_pixel[col] = np.nan
-            continue
-        column = columns[col]
-        mad = MAD_TO_SIGMA * _mad(column, 0, n, _median_sorted(column, 0, n))
-        mad_spread[col] = mad
-        per_pixel[col] = mad * mad / median_mad_var[n]
+        per_pixel[col] = (mad_spreads[col] ** 2 / median_mad_var[n]) if n >= 2 else np.nan
     _running_nanmedian(per_pixel, POOL_HALF_WIDTH, out)
     for col in range(n_cols):
         out[col] = math.sqrt(out[col]) if not math.isnan(out[col]) else 0.0
@@ -502,38 +496,106 @@ def _reject_row(values, counts, lo, hi, reject, centre_kind, spread_kind, sigma_
                 read_noise, snoise, median_mad_var):
     """Narrow each column's window ``[lo, hi)`` of sorted values by the rejection method."""
     n_frames, n_cols = values.shape
+    if reject == REJECT_SIGCLIP:
+        _sigclip_row(values, counts, lo, hi, centre_kind, spread_kind, sigma_low, sigma_high,
+                     maxiters, median_mad_var)
+    else:
+        scratch = np.empty(n_frames, np.float64)
+        column = np.empty(n_frames, np.float64)
+        for col in range(n_cols):
+            n = counts[col]
+            if n == 0:
+                continue
+            for k in range(n):
+                column[k] = values[k, col]
+            first, last = 0, n
+            if reject == REJECT_MINMAX:
+                first = min(nlow, n)
+                last = n - min(nhigh, n - first)
+            elif reject == REJECT_PCLIP:
+                first, last = _within(column, 0, n, _percentile(column, n, pclip_low),
+                                      _percentile(column, n, pclip_high))
+            elif reject == REJECT_WINSOR:
+                first, last = _winsorized_window(column, 0, n, sigma_low, sigma_high,
+                                                 maxiters, scratch)
+            elif reject == REJECT_CCDCLIP:
+                first, last = _ccdclip_window(column, 0, n, gain, read_noise, snoise,
+                                              sigma_low, sigma_high, maxiters)
+            lo[col] = first
+            hi[col] = last
+    if nkeep > 0:
+        column = np.empty(n_frames, np.float64)
+        for col in range(n_cols):
+            if hi[col] - lo[col] < min(nkeep, counts[col]):
+                for k in range(counts[col]):
+                    column[k] = values[k, col]
+                lo[col], hi[col] = _enforce_nkeep(column, lo[col], hi[col], counts[col], nkeep)
+
+
+@njit(cache=True)
+def _sigclip_row(values, counts, lo, hi, centre_kind, spread_kind, sigma_low, sigma_high,
+                 maxiters, median_mad_var):
+    """Sigma-clip every column of a row; the first pass runs over all columns at once.
+
+    Most pixels lose nothing in the first pass, and then that pass is the whole clip; only
+    the others go through `_clip_window`, which gives the same answer for all.
+    """
+    n_frames, n_cols = values.shape
+    medians = _column_medians(values, counts)
+    means, stds = medians, medians  # unused unless computed below
+    if spread_kind == SPREAD_STD or centre_kind == CENTRE_MEAN:
+        means, stds = _column_means_and_stds(values, counts)
     # Per-pixel work reads each pixel's values contiguously.
     columns = np.ascontiguousarray(values.T)
-    floor = np.zeros(n_cols, np.float64)
-    mad_spread = np.full(n_cols, np.nan)
-    if reject == REJECT_SIGCLIP and spread_kind == SPREAD_POOLED:
-        _pooled_noise(columns, counts, median_mad_var, floor, mad_spread)
-    scratch = np.empty(n_frames, np.float64)
+    mads = np.full(n_cols, np.nan)
+    floor = np.zeros(n_cols)
+    if spread_kind != SPREAD_STD:
+        for col in range(n_cols):
+            if counts[col] > 0:
+                mads[col] = MAD_TO_SIGMA * _mad(columns[col], 0, counts[col], medians[col])
+        if spread_kind == SPREAD_POOLED:
+            _pooled_noise(mads, counts, median_mad_var, floor)
     for col in range(n_cols):
         n = counts[col]
-        if n == 0:
+        if n < 2:
             continue
-        column = columns[col]
-        first, last = 0, n
-        if reject == REJECT_SIGCLIP:
-            first, last = _clip_window(column, 0, n, centre_kind, spread_kind, sigma_low,
-                                       sigma_high, maxiters, floor[col], mad_spread[col])
-        elif reject == REJECT_MINMAX:
-            first = min(nlow, n)
-            last = n - min(nhigh, n - first)
-        elif reject == REJECT_PCLIP:
-            first, last = _within(column, 0, n, _percentile(column, n, pclip_low),
-                                  _percentile(column, n, pclip_high))
-        elif reject == REJECT_WINSOR:
-            first, last = _winsorized_window(column, 0, n, sigma_low, sigma_high, maxiters,
-                                             scratch)
-        elif reject == REJECT_CCDCLIP:
-            first, last = _ccdclip_window(column, 0, n, gain, read_noise, snoise, sigma_low,
-                                          sigma_high, maxiters)
-        if nkeep > 0:
-            first, last = _enforce_nkeep(column, first, last, n, nkeep)
-        lo[col] = first
-        hi[col] = last
+        centre = medians[col] if centre_kind == CENTRE_MEDIAN else means[col]
+        spread = stds[col] if spread_kind == SPREAD_STD else max(mads[col], floor[col])
+        if (values[0, col] >= centre - sigma_low * spread
+                and values[n - 1, col] <= centre + sigma_high * spread):
+            continue
+        lo[col], hi[col] = _clip_window(columns[col], 0, n, centre_kind, spread_kind,
+                                        sigma_low, sigma_high, maxiters, floor[col], mads[col])
+
+
+@njit(cache=True)
+def _column_medians(values, counts):
+    """Median of each column's ``counts[col]`` sorted values (NaN for none), as `_median_sorted`."""
+    n_cols = values.shape[1]
+    out = np.empty(n_cols)
+    for col in range(n_cols):
+        n = counts[col]
+        upper = np.float64(values[min(n // 2, values.shape[0] - 1), col])
+        lower = np.float64(values[max(n // 2 - 1, 0), col])
+        out[col] = np.nan if n == 0 else (upper if n % 2 == 1 else 0.5 * (lower + upper))
+    return out
+
+
+@njit(cache=True)
+def _column_means_and_stds(values, counts):
+    """Mean and standard deviation of each column's counted values, as `_mean` and `_std`."""
+    n_frames, n_cols = values.shape
+    total = np.zeros(n_cols)
+    for k in range(n_frames):
+        for col in range(n_cols):
+            total[col] += np.float64(values[k, col]) if k < counts[col] else 0.0
+    means = total / np.maximum(counts, 1)
+    squares = np.zeros(n_cols)
+    for k in range(n_frames):
+        for col in range(n_cols):
+            d = np.float64(values[k, col]) - means[col]
+            squares[col] += d * d if k < counts[col] else 0.0
+    return means, np.sqrt(squares / np.maximum(counts, 1))
 
 
 @njit(cache=True, inline="always")
