@@ -389,19 +389,26 @@ def test_sorting_network_sorts_every_input(n):
     np.testing.assert_array_equal(values, np.sort(columns, axis=0))
 
 
-def test_running_median_of_the_pooled_spread_equals_nanmedian_of_each_window():
-    from ccdred.kernels.combine import _running_nanmedian
+@pytest.mark.parametrize("n_cols", [1, 31, 32, 95, 96, 300, 2048])
+def test_pooled_noise_is_the_median_of_each_segment(n_cols):
+    from ccdred.kernels.combine import POOL_WIDTH, _pooled_noise
 
-    rng = np.random.default_rng(3)
-    x = rng.integers(0, 6, 300).astype(np.float64)  # ties
-    x[rng.random(300) < 0.2] = np.nan
-    x[100:140] = np.nan  # windows with nothing valid
-    out = np.empty_like(x)
-    _running_nanmedian(x, 15, out)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows
-        expected = [np.nanmedian(x[max(0, i - 15):i + 16]) for i in range(x.size)]
-    np.testing.assert_array_equal(out, expected)
+    rng = np.random.default_rng(n_cols)
+    spreads = rng.integers(1, 6, n_cols).astype(np.float64)  # ties
+    counts = rng.integers(0, 5, n_cols)  # fewer than 2 values: no estimate
+    counts[: min(n_cols, 40)][::3] = 1  # and a segment with few estimates
+    norm = np.linspace(0.5, 1.0, 5)
+    out = np.empty(n_cols)
+    _pooled_noise(spreads, counts, norm, out)
+    per_pixel = np.where(counts >= 2, spreads ** 2 / norm[counts], np.nan)
+    segments = max(1, n_cols // POOL_WIDTH)
+    edges = [k * POOL_WIDTH for k in range(segments)] + [n_cols]
+    for first, last in zip(edges, edges[1:], strict=False):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # segments with no estimate
+            level = np.nanmedian(per_pixel[first:last])
+        expected = 0.0 if np.isnan(level) else np.sqrt(level)
+        np.testing.assert_array_equal(out[first:last], expected)
 
 
 def test_mad_by_bisection_equals_numpy_on_every_window():

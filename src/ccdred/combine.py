@@ -353,9 +353,9 @@ def combine(inputs: Sequence[object], *, method: str = "median", reject: str = "
     reject : {'none', 'sigclip', 'minmax', 'pclip', 'winsorized', 'ccdclip'}
         Rejection before estimating. ``sigclip`` uses ``centre``/``spread``: by default the
         median and the ``pooled`` spread, the larger of the pixel's own MAD spread and the noise
-        pooled from its 31 row neighbours (like IRAF's avsigclip), which rejects an outlier
-        even among 3 values without rejecting good ones by chance; ``mad`` and ``std`` use the
-        pixel's values alone (astropy's ``mad_std`` and ``std``). ``minmax`` drops the
+        pooled over its 32-column segment of the row (like IRAF's avsigclip), which rejects an
+        outlier even among 3 values without rejecting good ones by chance; ``mad`` and ``std``
+        use the pixel's values alone (astropy's ``mad_std`` and ``std``). ``minmax`` drops the
         ``nlow`` lowest and ``nhigh`` highest values; ``pclip`` drops values outside the
         percentiles ``pclip``; ``winsorized`` clips with a winsorized spread; ``ccdclip``
         clips against the noise expected from ``gain`` (e-/ADU), ``read_noise`` (e-) and

@@ -40,8 +40,9 @@ CENTRE_MEAN = 1
 SPREAD_MAD = 0
 SPREAD_STD = 1
 SPREAD_POOLED = 2
-POOL_HALF_WIDTH = 15
-"""Columns either side whose per-pixel noise is pooled for ``SPREAD_POOLED`` (31 in all)."""
+POOL_WIDTH = 32
+"""Columns per row segment whose per-pixel noise is pooled for ``SPREAD_POOLED`` (a row's last
+segment also takes the columns left over: 32 to 63 of them)."""
 
 MAD_TO_SIGMA = 1.482602218505602
 MEDIAN_VARIANCE_FACTOR = math.pi / 2.0
@@ -318,96 +319,51 @@ def _enforce_nkeep(values, lo, hi, n, nkeep):
 
 @njit(cache=True)
 def _pooled_noise(mad_spreads, counts, median_mad_var, out):
-    """Per column, the noise pooled from its row neighbours.
+    """Per column, the noise pooled over its segment of the row.
 
     Each pixel's MAD spread squared (robust to an outlier among its values), divided by the
-    median such an estimate takes for Gaussian data of that size, then the median over +-15
-    columns: an outlier, or a trail hitting a whole row of one frame, does not move it, and
-    small stacks no longer give a noisy spread.
+    median such an estimate takes for Gaussian data of that size, then the median over the
+    pixel's segment of `POOL_WIDTH` columns: an outlier, or a trail hitting a whole row of
+    one frame, does not move it, and small stacks no longer give a noisy spread.
     """
     n_cols = mad_spreads.shape[0]
     per_pixel = np.empty(n_cols, np.float64)
     for col in range(n_cols):
         n = counts[col]
         per_pixel[col] = (mad_spreads[col] ** 2 / median_mad_var[n]) if n >= 2 else np.nan
-    _running_nanmedian(per_pixel, POOL_HALF_WIDTH, out)
-    for col in range(n_cols):
-        out[col] = math.sqrt(out[col]) if not math.isnan(out[col]) else 0.0
+    segments = max(1, n_cols // POOL_WIDTH)
+    for segment in range(segments):
+        first = segment * POOL_WIDTH
+        last = n_cols if segment == segments - 1 else first + POOL_WIDTH
+        level = _nanmedian_by_rank(per_pixel, first, last)
+        out[first:last] = math.sqrt(level) if not math.isnan(level) else 0.0
 
 
 @njit(cache=True)
-def _running_nanmedian(x, half, out):
-    """Set ``out[i] = nanmedian(x[i - half : i + half + 1])``, the window clipped at the ends.
+def _nanmedian_by_rank(x, first, last):
+    """``nanmedian(x[first:last])`` for a few tens of values: each value's rank is counted.
 
-    A sorted window slides along ``x`` instead of every window being sorted anew.
+    The counting loops have no data-dependent branches, unlike a sort or a selection.
     """
-    n = x.shape[0]
-    window = np.empty(2 * half + 1, np.float64)
-    size = 0
-    for i in range(min(n, half + 1)):
-        size = _insert_sorted(window, size, x[i])
-    for col in range(n):
-        if size == 0:
-            out[col] = np.nan
-        elif size % 2 == 1:
-            out[col] = window[size // 2]
-        else:
-            out[col] = 0.5 * (window[size // 2 - 1] + window[size // 2])
-        leaving = x[col - half] if col - half >= 0 else np.nan
-        entering = x[col + half + 1] if col + half + 1 < n else np.nan
-        if math.isnan(leaving):
-            size = _insert_sorted(window, size, entering)
-        elif math.isnan(entering):
-            size = _remove_sorted(window, size, leaving)
-        else:
-            _replace_sorted(window, size, leaving, entering)
-
-
-@njit(cache=True, inline="always")
-def _insert_sorted(window, size, value):
-    if math.isnan(value):
-        return size
-    k = size
-    while k > 0 and window[k - 1] > value:
-        window[k] = window[k - 1]
-        k -= 1
-    window[k] = value
-    return size + 1
-
-
-@njit(cache=True, inline="always")
-def _remove_sorted(window, size, value):
-    if math.isnan(value):
-        return size
-    for i in range(_position(window, size, value), size - 1):
-        window[i] = window[i + 1]
-    return size - 1
-
-
-@njit(cache=True, inline="always")
-def _replace_sorted(window, size, old, new):
-    """Replace ``old`` by ``new`` in the sorted window, moving only the values between them."""
-    k = _position(window, size, old)
-    while k + 1 < size and window[k + 1] < new:
-        window[k] = window[k + 1]
-        k += 1
-    while k > 0 and window[k - 1] > new:
-        window[k] = window[k - 1]
-        k -= 1
-    window[k] = new
-
-
-@njit(cache=True, inline="always")
-def _position(window, size, value):
-    """Index of the first ``value`` in the sorted ``window[:size]`` (which holds it)."""
-    first, last = 0, size
-    while first < last:
-        middle = (first + last) // 2
-        if window[middle] < value:
-            first = middle + 1
-        else:
-            last = middle
-    return first
+    valid = 0
+    for i in range(first, last):
+        valid += 0 if math.isnan(x[i]) else 1
+    if valid == 0:
+        return np.nan
+    low_rank = (valid - 1) // 2
+    high_rank = valid // 2
+    low = high = np.nan
+    for i in range(first, last):
+        value = x[i]
+        if math.isnan(value):
+            continue
+        rank = 0
+        for j in range(first, last):
+            # Ties are ranked by position, so every rank is taken once.
+            rank += 1 if x[j] < value or (x[j] == value and j < i) else 0
+        low = value if rank == low_rank else low
+        high = value if rank == high_rank else high
+    return 0.5 * (low + high)
 
 
 @njit(cache=True, parallel=True)
