@@ -151,23 +151,44 @@ def test_winsorized_clip_keeps_gaussian_values_and_rejects_hits():
     assert np.all(hit.count[::5, ::5] < 15)
 
 
+def _per_pixel(stack, reduce):
+    """Apply ``reduce`` to each pixel's valid values (NaN where it returns nothing)."""
+    out = np.full(stack.shape[1:], np.nan)
+    for index in np.ndindex(*stack.shape[1:]):
+        values = stack[(slice(None), *index)].astype(np.float64)
+        out[index] = reduce(np.sort(values[np.isfinite(values)]))
+    return out
+
+
+@pytest.mark.parametrize("n", [3, 9, 100])
 @pytest.mark.parametrize("nlow,nhigh", [(1, 1), (0, 2), (2, 0)])
-def test_minmax_matches_sorted_trim(nlow, nhigh):
-    stack = stack_with_outliers(9)
-    stack = np.nan_to_num(stack, nan=0.0)
+def test_minmax_matches_sorted_trim(n, nlow, nhigh):
+    stack = stack_with_outliers(n, seed=n)
     result = combine(frames(stack), method="mean", reject="minmax", nlow=nlow, nhigh=nhigh,
                      nkeep=0)
-    ordered = np.sort(stack.astype(np.float64), axis=0)
-    reference = ordered[nlow: 9 - nhigh].mean(axis=0)
-    np.testing.assert_allclose(result.frame.data, reference, rtol=1e-5)
+
+    def trimmed_mean(values):
+        kept = values[min(nlow, values.size): values.size - nhigh]
+        return kept.mean() if kept.size else np.nan
+
+    np.testing.assert_allclose(result.frame.data, _per_pixel(stack, trimmed_mean), rtol=1e-5,
+                               equal_nan=True)
 
 
-def test_pclip_matches_percentile_window():
-    stack = np.nan_to_num(stack_with_outliers(20), nan=0.0).astype(np.float64)
+@pytest.mark.parametrize("n", [3, 20, 100])
+def test_pclip_matches_percentile_window(n):
+    stack = stack_with_outliers(n, seed=n)
     result = combine(frames(stack), method="mean", reject="pclip", pclip=(10, 90), nkeep=0)
-    lo, hi = np.percentile(stack, [10, 90], axis=0)
-    inside = np.where((stack >= lo) & (stack <= hi), stack, np.nan)
-    np.testing.assert_allclose(result.frame.data, np.nanmean(inside, axis=0), rtol=1e-5)
+
+    def inside_mean(values):
+        if values.size == 0:
+            return np.nan
+        lo, hi = np.percentile(values, [10, 90])
+        kept = values[(values >= lo) & (values <= hi)]  # none of 2 values lies inside
+        return kept.mean() if kept.size else np.nan
+
+    np.testing.assert_allclose(result.frame.data, _per_pixel(stack, inside_mean), rtol=1e-5,
+                               equal_nan=True)
 
 
 def test_nkeep_floors_the_count():

@@ -210,12 +210,11 @@ def _clip_window(values, lo, hi, centre_kind, spread_kind, sigma_low, sigma_high
             centre = _mean(values, lo, hi)
         if spread_kind == SPREAD_STD:
             spread = _std(values, lo, hi, _mean(values, lo, hi))
-        elif iteration == 1 and not math.isnan(first_mad_spread):
-            spread = first_mad_spread
-            if spread_kind == SPREAD_POOLED and spread < floor:
-                spread = floor
         else:
-            spread = MAD_TO_SIGMA * _mad(values, lo, hi, _median_sorted(values, lo, hi))
+            if iteration == 1 and not math.isnan(first_mad_spread):
+                spread = first_mad_spread
+            else:
+                spread = MAD_TO_SIGMA * _mad(values, lo, hi, _median_sorted(values, lo, hi))
             if spread_kind == SPREAD_POOLED and spread < floor:
                 spread = floor
         lower = centre - sigma_low * spread
@@ -496,7 +495,7 @@ def _sigclip_row(values, counts, lo, hi, centre_kind, spread_kind, sigma_low, si
     Most pixels lose nothing in the first pass, and then that pass is the whole clip; only
     the others go through `_clip_window`, which gives the same answer for all.
     """
-    n_frames, n_cols = values.shape
+    n_cols = values.shape[1]
     medians = _column_medians(values, counts)
     means, stds = medians, medians  # unused unless computed below
     if spread_kind == SPREAD_STD or centre_kind == CENTRE_MEAN:
