@@ -134,9 +134,13 @@ def _local_cluster(workers: int):
             return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                 host="127.0.0.1", dashboard_address=None)
     finally:
-        # The nanny writes its workers' variables into this process's environment too.
-        os.environ.clear()
-        os.environ.update(environment)
+        # The nanny writes its workers' variables into this process's environment too: undo
+        # just those changes (clearing the whole environment would race other threads).
+        for name in set(os.environ) - set(environment):
+            del os.environ[name]
+        for name, value in environment.items():
+            if os.environ.get(name) != value:
+                os.environ[name] = value
 
 
 class DaskCluster:
