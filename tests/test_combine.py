@@ -333,6 +333,22 @@ def test_every_fits_image_type_combines_as_its_values(tmp_path, dtype, scaling):
                                rtol=1e-6, equal_nan=True)
 
 
+def test_infinite_values_in_files_count_as_missing(tmp_path):
+    planes = np.full((3, 4, 5), 10.0, np.float32)
+    planes[1] = 20.0
+    planes[0, 1, 1] = np.inf
+    planes[2, 2, 2] = -np.inf
+    paths = []
+    for i, plane in enumerate(planes):
+        fits.PrimaryHDU(plane).writeto(tmp_path / f"f{i}.fits")
+        paths.append(tmp_path / f"f{i}.fits")
+    result = combine(paths, method="mean")
+    assert result.count[1, 1] == result.count[2, 2] == 2
+    assert result.frame.data[1, 1] == 15.0  # the two finite values
+    assert result.frame.data[2, 2] == 15.0
+    assert result.frame.data[0, 0] == pytest.approx(40.0 / 3)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_output_dtype(dtype):
     result = combine(frames(stack_with_outliers(3)), dtype=dtype)

@@ -347,6 +347,8 @@ class FileRows:
             block = (raw * self._bscale + self._bzero).astype(np.float32)
         if self._blank is not None:
             block[raw == self._blank] = np.nan
+        elif self._dtype.kind == "f":
+            block[np.isinf(block)] = np.nan
         return block
 
     def close(self) -> None:
