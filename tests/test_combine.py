@@ -333,15 +333,21 @@ def test_every_fits_image_type_combines_as_its_values(tmp_path, dtype, scaling):
                                rtol=1e-6, equal_nan=True)
 
 
-def test_infinite_values_in_files_count_as_missing(tmp_path):
+@pytest.mark.parametrize("compressed", [False, True])
+def test_infinite_values_in_files_count_as_missing(tmp_path, compressed):
     planes = np.full((3, 4, 5), 10.0, np.float32)
     planes[1] = 20.0
     planes[0, 1, 1] = np.inf
     planes[2, 2, 2] = -np.inf
     paths = []
     for i, plane in enumerate(planes):
-        fits.PrimaryHDU(plane).writeto(tmp_path / f"f{i}.fits")
-        paths.append(tmp_path / f"f{i}.fits")
+        path = tmp_path / f"f{i}.fits"
+        if compressed:
+            fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(
+                plane, compression_type="GZIP_1", quantize_level=0.0)]).writeto(path)
+        else:
+            fits.PrimaryHDU(plane).writeto(path)
+        paths.append(path)
     result = combine(paths, method="mean")
     assert result.count[1, 1] == result.count[2, 2] == 2
     assert result.frame.data[1, 1] == 15.0  # the two finite values

@@ -300,6 +300,7 @@ class FileRows:
         hdu = _image_hdu(hdul, self.path)
         header = hdu.header
         self.header = header
+        self._floating = int(header.get("ZBITPIX", header["BITPIX"])) < 0
         if isinstance(hdu, fits.CompImageHDU) or _stream_compressed(hdu):
             self._handle = None
             self._hdu = hdu
@@ -330,7 +331,14 @@ class FileRows:
         if self._handle is None:
             source = self._hdu.section if isinstance(self._hdu, fits.CompImageHDU) else (
                 self._hdu.data)  # a gzip stream cannot seek: astropy decodes it once
-            return np.asarray(source[start:stop, :], dtype=np.float32)
+            block = np.asarray(source[start:stop, :], dtype=np.float32)
+        else:
+            block = self._read_uncompressed(start, stop)
+        if self._floating:
+            block[np.isinf(block)] = np.nan
+        return block
+
+    def _read_uncompressed(self, start: int, stop: int) -> np.ndarray:
         cols = self.shape[1]
         count = (stop - start) * cols
         raw = np.empty(count, self._dtype)
@@ -347,8 +355,6 @@ class FileRows:
             block = (raw * self._bscale + self._bzero).astype(np.float32)
         if self._blank is not None:
             block[raw == self._blank] = np.nan
-        elif self._dtype.kind == "f":
-            block[np.isinf(block)] = np.nan
         return block
 
     def close(self) -> None:

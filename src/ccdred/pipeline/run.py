@@ -592,7 +592,7 @@ class _Run:
         stamp = io.reduction_time()
         jobs, products = [], {}
         for index, sci in enumerate(self.plan.science):
-            job = self._science_job(sci, self.sums, stamp)
+            job = self._science_job(sci, stamp)
             if not self.force_science and _up_to_date(job.output, job.key):
                 header = io.read_header(job.output)
                 products[index] = _science_product(job, header)
@@ -611,21 +611,20 @@ class _Run:
             self.result.reduced.append(Path(products[index]["path"]))
             self.products.append(products[index])
 
-    def _science_job(self, sci: SciencePlan, master_sums: dict[str, str], stamp: str
-                     ) -> _ScienceJob:
+    def _science_job(self, sci: SciencePlan, stamp: str) -> _ScienceJob:
         noise = self.result.noise[self.plan.setups.get(sci.input.setup, "")]
         names = [n for n in (sci.bias, sci.dark.master if sci.dark else None, sci.flat,
                              sci.badpix) if n and n in self.result.masters]
         saturation = _saturation_level(sci.input, self.options)
         raw_sum = self.checksums[sci.input.path]
-        key = _hash({"raw": raw_sum, "masters": {n: master_sums[n] for n in names},
-                     "noise": asdict(noise), "options": asdict(self.options),
-                     "saturation": saturation, "dark": asdict(sci.dark) if sci.dark else None,
-                     "steps": SCIENCE_STEPS, "version": _version()})
-        return _ScienceJob(sci, {n: str(self.result.masters[n]) for n in names},
-                           {n: master_sums[n] for n in names}, noise, self.options,
-                           saturation, self.out / "reduced" / sci.output, key, raw_sum, stamp,
-                           threads_per_worker(self.executor.workers))
+        sums = {n: self.sums[n] for n in names}
+        key = _hash({"raw": raw_sum, "masters": sums, "noise": asdict(noise),
+                     "options": asdict(self.options), "saturation": saturation,
+                     "dark": asdict(sci.dark) if sci.dark else None, "steps": SCIENCE_STEPS,
+                     "version": _version()})
+        return _ScienceJob(sci, {n: str(self.result.masters[n]) for n in names}, sums, noise,
+                           self.options, saturation, self.out / "reduced" / sci.output, key,
+                           raw_sum, stamp, threads_per_worker(self.executor.workers))
 
 
 @dataclass(frozen=True)
