@@ -1,27 +1,22 @@
 """ccdred: reduce a night of raw CCD frames into science-ready images.
 
-The public API: `read`, `write`, `combine`, `reduce_night`, `plan_night`, `scan`, the steps in
-`ccdred.steps`, the `Frame` type and the `Flag` registry.
+The public API: `read`, `write`, `combine` (with `CombineOptions`), `reduce_night`,
+`plan_night`, `scan`, the steps in `ccdred.steps`, the `Frame` type and the `Flag` registry.
 """
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
-from .combine import CombineResult, combine
+from ._version import __version__
+from .combine import CombineOptions, CombineResult, combine
 from .errors import BadInputError
 from .flags import Flag
 from .frame import Frame
 from .inventory import FrameInfo, scan
 from .io import read, write
 
-try:
-    __version__ = version("ccdred")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
-
 __all__ = [
     "BadInputError",
+    "CombineOptions",
     "CombineResult",
     "Flag",
     "Frame",

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
-from .flags import BAD, Flag
+from .flags import BAD, Flag, flagged
 
 __all__ = ["Frame"]
 
@@ -85,7 +85,11 @@ class Frame:
     @property
     def bad(self) -> np.ndarray:
         """Boolean image: True where a flag says the value should not be trusted."""
-        return (self.dq & np.uint16(BAD)) != 0
+        return flagged(self.dq, BAD)
+
+    def has(self, flags: Flag) -> np.ndarray:
+        """Return a boolean image, True where any of ``flags`` is set."""
+        return flagged(self.dq, flags)
 
     def replace(self, **changes: Any) -> Frame:
         """Return a copy with some fields replaced (arrays are shared, never modified)."""

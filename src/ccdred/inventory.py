@@ -6,7 +6,6 @@ folder names; the conventions are data in ``instruments/conventions.toml``.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
@@ -16,9 +15,18 @@ from typing import Any
 from astropy.io import fits
 
 from .errors import BadInputError
+from .geometry import ReadoutGeometry, readout_geometry
 from .instruments import Conventions, load_conventions
+from .instruments.headers import (
+    as_float,
+    as_int,
+    as_text,
+    header_binning,
+    header_exptime,
+    header_value,
+    positive,
+)
 from .io import is_fits_name, read_header
-from .steps.overscan import ReadoutGeometry, readout_geometry
 
 __all__ = ["FrameInfo", "scan", "describe_file", "classify", "header_exptime", "KINDS",
            "find_fits"]
@@ -77,57 +85,6 @@ class FrameInfo:
         return out
 
 
-def _value(header: fits.Header, keys: Iterable[str]) -> Any:
-    for key in keys:
-        try:
-            value = header.get(key)
-        except (KeyError, ValueError, fits.VerifyError):
-            continue
-        if value is None or isinstance(value, fits.card.Undefined):
-            continue
-        if isinstance(value, str) and not value.strip():
-            continue
-        return value
-    return None
-
-
-def _float(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(str(value).strip()) if isinstance(value, str) else float(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
-
-
-def header_exptime(header: fits.Header, conventions: Conventions | None = None) -> float | None:
-    """Exposure time in seconds from EXPTIME/EXPOSURE/ITIME..., or None."""
-    conv = conventions or load_conventions()
-    value = _float(_value(header, conv.keywords["exptime"]))
-    return value if value is not None and value >= 0 else None
-
-
-def _binning(header: fits.Header, conv: Conventions) -> tuple[int, int]:
-    xb = _float(_value(header, conv.keywords["xbinning"]))
-    yb = _float(_value(header, conv.keywords["ybinning"]))
-    if xb is None:
-        pair = _text(_value(header, conv.keywords["binning_pair"]))
-        numbers = re.findall(r"\d+", pair or "")
-        if len(numbers) >= 2:
-            xb, yb = float(numbers[0]), float(numbers[1])
-    xb = int(xb) if xb and xb >= 1 else 1
-    yb = int(yb) if yb and yb >= 1 else xb
-    return (xb, yb)
-
-
 def _tokens(name: str) -> list[str]:
     stem = name.lower()
     for suffix in (".gz", ".fz", ".fits", ".fit", ".fts"):
@@ -150,7 +107,7 @@ def classify(header: fits.Header | None, path: Path, root: Path | None = None,
     conv = conventions or load_conventions()
     if header is not None:
         for key in conv.type_keywords:
-            raw = _text(_value(header, [key]))
+            raw = as_text(header_value(header, [key]))
             if raw is None:
                 continue
             kind = conv.type_values.get(raw.lower())
@@ -171,8 +128,8 @@ def classify(header: fits.Header | None, path: Path, root: Path | None = None,
         kind = conv.folders.get(folder.lower())
         if kind:
             return kind, f"folder {folder!r}"
-    seen = [f"{k}={_text(_value(header, [k]))!r}" for k in conv.type_keywords
-            if header is not None and _value(header, [k]) is not None]
+    seen = [f"{k}={as_text(header_value(header, [k]))!r}" for k in conv.type_keywords
+            if header is not None and header_value(header, [k]) is not None]
     hint = f" ({', '.join(seen)} not understood)" if seen else ""
     return None, (f"cannot tell the frame type: no known type keyword{hint}, no hint in the "
                   f"file name or folder")
@@ -188,11 +145,11 @@ def describe_file(path: Path, root: Path | None = None,
         return FrameInfo(path=path, error=err.problem)
     kind, source = classify(header, path, root, conv)
     keys = conv.keywords
-    temperature = _float(_value(header, keys["temperature"]))
+    temperature = as_float(header_value(header, keys["temperature"]))
     if temperature is not None and temperature in conv.temperature_sentinels:
         temperature = None
-    naxis1 = _value(header, ["ZNAXIS1", "NAXIS1"])
-    naxis2 = _value(header, ["ZNAXIS2", "NAXIS2"])
+    naxis1 = header_value(header, ["ZNAXIS1", "NAXIS1"])
+    naxis2 = header_value(header, ["ZNAXIS2", "NAXIS2"])
     shape = (int(naxis2), int(naxis1)) if naxis1 and naxis2 else None
     geometry = readout_geometry(header, shape) if shape else ReadoutGeometry()
     info = FrameInfo(
@@ -200,23 +157,23 @@ def describe_file(path: Path, root: Path | None = None,
         kind=kind,
         kind_source=source,
         exptime=header_exptime(header, conv),
-        darktime=_float(_value(header, keys["darktime"])),
-        filter=_text(_value(header, keys["filter"])),
-        binning=_binning(header, conv),
+        darktime=as_float(header_value(header, keys["darktime"])),
+        filter=as_text(header_value(header, keys["filter"])),
+        binning=header_binning(header, conv),
         shape=shape,
         data_shape=geometry.data_shape(shape) if shape else None,
         overscan=geometry.biassec.fits() if geometry.biassec else None,
         notes=geometry.notes,
         temperature=temperature,
-        date=_text(_value(header, keys["date"])),
-        object=_text(_value(header, keys["object"])),
-        instrument=_text(_value(header, keys["instrument"])),
-        telescope=_text(_value(header, keys["telescope"])),
-        gain=_positive(_float(_value(header, keys["gain"]))),
-        read_noise=_positive(_float(_value(header, keys["read_noise"]))),
-        saturation=_positive(_float(_value(header, keys["saturation"]))),
-        bitpix=_int(_value(header, ["ZBITPIX", "BITPIX"])),
-        bzero=_float(_value(header, ["BZERO"])),
+        date=as_text(header_value(header, keys["date"])),
+        object=as_text(header_value(header, keys["object"])),
+        instrument=as_text(header_value(header, keys["instrument"])),
+        telescope=as_text(header_value(header, keys["telescope"])),
+        gain=positive(as_float(header_value(header, keys["gain"]))),
+        read_noise=positive(as_float(header_value(header, keys["read_noise"]))),
+        saturation=positive(as_float(header_value(header, keys["saturation"]))),
+        bitpix=as_int(header_value(header, ["ZBITPIX", "BITPIX"])),
+        bzero=as_float(header_value(header, ["BZERO"])),
         error=None if kind else source,
     )
     if kind in ("dark", "science") and info.exptime is None:
@@ -224,15 +181,6 @@ def describe_file(path: Path, root: Path | None = None,
         return replace(info, error=f"{kind} frame without an exposure time ({names} missing "
                                    f"or not a number): cannot match or scale a dark")
     return info
-
-
-def _positive(value: float | None) -> float | None:
-    return value if value is not None and value > 0 else None
-
-
-def _int(value: Any) -> int | None:
-    number = _float(value)
-    return int(number) if number is not None else None
 
 
 def find_fits(root: Path, exclude: Iterable[Path] = ()) -> list[Path]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +21,8 @@ from astropy.io.fits.verify import VerifyWarning
 from astropy.utils.exceptions import AstropyUserWarning
 
 from . import flags as _flags
-from .errors import BadInputError, OutputError
+from .atomic import atomic_output
+from .errors import BadInputError
 from .frame import Frame
 
 __all__ = [
@@ -195,31 +195,6 @@ def sha256(path: str | Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-@contextmanager
-def atomic_output(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; it becomes ``path`` only if the block succeeds.
-
-    On any failure the temporary file is removed, so no partial output is ever left, and a
-    system error (full disk, no permission) is raised as `OutputError` naming ``path``.
-    """
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-        os.close(fd)
-        yield Path(tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OutputError:
-        raise
-    except OSError as err:
-        raise OutputError(path, err.strerror or f"{err} (is the disk full?)") from err
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
 
 
 def reduction_time() -> str:

@@ -9,14 +9,18 @@ from __future__ import annotations
 import io as _bytes_io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from .atomic import atomic_output
 from .flags import Flag
-from .frame import Frame
 from .kernels.stats import robust_stats
+
+if TYPE_CHECKING:
+    from .frame import Frame
 
 __all__ = ["Cutout", "colour_limits", "frame_figure", "histogram_figure", "compare_figure",
            "save", "png_bytes", "default_cutout", "SCALES"]
@@ -130,8 +134,8 @@ def histogram_figure(frame: Frame, *, title: str | None = None, bins: int = 200)
     ax = fig.subplots()
     data = frame.data
     finite = np.isfinite(data)
-    hot = finite & ((frame.dq & np.uint16(Flag.HOT)) != 0)
-    dead = finite & ((frame.dq & np.uint16(Flag.DEAD)) != 0)
+    hot = finite & frame.has(Flag.HOT)
+    dead = finite & frame.has(Flag.DEAD)
     normal = finite & ~hot & ~dead
     values = data[finite]
     edges = np.histogram_bin_edges(values, bins=bins) if values.size else np.linspace(0, 1, 2)
@@ -162,8 +166,6 @@ def compare_figure(before: Frame, after: Frame, *, cutout: Cutout | None = None,
 
 def save(fig: Figure, path: str | Path, *, dpi: int = 100) -> Path:
     """Write a figure as PNG (atomically)."""
-    from .io import atomic_output
-
     path = Path(path)
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=dpi)

@@ -123,20 +123,20 @@ def defect_residuals(frame: Frame, *, k: float = 5.0, pass_below: float = 0.01,
     pixel does not. Sigma is the frame's pixel-to-pixel noise.
     """
     question = "Are hot and dead pixels identified and corrected?"
-    flagged = (frame.dq & np.uint16(Flag.HOT | Flag.DEAD)) != 0
-    repaired = flagged & ((frame.dq & np.uint16(Flag.REPAIRED)) != 0)
+    defective = frame.has(Flag.HOT | Flag.DEAD)
+    repaired = defective & frame.has(Flag.REPAIRED)
     # A repaired pixel holds its neighbours' median by construction, and a saturated one has
     # no measurement: only the others can show a defect left uncorrected.
-    unmeasured = (frame.dq & np.uint16(BAD & ~(Flag.HOT | Flag.DEAD))) != 0
-    candidates = flagged & ~repaired & ~unmeasured & np.isfinite(frame.data)
-    neighbours = fill_pixels(frame.data, frame.bad | flagged)
+    unmeasured = frame.has(BAD & ~(Flag.HOT | Flag.DEAD))
+    candidates = defective & ~repaired & ~unmeasured & np.isfinite(frame.data)
+    neighbours = fill_pixels(frame.data, frame.bad | defective)
     sky = robust_stats(frame.data, exclude=frame.bad)
     noise_level = _local_noise(frame)
     # On a star, neighbours do not predict a pixel: judge defects on the sky only.
     defects = candidates & (neighbours < sky.median + 10 * noise_level)
     if not defects.any():
         return Metric("defects", question, 0.0, "pass", "no unrepaired defect on the sky",
-                      f"{int(flagged.sum())} hot or dead pixels flagged, "
+                      f"{int(defective.sum())} hot or dead pixels flagged, "
                       f"{int(repaired.sum())} repaired")
     noise = np.full(int(defects.sum()), noise_level)
     if frame.variance is not None:
@@ -168,9 +168,9 @@ def dark_residual(reduced: Frame, dark: Frame, *, scale: float = 1.0, flat: Fram
         response = np.where(flat.data > 0, flat.data, np.float32(np.nan))
         pattern = pattern / response
         noise = None if noise is None else noise / response
-    unusable = (reduced.dq & np.uint16((BAD & ~Flag.HOT) | Flag.REPAIRED)) != 0
+    unusable = reduced.has((BAD & ~Flag.HOT) | Flag.REPAIRED)
     unusable |= ~np.isfinite(pattern) | ~np.isfinite(reduced.data)
-    pattern_background = fill_pixels(pattern, unusable | ((dark.dq & np.uint16(Flag.HOT)) != 0))
+    pattern_background = fill_pixels(pattern, unusable | dark.has(Flag.HOT))
     excess_dark = pattern - pattern_background
     if noise is None:
         noise = np.full(pattern.shape, _local_noise(dark.replace(data=pattern)))
@@ -200,7 +200,7 @@ def negative_outliers(reduced: Frame, *, k: float = 5.0, pass_below: float = 1e-
     """
     question = "Is the dark current correctly subtracted (no holes)?"
     # Unrepaired hot pixels are where an over-subtracted dark digs its holes.
-    good = ((reduced.dq & np.uint16((BAD & ~Flag.HOT) | Flag.REPAIRED)) == 0) & np.isfinite(
+    good = ~reduced.has((BAD & ~Flag.HOT) | Flag.REPAIRED) & np.isfinite(
         reduced.data)
     stats = robust_stats(reduced.data, exclude=~good)
     noise = np.full(reduced.shape, _local_noise(reduced), np.float32)[good]
@@ -304,7 +304,7 @@ def master_noise(master: Frame, expected: float, *, pass_below: float = 1.25,
 
 def defect_count(master: Frame, flag: Flag, previous: int | None = None) -> Metric:
     """How many pixels carry ``flag`` (HOT or DEAD), against the previous master if known."""
-    count = int(((master.dq & np.uint16(flag)) != 0).sum())
+    count = int(master.has(flag).sum())
     fraction = count / master.data.size
     verdict, threshold = _judge(fraction, 0.005, 0.02)
     detail = f"{count} {flag.name.lower()} pixels ({fraction:.3%} of the detector)"

@@ -2,17 +2,16 @@
 
 Built from what a run wrote (``manifest.json``, masters, reduced frames and the raw frames they
 came from), so ``ccdred report OUT_DIR`` can rebuild it at any time. Self-contained: PNG figures
-beside the page, no network assets. Figures and checks run in parallel worker processes.
+beside the page, no network assets. Each product's figures and checks are one task on the
+run's executor (this process, local processes or a Dask cluster).
 """
 
 from __future__ import annotations
 
 import html
 import json
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,10 @@ import numpy as np
 
 from . import io, plots, qa
 from .errors import BadInputError
-from .flags import Flag
 from .frame import Frame
+from .pipeline.executors import Executor, InProcess, LocalProcesses
+from .pipeline.products import Manifest, Product, read_manifest
+from .pipeline.recipes import recipe_for
 
 __all__ = ["write_report"]
 
@@ -39,50 +40,50 @@ class _Section:
     notes: list[str] = field(default_factory=list)
 
 
-def _master_section(product: dict[str, Any], figures_dir: str, read_noise_adu: float | None
+def _master_section(product: Product, figures_dir: str, read_noise_adu: float | None
                     ) -> _Section:
-    path = Path(product["path"])
+    path = product.path
     frame = io.read(path)
-    role = product["role"].removeprefix("master_")
-    section = _Section(f"master {role}: {path.name}", "master")
+    recipe = recipe_for(product.kind)
+    section = _Section(f"master {product.kind}: {path.name}", "master")
     name = path.stem
     plots.save(plots.frame_figure(frame, title=path.name), Path(figures_dir) / f"{name}.png",
                dpi=_THUMBNAIL_DPI)
     section.figures.append(f"figures/{name}.png")
-    n_inputs = len(product["inputs"]) or int(frame.header.get("NCOMBINE", 1))
-    borrowed = product["parameters"].get("library")
+    n_inputs = len(product.inputs) or int(frame.header.get("NCOMBINE", 1))
+    borrowed = product.parameters.get("library")
     if borrowed:
         section.notes.append(f"from the calibration library ({borrowed['reason']}); "
                              f"{n_inputs} frames combined: {frame.header.get('COMBINE', '')}")
     else:
-        section.notes.append(f"{n_inputs} frames combined: {product['parameters']['combine']}")
+        section.notes.append(f"{n_inputs} frames combined: {product.parameters['combine']}")
     metrics = []
     # Only a bias is noise alone: a dark's and a flat's pixel-to-pixel structure is real.
-    if role == "bias" and read_noise_adu:
+    if "noise" in recipe.report and read_noise_adu:
         metrics.append(qa.master_noise(frame, read_noise_adu / np.sqrt(n_inputs)))
-    if role in ("dark", "flat"):
+    if "defects" in recipe.report and recipe.defect_flag is not None:
         plots.save(plots.histogram_figure(frame, title=path.name),
                    Path(figures_dir) / f"{name}_hist.png", dpi=_THUMBNAIL_DPI)
         section.figures.append(f"figures/{name}_hist.png")
-        metrics.append(qa.defect_count(frame, Flag.HOT if role == "dark" else Flag.DEAD))
-    if role == "flat":
+        metrics.append(qa.defect_count(frame, recipe.defect_flag))
+    if "donuts" in recipe.report:
         metrics.append(qa.donut_metric(frame)[0])
     section.metrics = [m.to_json() for m in metrics]
     return section
 
 
-def _science_section(product: dict[str, Any], figures_dir: str, masters: dict[str, str]
+def _science_section(product: Product, figures_dir: str, masters: Mapping[str, str]
                      ) -> _Section:
-    path = Path(product["path"])
+    path = product.path
     reduced = io.read(path)
     section = _Section(f"science: {path.name}", "science")
-    raw_path = Path(product["inputs"][0]["path"])
+    raw_path = product.inputs[0].path
     raw: Frame | None = None
     try:
         raw = io.read(raw_path)
     except BadInputError as err:
         section.notes.append(f"raw frame not available for comparison: {err}")
-    params = product["parameters"]
+    params = product.parameters
     dark = flat = None
     dark_scale = 1.0
     if params.get("dark"):
@@ -107,21 +108,32 @@ def _science_section(product: dict[str, Any], figures_dir: str, masters: dict[st
     return section
 
 
-def _build_section(task: tuple[str, dict[str, Any], str, Any]) -> _Section:
+def _build_section(task: tuple[str, Product, str, Any]) -> _Section:
     kind, product, figures_dir, extra = task
     if kind == "master":
         return _master_section(product, figures_dir, extra)
     return _science_section(product, figures_dir, extra)
 
 
-def _read_noise_adu(manifest: dict[str, Any]) -> float | None:
-    noise = next(iter(manifest.get("noise", {}).values()), None)
+def _sections(tasks: list[tuple[str, Product, str, Any]], executor: Executor,
+              report: Callable[[str, int, int], None]) -> list[_Section]:
+    sections: dict[int, _Section] = {}
+    report("report", 0, len(tasks))
+    for index, section in executor.map_unordered(_build_section, tasks):
+        sections[index] = section
+        report("report", len(sections), len(tasks))
+    return [sections[i] for i in range(len(tasks))]
+
+
+def _read_noise_adu(manifest: Manifest) -> float | None:
+    noise = next(iter(manifest.noise.values()), None)
     if not noise or not noise.get("gain"):
         return None
     return float(noise["read_noise"]) / float(noise["gain"]) or None
 
 
-def write_report(out_dir: str | Path, *, workers: int = 1,
+def write_report(out_dir: str | Path, *, executor: Executor | None = None,
+                 workers: int | None = None,
                  progress: Callable[[str, int, int], None] | None = None) -> Path:
     """Write ``out_dir/report/index.html`` for a reduced night and return its path.
 
@@ -129,8 +141,11 @@ def write_report(out_dir: str | Path, *, workers: int = 1,
     ----------
     out_dir : path
         A folder written by `ccdred.reduce_night` (it holds ``manifest.json``).
-    workers : int
-        Worker processes for the figures and checks (1: in this process).
+    executor : Executor, optional
+        Where each product's figures and checks are made (`ccdred.pipeline.executors`).
+    workers : int, optional
+        Without an ``executor``: local worker processes to start for it (this process alone
+        when omitted or 1).
     progress : callable, optional
         ``progress("report", done, total)``.
 
@@ -140,39 +155,27 @@ def write_report(out_dir: str | Path, *, workers: int = 1,
         ``out_dir`` holds no readable manifest.
     """
     out = Path(out_dir)
-    manifest_path = out / "manifest.json"
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise BadInputError(manifest_path, f"no readable manifest: reduce the night first "
-                                           f"({err})") from err
+    manifest = read_manifest(out)
     report_dir = out / "report"
     figures_dir = report_dir / "figures"
     figures_dir.mkdir(parents=True, exist_ok=True)
-    masters = {p.get("name", Path(p["path"]).stem): p["path"] for p in manifest["products"]
-               if p["role"].startswith("master_")}
+    masters = {p.name: str(p.path) for p in manifest.masters()}
     tasks = [("master", p, str(figures_dir), _read_noise_adu(manifest))
-             for p in manifest["products"] if p["role"].startswith("master_")]
-    tasks += [("science", p, str(figures_dir), masters)
-              for p in manifest["products"] if p["role"] == "reduced"]
-    report = progress or (lambda stage, done, total: None)
-    sections: list[_Section] = []
-    if workers > 1 and len(tasks) > 1:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            for done, section in enumerate(pool.map(_build_section, tasks)):
-                report("report", done, len(tasks))
-                sections.append(section)
-    else:
-        for done, task in enumerate(tasks):
-            report("report", done, len(tasks))
-            sections.append(_build_section(task))
-    report("report", len(tasks), len(tasks))
+             for p in manifest.masters()]
+    tasks += [("science", p, str(figures_dir), masters) for p in manifest.reduced()]
+    own = executor is None and workers is not None and workers > 1 and len(tasks) > 1
+    runner = LocalProcesses(workers) if own else (executor or InProcess())
+    try:
+        ordered = _sections(tasks, runner, progress or (lambda stage, done, total: None))
+    finally:
+        if own:
+            runner.close()
     page = report_dir / "index.html"
     with io.atomic_output(page) as tmp:
-        tmp.write_text(_html(manifest, sections), encoding="utf-8")
+        tmp.write_text(_html(manifest, ordered), encoding="utf-8")
     with io.atomic_output(report_dir / "qa.json") as tmp:
         tmp.write_text(json.dumps([{"title": s.title, "metrics": s.metrics}
-                                   for s in sections], indent=2, default=float) + "\n")
+                                   for s in ordered], indent=2, default=float) + "\n")
     return page
 
 
@@ -197,8 +200,8 @@ def _value(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else _e(value)
 
 
-def _html(manifest: dict[str, Any], sections: list[_Section]) -> str:
-    plan = manifest["plan"]
+def _html(manifest: Manifest, sections: list[_Section]) -> str:
+    plan = manifest.plan
     problems = [f"{_e(s.title)}: <b>{m['verdict']}</b> {_e(m['name'])} - {_e(m['detail'])}"
                 for s in sections for m in s.metrics if m["verdict"] in ("warn", "fail")]
     warnings = ([f"unusable file skipped: {_e(i['path'])}: {_e(i['reason'])}"
@@ -208,7 +211,7 @@ def _html(manifest: dict[str, Any], sections: list[_Section]) -> str:
              "<title>ccdred night report</title>", f"<style>{_CSS}</style></head><body>",
              "<h1>ccdred night report</h1>",
              f"<p class='muted'>raw: {_e(plan['raw_dir'])} &middot; ccdred "
-             f"{_e(manifest.get('ccdred_version', ''))} &middot; {_e(manifest.get('created', ''))}"
+             f"{_e(manifest.ccdred_version)} &middot; {_e(manifest.created)}"
              f"</p>", "<h2 id='warnings'>Warnings</h2>"]
     if warnings:
         parts.append("<ul class='warnings'>" + "".join(f"<li>{w}</li>" for w in warnings)
@@ -224,12 +227,12 @@ def _html(manifest: dict[str, Any], sections: list[_Section]) -> str:
     return "\n".join(parts)
 
 
-def _plan_html(manifest: dict[str, Any]) -> str:
-    plan = manifest["plan"]
+def _plan_html(manifest: Manifest) -> str:
+    plan = manifest.plan
     noise = "".join(f"<li>{_e(k)}: gain {_value(float(v['gain']))} e-/ADU "
                     f"({_e(v['gain_source'])}); read noise {_value(float(v['read_noise']))} e- "
                     f"({_e(v['read_noise_source'])})</li>"
-                    for k, v in manifest.get("noise", {}).items())
+                    for k, v in manifest.noise.items())
     rows = "".join(f"<tr><td>{_e(m['file'])}</td><td>{_master_origin(m)}</td>"
                    f"<td>{_e(m.get('bias') or '')}</td></tr>" for m in plan["masters"])
     science = "".join(

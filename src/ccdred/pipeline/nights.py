@@ -9,8 +9,9 @@ from pathlib import Path
 from ..inventory import find_fits
 from ..library import Rules
 from .executors import Executor
+from .options import ReduceOptions
 from .plan import NightPlan
-from .run import NightResult, Progress, ReduceOptions, _reduce, plan_night
+from .run import NightResult, Progress, plan_night, run_night
 
 __all__ = ["Night", "find_nights", "plan_nights", "reduce_nights"]
 
@@ -78,13 +79,13 @@ def reduce_nights(nights: Sequence[Night], library: str | Path, *,
     for night, plan in zip(nights, plan_nights(nights, library=library, rules=rules),
                            strict=True):
         if any(m.library is None for m in plan.masters):
-            first = _reduce(night.raw_dir, night.out_dir, plan=plan, force_masters=force,
+            first = run_night(night.raw_dir, night.out_dir, plan=plan, force_masters=force,
                             force_science=False, masters_only=True, **settings)
             built[night.out_dir] = first.rebuilt
     results = []
     for night, plan in zip(nights, plan_nights(nights, library=library, rules=rules),
                            strict=True):
-        result = _reduce(night.raw_dir, night.out_dir, plan=plan, force_masters=False,
+        result = run_night(night.raw_dir, night.out_dir, plan=plan, force_masters=False,
                          force_science=force, masters_only=False, **settings)
         result.rebuilt[:0] = built.get(night.out_dir, [])
         results.append(result)

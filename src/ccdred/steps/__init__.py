@@ -1,11 +1,11 @@
 """Calibration steps: each takes `Frame` objects (or row sources) and returns new frames.
 
-Masters: `make_master_bias`, `make_master_dark`, `make_master_flat` (each is
-`combine_master`, which can work in row bands put together by `stack_bands`, then
-`finish_master`). Defects:
-`find_hot_pixels`, `find_dead_pixels`. Science: `flag_saturation`,
-`subtract_overscan`, `trim`, `add_noise_model`,
-`subtract_bias`, `subtract_dark`, `flat_correct`, `reject_cosmics`, `repair`.
+Masters: `make_master_bias`, `make_master_dark`, `make_master_flat`, built from
+`combine_calibrated` (which can work in row bands put together by `stack_bands`),
+`finish_dark` and `finish_flat`. Defects: `find_hot_pixels`, `find_dead_pixels`. Science:
+`flag_nonfinite`, `flag_saturation`, `subtract_overscan`, `trim`, `add_noise_model`,
+`subtract_bias`, `subtract_dark`, `optimal_dark_scale`, `flat_correct`, `reject_cosmics`,
+`repair`.
 """
 
 from .calibrate import (
@@ -20,12 +20,12 @@ from .calibrate import (
     subtract_dark,
 )
 from .masters import (
-    MASTER_KINDS,
     CombineOptions,
-    combine_master,
+    combine_calibrated,
     find_dead_pixels,
     find_hot_pixels,
-    finish_master,
+    finish_dark,
+    finish_flat,
     make_master_bias,
     make_master_dark,
     make_master_flat,
@@ -33,16 +33,17 @@ from .masters import (
     stack_bands,
 )
 from .overscan import subtract_overscan, trim
+from .stream import CalibratedRows
 
 __all__ = [
-    "MASTER_KINDS",
+    "CalibratedRows",
     "CombineOptions",
-    "combine_master",
-    "finish_master",
-    "stack_bands",
     "add_noise_model",
+    "combine_calibrated",
     "find_dead_pixels",
     "find_hot_pixels",
+    "finish_dark",
+    "finish_flat",
     "flag_nonfinite",
     "flag_saturation",
     "flat_correct",
@@ -53,6 +54,7 @@ __all__ = [
     "optimal_dark_scale",
     "reject_cosmics",
     "repair",
+    "stack_bands",
     "subtract_bias",
     "subtract_dark",
     "subtract_overscan",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..flags import BAD, REPAIRABLE, Flag
+from ..flags import BAD, REPAIRABLE, Flag, flagged
 from ..frame import Frame
 from ..kernels.filters import grow_mask
 from ..kernels.lacosmic import detect_cosmics
@@ -80,7 +80,7 @@ def optimal_dark_scale(frame: Frame, dark: Frame, *, clip: float = 5.0, iteratio
     """
     if frame.shape != dark.shape:
         raise ValueError(f"frame is {frame.shape} but the dark is {dark.shape}")
-    usable = ((frame.dq | dark.dq) & np.uint16(BAD & ~Flag.HOT)) == 0
+    usable = ~flagged(frame.dq | dark.dq, BAD & ~Flag.HOT)
     usable = usable[:, 1:] & usable[:, :-1]
     y = np.diff(frame.data.astype(np.float64), axis=1)[usable]
     x = np.diff(dark.data.astype(np.float64), axis=1)[usable]
@@ -149,7 +149,7 @@ def reject_cosmics(frame: Frame, *, gain: float, read_noise: float, sigclip: flo
     if not read_noise >= 0:
         raise ValueError(f"read noise must be >= 0, got {read_noise}")
     bad = frame.bad
-    saturated = (frame.dq & np.uint16(Flag.SATURATED)) != 0
+    saturated = frame.has(Flag.SATURATED)
     halo = grow_mask(saturated, 4)
     variance = None
     if frame.variance is not None and np.isfinite(frame.variance[~bad]).all():
@@ -174,8 +174,8 @@ def repair(frame: Frame, *, flags: Flag = REPAIRABLE, box: int = 5) -> Frame:
     """
     if box < 3 or box % 2 == 0:
         raise ValueError(f"box must be an odd number >= 3, got {box}")
-    bad = (frame.dq & np.uint16(flags | Flag.SATURATED)) != 0
-    target = (frame.dq & np.uint16(flags)) != 0
+    bad = frame.has(flags | Flag.SATURATED)
+    target = frame.has(flags)
     if not target.any():
         return frame
     values, done = repair_pixels(frame.data, bad, box=box)

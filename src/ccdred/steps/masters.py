@@ -1,60 +1,30 @@
-"""Master bias, dark and flat frames, and the defects found in them."""
+"""Master frames (combined stacks of calibration frames) and the defects found in them.
+
+The steps here know nothing of frame kinds: `combine_calibrated` combines raw frames each
+calibrated on the fly (bias, its own dark), `finish_dark` and `finish_flat` finish a stack into a
+master, `find_hot_pixels` and `find_dead_pixels` flag defects. `make_master_bias`,
+`make_master_dark` and `make_master_flat` put them together for use on frames at hand; the night
+pipeline composes the same steps from its recipe table (`ccdred.pipeline.recipes`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import numpy as np
 from astropy.io import fits
 
-from ..combine import CalibratedRows, CombineResult, RowSource, clip_description, combine
-from ..flags import Flag
+from ..combine import CombineOptions, CombineResult, RowSource, as_source, combine
+from ..flags import Flag, flagged
 from ..frame import Frame, set_card
 from ..kernels.defects import find_dead, find_hot
+from .stream import CalibratedRows
 
 __all__ = ["CombineOptions", "make_master_bias", "make_master_dark", "make_master_flat",
-           "combine_master", "finish_master", "stack_bands", "find_hot_pixels",
-           "find_dead_pixels", "master_header", "MASTER_KINDS"]
-
-MASTER_KINDS = ("bias", "dark", "flat")
-
-
-@dataclass(frozen=True)
-class CombineOptions:
-    """How to combine a stack of calibration frames (see `ccdred.combine`)."""
-
-    method: str = "mean"
-    reject: str = "sigclip"
-    sigma_low: float = 3.0
-    sigma_high: float = 3.0
-    maxiters: int = 5
-    centre: str = "median"
-    spread: str = "pooled"
-    nlow: int = 1
-    nhigh: int = 1
-    pclip: tuple[float, float] = (10.0, 90.0)
-    nkeep: int = 1
-    memory_limit: int = 2 * 1024**3
-
-    def kwargs(self) -> dict:
-        """Keyword arguments for `ccdred.combine`."""
-        return asdict(self)
-
-    def describe(self) -> str:
-        """One line for headers and the plan."""
-        reject = clip_description(self.reject, sigma_low=self.sigma_low,
-                                  sigma_high=self.sigma_high, maxiters=self.maxiters,
-                                  centre=self.centre, spread=self.spread, nlow=self.nlow,
-                                  nhigh=self.nhigh, pclip=self.pclip, nkeep=self.nkeep)
-        return f"{self.method}, rejection: {reject}"
-
-    def for_stack(self, n: int) -> CombineOptions:
-        """Options that make sense for ``n`` frames (min/max rejection needs enough of them)."""
-        if self.reject == "minmax" and self.nlow + self.nhigh >= n:
-            return replace(self, reject="none")
-        return self
+           "combine_calibrated", "finish_dark", "finish_flat", "stack_bands",
+           "find_hot_pixels", "find_dead_pixels", "master_header"]
 
 
 def _dates(headers: Sequence[fits.Header]) -> list[datetime]:
@@ -127,17 +97,6 @@ def master_header(headers: Sequence[fits.Header], names: Sequence[str], *, kind:
     return out
 
 
-def _combine(inputs: Sequence[object], options: CombineOptions, **extra) -> CombineResult:
-    kwargs = options.for_stack(len(inputs)).kwargs()
-    kwargs.update(extra)
-    try:
-        return combine(inputs, **kwargs)
-    finally:
-        for item in inputs:
-            if isinstance(item, CalibratedRows):
-                item.close()
-
-
 def make_master_bias(inputs: Sequence[object], *, options: CombineOptions = CombineOptions(),
                      saturation: float | None = None, overscan: str | None = None
                      ) -> CombineResult:
@@ -153,10 +112,10 @@ def make_master_bias(inputs: Sequence[object], *, options: CombineOptions = Comb
         Raw level at or above which values are left out.
     overscan : str, optional
         Overscan model (``median``, ``mean``, ``poly``) applied, with trimming, to inputs
-        whose headers give BIASSEC/TRIMSEC (see `ccdred.steps.overscan`); None: neither.
+        whose headers give BIASSEC/TRIMSEC (see `ccdred.geometry`); None: neither.
     """
-    return combine_master("bias", inputs, options=options, saturation=saturation,
-                          overscan=overscan)
+    return combine_calibrated(inputs, options=options, saturation=saturation,
+                              overscan=overscan)
 
 
 def make_master_dark(inputs: Sequence[object], *, bias: Frame | None = None,
@@ -168,9 +127,9 @@ def make_master_dark(inputs: Sequence[object], *, bias: Frame | None = None,
     With a master ``bias``, each dark is bias-subtracted first, so the master holds dark
     current alone and can be scaled to other exposure times.
     """
-    result = combine_master("dark", inputs, bias=bias, options=options, saturation=saturation,
-                            overscan=overscan)
-    return finish_master("dark", result, bias=bias, saturation=saturation)
+    result = combine_calibrated(inputs, bias=bias, options=options, saturation=saturation,
+                                overscan=overscan)
+    return finish_dark(result, bias=bias, saturation=saturation)
 
 
 def make_master_flat(inputs: Sequence[object], *, bias: Frame | None = None,
@@ -185,36 +144,39 @@ def make_master_flat(inputs: Sequence[object], *, bias: Frame | None = None,
     outliers such as cosmic rays), and the result is divided by its mean over good pixels.
     Pixels whose response is below ``min_flat`` are flagged LOW_FLAT.
     """
-    result = combine_master("flat", inputs, bias=bias, darks=darks, options=options,
-                            saturation=saturation, overscan=overscan)
-    return finish_master("flat", result, min_flat=min_flat)
+    scaled = options if options.scale is not None else options.replace(scale="median")
+    result = combine_calibrated(inputs, bias=bias, darks=darks, options=scaled,
+                                saturation=saturation, overscan=overscan)
+    return finish_flat(result, min_flat=min_flat)
 
 
-def combine_master(kind: str, inputs: Sequence[object], *, bias: Frame | None = None,
-                   darks: Sequence[tuple[Frame, float] | None] | None = None,
-                   options: CombineOptions = CombineOptions(), saturation: float | None = None,
-                   overscan: str | None = None, rows: tuple[int, int] | None = None
-                   ) -> CombineResult:
-    """Combine a master's stack, before `finish_master`: the part that works row band by band.
+def combine_calibrated(inputs: Sequence[object], *, bias: Frame | None = None,
+                       darks: Sequence[tuple[Frame, float] | None] | None = None,
+                       options: CombineOptions = CombineOptions(),
+                       saturation: float | None = None, overscan: str | None = None,
+                       rows: tuple[int, int] | None = None) -> CombineResult:
+    """Combine raw frames, each calibrated on the fly (`CalibratedRows`) as it is read.
 
-    ``make_master_<kind>`` is ``finish_master(kind, combine_master(kind, ...))``. With
-    ``rows=(start, stop)`` only that band is combined (see `ccdred.combine`), so a cluster can
-    build one master in row-band tasks and put them together with `stack_bands`.
+    Each input has its saturated values left out, its overscan subtracted and trimmed (with an
+    ``overscan`` model), the master ``bias`` subtracted, then its own dark
+    (``darks[i] = (master_dark, scale)``, or None). With ``rows=(start, stop)`` only that band
+    is combined (see `ccdred.combine`), so a cluster can combine one master in row-band tasks
+    and put them together with `stack_bands`.
     """
-    if kind not in MASTER_KINDS:
-        raise ValueError(f"kind must be one of {MASTER_KINDS}, got {kind!r}")
     if darks is not None and len(darks) != len(inputs):
-        raise ValueError(f"{len(darks)} darks given for {len(inputs)} flats")
+        raise ValueError(f"{len(darks)} darks given for {len(inputs)} frames")
     sources = []
     for i, item in enumerate(inputs):
-        subtract: list[tuple[Frame, float]] = []
-        if bias is not None and kind != "bias":
-            subtract.append((bias, 1.0))
-        if kind == "flat" and darks is not None and darks[i] is not None:
+        subtract: list[tuple[Frame, float]] = [] if bias is None else [(bias, 1.0)]
+        if darks is not None and darks[i] is not None:
             subtract.append(darks[i])
         sources.append(_source(item, subtract, saturation, overscan))
-    extra = {"scale": "median"} if kind == "flat" else {}
-    return _combine(sources, options, rows=rows, **extra)
+    try:
+        return combine(sources, options.for_stack(len(sources)), rows=rows)
+    finally:
+        for source in sources:
+            if isinstance(source, CalibratedRows):
+                source.close()
 
 
 def stack_bands(bands: Sequence[CombineResult]) -> CombineResult:
@@ -232,24 +194,13 @@ def stack_bands(bands: Sequence[CombineResult]) -> CombineResult:
                    rejected=rejected)
 
 
-def finish_master(kind: str, result: CombineResult, *, bias: Frame | None = None,
-                  saturation: float | None = None, min_flat: float = 0.1) -> CombineResult:
-    """Finish a combined stack into a master: what needs the whole image at once.
+def finish_dark(result: CombineResult, *, bias: Frame | None = None,
+                saturation: float | None = None) -> CombineResult:
+    """Finish a combined stack of darks into a master dark.
 
-    Darks: a pixel with no value left saturated in every raw dark (they are integers), so it
-    keeps a lower bound, ``saturation - bias``, flagged SATURATED rather than NO_DATA. Flats:
-    normalised to mean 1 over good pixels, LOW_FLAT below ``min_flat``, and ``FLATLVL`` says
-    the raw level one unit stands for. Biases are already finished.
+    A pixel with no value left saturated in every raw dark (they are integers), so it keeps a
+    lower bound, ``saturation - bias``, flagged SATURATED rather than NO_DATA.
     """
-    if kind == "dark":
-        return _finish_dark(result, bias, saturation)
-    if kind == "flat":
-        return _finish_flat(result, min_flat)
-    return result
-
-
-def _finish_dark(result: CombineResult, bias: Frame | None, saturation: float | None
-                 ) -> CombineResult:
     if saturation is None:
         return result
     frame = result.frame
@@ -260,7 +211,16 @@ def _finish_dark(result: CombineResult, bias: Frame | None, saturation: float | 
     return replace(result, frame=frame.replace(data=data, dq=dq))
 
 
-def _finish_flat(result: CombineResult, min_flat: float) -> CombineResult:
+def finish_flat(result: CombineResult, *, min_flat: float = 0.1) -> CombineResult:
+    """Finish a combined stack of flats into a master flat: mean 1 over good pixels.
+
+    LOW_FLAT below ``min_flat``; ``FLATLVL`` says the raw level one unit stands for.
+
+    Raises
+    ------
+    ValueError
+        No positive signal is left (the flats are not exposed, or over-subtracted).
+    """
     frame = result.frame
     good = np.isfinite(frame.data)
     level = float(np.mean(frame.data[good], dtype=np.float64)) if good.any() else np.nan
@@ -283,12 +243,11 @@ def _finish_flat(result: CombineResult, min_flat: float) -> CombineResult:
     return replace(result, frame=normalised)
 
 
-def _source(item: object, subtract, saturation: float | None, overscan: str | None) -> object:
+def _source(item: object, subtract: list[tuple[Frame, float]], saturation: float | None,
+            overscan: str | None) -> object:
     if not subtract and saturation is None and overscan is None:
         return item
-    from ..combine import _as_source
-
-    source = item if isinstance(item, RowSource) else _as_source(item)
+    source = item if isinstance(item, RowSource) else as_source(item)
     return CalibratedRows(source, subtract=tuple(subtract), saturation=saturation,
                           overscan=overscan)
 
@@ -298,7 +257,7 @@ def find_hot_pixels(dark: Frame, *, k: float = 5.0) -> Frame:
 
     Pixels that saturated in the darks are hot too.
     """
-    saturated = (dark.dq & np.uint16(Flag.SATURATED)) != 0
+    saturated = flagged(dark.dq, Flag.SATURATED)
     hot = find_hot(dark.data, k=k, exclude=dark.bad) | saturated
     return dark.with_flags(hot, Flag.HOT)
 
@@ -309,6 +268,6 @@ def find_dead_pixels(flat: Frame, *, k: float = 5.0, box: int = 5) -> Frame:
     Pixels already flagged LOW_FLAT are candidates too (a fully dead pixel is both); only
     pixels without data are left out.
     """
-    no_data = (flat.dq & np.uint16(Flag.NO_DATA)) != 0
+    no_data = flagged(flat.dq, Flag.NO_DATA)
     dead = find_dead(flat.data, k=k, box=box, exclude=no_data)
     return flat.with_flags(dead, Flag.DEAD)

@@ -12,51 +12,34 @@ of failing or corrupting the file.
 
 from __future__ import annotations
 
-import math
+import re
 import sqlite3
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .errors import BadInputError
-from .inventory import describe_file
-from .io import read_header, sha256
+from ..errors import BadInputError
+from ..inventory import describe_file
+from ..io import read_header, sha256
+from .rules import (
+    ANY,
+    Criteria,
+    Match,
+    Rules,
+    days_apart,
+    exposure_rank,
+    parse_date,
+    reason,
+    refusal,
+)
+from .schema import SchemaError, ensure_schema, retry_while_locked
 
-__all__ = ["CalibrationLibrary", "LibraryEntry", "Rules", "Match", "VERDICTS"]
+__all__ = ["CalibrationLibrary", "LibraryEntry", "Rules", "Match", "VERDICTS", "ANY"]
 
 VERDICTS = ("ok", "warn", "bad")
-KINDS = ("bias", "dark", "flat")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS masters (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind TEXT NOT NULL CHECK (kind IN ('bias', 'dark', 'flat')),
-    path TEXT NOT NULL UNIQUE,
-    sha256 TEXT NOT NULL,
-    instrument TEXT,
-    rows INTEGER NOT NULL,
-    cols INTEGER NOT NULL,
-    xbin INTEGER NOT NULL,
-    ybin INTEGER NOT NULL,
-    filter TEXT,
-    exptime REAL,
-    darktime REAL,
-    scalable INTEGER NOT NULL DEFAULT 0,
-    temperature REAL,
-    date_start TEXT,
-    date_end TEXT,
-    ncombine INTEGER,
-    verdict TEXT NOT NULL DEFAULT 'ok' CHECK (verdict IN ('ok', 'warn', 'bad')),
-    note TEXT NOT NULL DEFAULT '',
-    night TEXT,
-    added TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS masters_lookup ON masters (kind, instrument, rows, cols, xbin, ybin);
-"""
-
+_KIND = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 @dataclass(frozen=True)
 class LibraryEntry:
@@ -87,65 +70,10 @@ class LibraryEntry:
     @property
     def date_mid(self) -> datetime | None:
         """Middle of the date range the master's inputs were taken in."""
-        start, end = _parse_date(self.date_start), _parse_date(self.date_end)
+        start, end = parse_date(self.date_start), parse_date(self.date_end)
         if start is None or end is None:
             return start or end
         return start + (end - start) / 2
-
-
-@dataclass(frozen=True)
-class Rules:
-    """When a library master may serve a night that lacks its own.
-
-    Always: same kind, instrument, shape and binning, never one marked bad, nearest in time.
-    """
-
-    validity_days: float = 30.0
-    """Largest time between the master's inputs and the night."""
-    temperature_tolerance: float = 2.0
-    """Largest difference (deg C) between a dark's and the night's sensor temperature."""
-
-
-@dataclass(frozen=True)
-class Match:
-    """A library master chosen for a night, and why (what is recorded in the plan)."""
-
-    id: int
-    path: str
-    sha256: str
-    reason: str
-    exptime: float | None = None
-    darktime: float | None = None
-    scalable: bool = False
-
-
-def _retry_while_locked(action: Callable[[], object], timeout: float = 60.0) -> None:
-    """Run ``action``, retrying while another process holds the file.
-
-    Switching to WAL and creating the schema can fail at once with "database is locked" while
-    a second process does the same: SQLite does not wait on its busy timeout for those.
-    """
-    deadline = time.monotonic() + timeout
-    delay = 0.01
-    while True:
-        try:
-            action()
-            return
-        except sqlite3.OperationalError as err:
-            if "locked" not in str(err) or time.monotonic() > deadline:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.5)
-
-
-def _parse_date(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(str(text).strip())
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class CalibrationLibrary:
@@ -163,8 +91,11 @@ class CalibrationLibrary:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
             self._db.row_factory = sqlite3.Row
-            _retry_while_locked(lambda: self._db.execute("PRAGMA journal_mode = WAL"))
-            _retry_while_locked(lambda: self._db.executescript(_SCHEMA))
+            retry_while_locked(lambda: self._db.execute("PRAGMA journal_mode = WAL"))
+            ensure_schema(self._db)
+        except SchemaError as err:
+            self._db.close()
+            raise BadInputError(self.path, f"not a usable calibration library: {err}") from None
         except sqlite3.DatabaseError as err:
             raise BadInputError(self.path, f"not a usable calibration library ({err})") from err
 
@@ -196,8 +127,9 @@ class CalibrationLibrary:
         ----------
         path : path
             A master bias, dark or flat (ccdred's, or another tool's with ``kind`` given).
-        kind : {'bias', 'dark', 'flat'}, optional
-            The master's type, when its header (``IMAGETYP = 'MASTER <KIND>'``) does not say.
+        kind : str, optional
+            The master's kind (``bias``, ``dark``, ``flat``...), when its header
+            (``IMAGETYP = 'MASTER <KIND>'``) does not say.
         night : str, optional
             Which night built it (its raw folder).
         verdict : {'ok', 'warn', 'bad'}
@@ -267,24 +199,25 @@ class CalibrationLibrary:
         return entry
 
     def best(self, kind: str, *, instrument: str | None, shape: tuple[int, int],
-             binning: tuple[int, int], date: str | None, filter: str | None = None,
+             binning: tuple[int, int], date: str | None, filter: object = ANY,
              exptime: float | None = None, temperature: float | None = None,
              scalable_ok: bool = True, rules: Rules = Rules()) -> tuple[Match | None, str]:
         """Choose the master of ``kind`` that serves a night best, by `Rules`.
 
         Parameters
         ----------
-        kind : {'bias', 'dark', 'flat'}
+        kind : str
+            The kind of master (``bias``, ``dark``, ``flat``...).
         instrument, shape, binning
             The night's camera, (rows, cols) after trimming, and (x, y) binning: must match.
         date : str
             The night's time (ISO); the master nearest in time within ``validity_days`` wins.
-        filter : str, optional
-            For flats: must match.
+        filter : str or None, optional
+            Must match when given (None or '' ask for a master without a filter).
         exptime : float, optional
-            For darks: a dark of the same exposure, else a scalable one (``scalable_ok``).
+            When given: a master of the same exposure, else a scalable one (``scalable_ok``).
         temperature : float, optional
-            For darks: within ``temperature_tolerance`` when both are known.
+            When given: within ``temperature_tolerance`` of a master's known temperature.
 
         Returns
         -------
@@ -292,7 +225,7 @@ class CalibrationLibrary:
         reason : str
             Why this master, or why none qualified.
         """
-        night = _parse_date(date)
+        wanted = Criteria(parse_date(date), filter, exptime, temperature, scalable_ok)
         rows = self._db.execute(
             "SELECT * FROM masters WHERE kind = ? AND rows = ? AND cols = ? AND xbin = ? "
             "AND ybin = ? AND instrument IS ?",
@@ -302,75 +235,17 @@ class CalibrationLibrary:
                           f"{shape[1]}x{shape[0]} bin {binning[0]}x{binning[1]}")
         candidates, refused = [], []
         for entry in map(_entry, rows):
-            problem = _refusal(entry, night, filter, exptime, temperature, scalable_ok, rules)
+            problem = refusal(entry, wanted, rules)
             if problem:
                 refused.append(f"#{entry.id} {Path(entry.path).name}: {problem}")
             else:
                 candidates.append(entry)
         if not candidates:
             return None, f"no usable {kind} in the library ({'; '.join(refused[:3])})"
-        entry = min(candidates, key=lambda e: (_days_apart(e, night), _exposure_rank(e, exptime),
-                                               -e.id))
-        return Match(entry.id, entry.path, entry.sha256, _why(entry, night, exptime),
+        entry = min(candidates, key=lambda e: (days_apart(e.date_mid, wanted.night),
+                                               exposure_rank(e.exptime, exptime), -e.id))
+        return Match(entry.id, entry.path, entry.sha256, reason(entry, wanted),
                      entry.exptime, entry.darktime, entry.scalable), ""
-
-
-def _days_apart(entry: LibraryEntry, night: datetime | None) -> float:
-    mid = entry.date_mid
-    if mid is None or night is None:
-        return math.inf
-    return abs((mid - night).total_seconds()) / 86400.0
-
-
-def _exposure_rank(entry: LibraryEntry, exptime: float | None) -> float:
-    if exptime is None or not entry.exptime:
-        return 0.0
-    return abs(math.log(max(exptime, 1e-3) / entry.exptime))
-
-
-def _same_exposure(a: float | None, b: float | None) -> bool:
-    return a is not None and b is not None and abs(a - b) <= 0.01 * max(abs(a), abs(b), 1e-3)
-
-
-def _refusal(entry: LibraryEntry, night: datetime | None, filter: str | None,
-             exptime: float | None, temperature: float | None, scalable_ok: bool,
-             rules: Rules) -> str:
-    """Why ``entry`` cannot serve, or '' when it can."""
-    if entry.verdict == "bad":
-        return f"marked bad ({entry.note})" if entry.note else "marked bad"
-    if not Path(entry.path).is_file():
-        return "file no longer exists"
-    days = _days_apart(entry, night)
-    if not days <= rules.validity_days:
-        return ("no date to check the validity window" if math.isinf(days)
-                else f"{days:.1f} days away (window {rules.validity_days:g})")
-    if entry.kind == "flat" and (entry.filter or "") != (filter or ""):
-        return f"filter {entry.filter!r}, not {filter!r}"
-    if entry.kind == "dark":
-        if not _same_exposure(entry.exptime, exptime) and not (entry.scalable and scalable_ok):
-            return f"{entry.exptime:g}s, not {exptime:g}s, and cannot be scaled"
-        if entry.temperature is not None and temperature is not None and (
-                abs(entry.temperature - temperature) > rules.temperature_tolerance):
-            return (f"{entry.temperature:+.1f} C, night {temperature:+.1f} C "
-                    f"(tolerance {rules.temperature_tolerance:g})")
-    return ""
-
-
-def _why(entry: LibraryEntry, night: datetime | None, exptime: float | None) -> str:
-    days = _days_apart(entry, night)
-    mid = entry.date_mid
-    when = "earlier" if mid is not None and night is not None and mid < night else "later"
-    parts = [f"library #{entry.id}", f"{days:.1f} days {when}"]
-    if entry.kind == "dark":
-        parts.append("same exposure" if _same_exposure(entry.exptime, exptime)
-                     else f"scaled from {entry.exptime:g}s")
-        if entry.temperature is not None:
-            parts.append(f"{entry.temperature:+.1f} C")
-    if entry.kind == "flat":
-        parts.append(f"filter {entry.filter}")
-    if entry.verdict != "ok":
-        parts.append(f"verdict {entry.verdict}: {entry.note}")
-    return ", ".join(parts)
 
 
 def _entry(row: sqlite3.Row) -> LibraryEntry:
@@ -386,19 +261,17 @@ def _describe_master(path: Path, kind: str | None) -> dict[str, object]:
     imagetyp = str(header.get("IMAGETYP", "")).strip().lower()
     if kind is None and imagetyp.startswith("master "):
         kind = imagetyp.removeprefix("master ").strip()
-    if kind not in KINDS:
+    if kind is None or not _KIND.match(kind):
         raise BadInputError(path, f"not a master bias, dark or flat (IMAGETYP={imagetyp!r}); "
-                                  f"give its type with --kind")
+                                  f"give its kind with --kind")
     if info.shape is None:
         raise BadInputError(path, "no image size in the header")
     date = info.date
     return {"kind": kind, "path": str(path), "sha256": sha256(path),
             "instrument": info.instrument, "rows": info.shape[0], "cols": info.shape[1],
-            "xbin": info.binning[0], "ybin": info.binning[1],
-            "filter": info.filter if kind == "flat" else None,
-            "exptime": info.exptime if kind == "dark" else None,
-            "darktime": info.darktime if kind == "dark" else None,
-            "scalable": int(bool(header.get("DARKSCAL", False))) if kind == "dark" else 0,
+            "xbin": info.binning[0], "ybin": info.binning[1], "filter": info.filter,
+            "exptime": info.exptime, "darktime": info.darktime,
+            "scalable": int(bool(header.get("DARKSCAL", False))),
             "temperature": info.temperature,
             "date_start": str(header.get("DATE-BEG", date) or "") or None,
             "date_end": str(header.get("DATE-END", date) or "") or None,

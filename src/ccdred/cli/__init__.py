@@ -1,0 +1,16 @@
+"""The ``ccdred`` command: a thin layer over the Python API.
+
+Exit status: 0 success, 1 the work failed, 2 bad input or bad arguments (nothing written).
+"""
+
+from __future__ import annotations
+
+from . import frames, library, reduce  # noqa: F401 - the commands register themselves
+from .app import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, app, parse_size
+
+__all__ = ["app", "main", "parse_size", "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT"]
+
+
+def main() -> None:
+    """Entry point of the ``ccdred`` console script."""
+    app()

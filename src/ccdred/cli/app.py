@@ -1,0 +1,133 @@
+"""The typer app, its consoles, the error policy and the option groups commands share."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+__all__ = ["app", "console", "err_console", "handle_errors", "combine_option_group",
+           "parse_size", "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT"]
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+app = typer.Typer(
+    name="ccdred",
+    help=("Reduce a night of raw CCD frames into science-ready images.\n\n"
+          "Exit status: 0 success; 1 the work failed; 2 bad input or arguments "
+          "(nothing written)."),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+_WIDTH = None if sys.stdout.isatty() else 160
+console = Console(highlight=False, width=_WIDTH)
+err_console = Console(stderr=True, highlight=False, width=_WIDTH)
+
+
+def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn errors into one line and the exit status: 2 for bad input, 1 for failed work."""
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from ..errors import BadInputError, WorkerLostError
+
+        try:
+            return func(*args, **kwargs)
+        except WorkerLostError as err:
+            err_console.print(f"[bold red]failed:[/] {err}", markup=True, soft_wrap=True)
+            raise typer.Exit(EXIT_FAILED) from None
+        except BadInputError as err:
+            err_console.print(f"[bold red]error:[/] {err}", markup=True, soft_wrap=True)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        except (ValueError, TypeError) as err:
+            err_console.print(f"[bold red]error:[/] {err}", soft_wrap=True)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+        except OSError as err:
+            err_console.print(f"[bold red]failed:[/] {err}", soft_wrap=True)
+            raise typer.Exit(EXIT_FAILED) from None
+
+    return wrapper
+
+
+def parse_size(text: str) -> int:
+    """Parse a memory size such as ``512M``, ``2G`` or ``1500000`` (bytes)."""
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+    cleaned = text.strip().upper().removesuffix("B").removesuffix("I")
+    try:
+        if cleaned and cleaned[-1] in units:
+            return int(float(cleaned[:-1]) * units[cleaned[-1]])
+        return int(float(cleaned))
+    except (ValueError, OverflowError) as err:
+        raise ValueError(f"memory size {text!r} is not a number of bytes like 500M or 2G"
+                         ) from err
+
+
+def _format_size(size: int) -> str:
+    for unit, factor in (("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if size % factor == 0:
+            return f"{size // factor}{unit}"
+    return str(size)
+
+
+def _combine_parameters() -> list[inspect.Parameter]:
+    """Return the combine options of every combining command, with `CombineOptions`' defaults."""
+    from ..combine import CombineOptions
+
+    default = CombineOptions()
+    specs: list[tuple[str, Any, str]] = [
+        ("method", str, "Combine estimator: mean, median or sum."),
+        ("reject", str, "Rejection: sigclip, none, minmax, pclip, winsorized or ccdclip."),
+        ("sigma_low", float, "Lower clipping threshold (sigma)."),
+        ("sigma_high", float, "Upper clipping threshold (sigma)."),
+        ("maxiters", int, "Clipping passes (0: until stable)."),
+        ("centre", str, "Clipping centre: median or mean."),
+        ("spread", str, "Clipping spread: pooled (pixel MAD, floored by the row's noise), mad "
+                        "or std."),
+        ("nlow", int, "minmax: lowest values dropped."),
+        ("nhigh", int, "minmax: highest values dropped."),
+        ("nkeep", int, "Never keep fewer values than this."),
+    ]
+    parameters = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
+                                    default=getattr(default, name),
+                                    annotation=Annotated[kind, typer.Option(help=text)])
+                  for name, kind, text in specs]
+    parameters.append(inspect.Parameter(
+        "memory_limit", inspect.Parameter.KEYWORD_ONLY,
+        default=_format_size(default.memory_limit),
+        annotation=Annotated[str, typer.Option(help="Working memory of a combine, e.g. 500M, "
+                                                    "2G.")]))
+    return parameters
+
+
+_GROUP = [p.name for p in _combine_parameters()]
+
+
+def combine_option_group(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a command the shared combine options, handed to it as ``combine_options``.
+
+    The command declares a ``combine_options`` parameter; the command line gets ``--method``,
+    ``--reject``, ``--sigma-low``... instead, declared once here with `CombineOptions`'
+    defaults, and a bad value is refused before any work (exit status 2).
+    """
+    signature = inspect.signature(func, eval_str=True)
+    kept = [p for p in signature.parameters.values() if p.name != "combine_options"]
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from ..combine import CombineOptions
+
+        values = {name: kwargs.pop(name) for name in _GROUP}
+        values["memory_limit"] = parse_size(values["memory_limit"])
+        kwargs["combine_options"] = CombineOptions(**values)
+        return func(*args, **kwargs)
+
+    parameters = kept + _combine_parameters()
+    wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+    del wrapper.__wrapped__
+    return wrapper

@@ -1,0 +1,185 @@
+"""``ccdred info``, ``scan``, ``show``, ``combine`` and ``simulate``: frames one by one."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from .app import EXIT_BAD_INPUT, app, combine_option_group, console, err_console, handle_errors
+
+__all__ = ["info", "scan", "show", "combine", "simulate"]
+
+
+def _summary_line(path: Path) -> str:
+    from ..inventory import describe_file
+
+    info = describe_file(path)
+    kind = (info.kind or "unknown").upper()
+    shape = f"{info.shape[1]}x{info.shape[0]}" if info.shape else "?"
+    where = info.telescope or info.instrument or "unknown telescope"
+    exposure = f"{info.exptime}s exposure" if info.exptime is not None else "no exposure time"
+    return f"{kind} ({shape}) taken with {where} on {info.date or 'unknown date'} ({exposure})"
+
+
+@app.command()
+@handle_errors
+def info(files: Annotated[list[Path], typer.Argument(help="FITS files to describe.")],
+         header: Annotated[bool, typer.Option("--header", help="Print the whole header.")] = False
+         ) -> None:
+    """Print one summary line per file (type, size, telescope, date, exposure)."""
+    from ..errors import BadInputError
+    from ..io import read_header
+
+    failed = False
+    for path in files:
+        try:
+            if header:
+                console.print(f"[bold]{path}[/]")
+                console.print(read_header(path).tostring(sep="\n", padding=False), markup=False)
+            else:
+                read_header(path)
+                console.print(f"{path.name}: {_summary_line(path)}", markup=False)
+        except BadInputError as err:
+            err_console.print(f"error: {err}", markup=False)
+            failed = True
+    if failed:
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@app.command()
+@handle_errors
+def scan(raw_dir: Annotated[Path, typer.Argument(help="Folder searched recursively.")],
+         as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False
+         ) -> None:
+    """List every FITS file with its detected type, exposure, filter, binning, shape, date."""
+    from ..inventory import scan as scan_dir
+
+    infos = scan_dir(raw_dir)
+    if as_json:
+        sys.stdout.write(json.dumps([i.to_json() for i in infos], indent=2) + "\n")
+        return
+    table = Table(title=f"{len(infos)} FITS files in {raw_dir}")
+    for column in ("file", "type", "exptime", "filter", "bin", "shape", "temp", "date", "object"):
+        table.add_column(column, overflow="fold")
+    for i in infos:
+        shape = f"{i.shape[1]}x{i.shape[0]}" if i.shape else ""
+        kind = i.kind if i.ok else f"[red]{i.kind or '?'}: {i.error}[/]"
+        table.add_row(str(i.path.relative_to(raw_dir)), kind,
+                      "" if i.exptime is None else f"{i.exptime:g}", i.filter or "",
+                      f"{i.binning[0]}x{i.binning[1]}", shape,
+                      "" if i.temperature is None else f"{i.temperature:.1f}", i.date or "",
+                      i.object or "")
+    console.print(table)
+    counts: dict[str, int] = {}
+    for i in infos:
+        key = i.kind if i.ok else "unusable"
+        counts[key] = counts.get(key, 0) + 1
+    console.print(", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
+
+
+@app.command()
+@handle_errors
+def show(
+    files: Annotated[list[Path], typer.Argument(help="A FITS file (with --compare: RAW REDUCED).")],
+    cutout: Annotated[str | None, typer.Option(
+        help="Zoom X,Y,SIZE in pixels (default: the centre).")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write a PNG.")] = None,
+    hist: Annotated[bool, typer.Option("--hist", help="Pixel histogram instead.")] = False,
+    compare: Annotated[bool, typer.Option(
+        "--compare", help="2x2 before/after of RAW and REDUCED.")] = False,
+    zscale: Annotated[bool, typer.Option(
+        "--zscale", help="zscale colours (default: median -2/+5 sigma).")] = False,
+) -> None:
+    """Show a frame beside a zoomed cutout (or its histogram, or a before/after)."""
+    from .. import plots
+    from ..io import read
+
+    expected = 2 if compare else 1
+    if len(files) != expected:
+        raise ValueError(f"show takes {expected} file(s){' (RAW REDUCED)' if compare else ''}, "
+                         f"got {len(files)}")
+    zoom = plots.Cutout.parse(cutout) if cutout else None
+    scale = "zscale" if zscale else "sigma"
+    frames = [read(path) for path in files]
+    if compare:
+        figure = plots.compare_figure(frames[0], frames[1], cutout=zoom, scale=scale)
+    elif hist:
+        figure = plots.histogram_figure(frames[0])
+    else:
+        figure = plots.frame_figure(frames[0], cutout=zoom, scale=scale)
+    if output is not None:
+        console.print(f"wrote {plots.save(figure, output)}")
+        return
+    _show_on_screen(figure)
+
+
+def _show_on_screen(figure: Any) -> None:
+    import os
+
+    import matplotlib
+
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+            or sys.platform in ("darwin", "win32")):
+        raise ValueError("no display to open a window on: give -o FILE.png")
+    if matplotlib.get_backend().lower() == "agg":
+        raise ValueError("matplotlib has no interactive backend here: give -o FILE.png")
+    import matplotlib.pyplot as plt
+
+    manager = plt.figure().canvas.manager  # a window, then our figure drawn in it
+    manager.canvas.figure = figure
+    figure.set_canvas(manager.canvas)
+    plt.show()
+
+
+@app.command()
+@handle_errors
+@combine_option_group
+def combine(
+    files: Annotated[list[Path], typer.Argument(help="Frames to combine.")],
+    out: Annotated[Path, typer.Option("-o", "--out", help="Output FITS file.")],
+    combine_options: Any,
+    scale: Annotated[str | None, typer.Option(
+        help="Multiplicative scaling: median, mean, mode or exptime.")] = None,
+    zero: Annotated[str | None, typer.Option(help="Additive offsets: median, mean or mode.")
+                    ] = None,
+    gain: Annotated[float, typer.Option(help="ccdclip: gain (e-/ADU).")] = 1.0,
+    read_noise: Annotated[float, typer.Option(help="ccdclip: read noise (e-).")] = 0.0,
+) -> None:
+    """Combine frames into one file (image, UNCERT, MASK and DQ extensions)."""
+    from .. import io
+    from ..combine import combine as combine_frames
+    from ..steps import master_header
+
+    options = combine_options.replace(scale=scale, zero=zero, gain=gain, read_noise=read_noise)
+    result = combine_frames(files, options)
+    header = master_header([io.read_header(p) for p in files], [p.name for p in files],
+                           kind="combined", exptime=None, options=options,
+                           checksums=[io.sha256(p) for p in files])
+    io.write(result.frame.replace(header=header), out)
+    console.print(f"combined {len(files)} frames -> {out}")
+
+
+@app.command()
+@handle_errors
+def simulate(
+    out_dir: Annotated[Path, typer.Argument(help="Writes OUT_DIR/raw and OUT_DIR/truth.")],
+    size: Annotated[int, typer.Option(help="Frame size in pixels (square).")] = 1024,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    noise_keywords: Annotated[bool, typer.Option(
+        "--noise-keywords/--no-noise-keywords",
+        help="Write GAIN and RDNOISE into the headers.")] = True,
+) -> None:
+    """Simulate a raw night with a synthetic camera, and write the truth beside it."""
+    from ..simulate import CameraModel, simulate_night
+
+    night = simulate_night(out_dir, model=CameraModel(size=size, noise_keywords=noise_keywords),
+                           seed=seed)
+    counts = ", ".join(f"{len(v)} {k}" for k, v in night.files.items())
+    console.print(f"simulated {counts} frames in {night.raw_dir}; truth in {night.truth_dir}")
+
+

@@ -1,0 +1,96 @@
+"""`ReduceOptions`: everything that decides how a night is reduced, validated on construction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from ..combine import CombineOptions
+from ..kernels.overscan import OVERSCAN_MODELS
+
+__all__ = ["ReduceOptions", "OptionsView"]
+
+
+@dataclass(frozen=True)
+class ReduceOptions:
+    """Everything that decides how a night is reduced (recorded in the manifest)."""
+
+    combine: CombineOptions = CombineOptions()
+    """How every master's stack is combined (a recipe may add its own needs, such as the
+    flats' median scaling)."""
+    hot_sigma: float = 5.0
+    dead_sigma: float = 5.0
+    min_flat: float = 0.1
+    repair: bool = True
+    cosmics: bool = True
+    gain: float | None = None
+    """Electrons per ADU; overrides headers and measurement."""
+    read_noise: float | None = None
+    """Electrons; overrides headers and measurement."""
+    saturation: float | None = None
+    """Raw ADU; overrides headers and the ADC limit."""
+    skip_bad: bool = False
+    sources: dict[str, str] = field(default_factory=dict)
+    """Where ``gain``, ``read_noise`` or ``saturation`` came from when not the command line,
+    e.g. ``{"gain": "instrument file arcsat.toml"}``; written into the headers."""
+    optimize_dark: bool = False
+    """Fit each science frame's dark factor (`ccdred.steps.optimal_dark_scale`) instead of
+    using the exposure-time ratio, for cameras whose dark does not scale cleanly."""
+    overscan: str | None = "median"
+    """Overscan model where headers give a BIASSEC (median, mean, poly); None: no overscan
+    subtraction and no trimming."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.combine, CombineOptions):
+            raise TypeError(f"combine must be a CombineOptions, got {type(self.combine).__name__}")
+        if self.overscan is not None and self.overscan not in OVERSCAN_MODELS:
+            raise ValueError(f"overscan must be one of {', '.join(OVERSCAN_MODELS)}, "
+                             f"got {self.overscan!r}")
+        for name in ("hot_sigma", "dead_sigma", "min_flat"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("gain", "read_noise", "saturation"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be positive, got {value}")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the options as plain data (for the manifest and resume keys)."""
+        return asdict(self)
+
+
+class OptionsView:
+    """Read access to the declared fields of a `ReduceOptions`, and to nothing else.
+
+    A recipe reads its options through a view of the fields it declares; its resume key is
+    made of the same fields, so an option that shapes a product always changes its key.
+    """
+
+    def __init__(self, options: ReduceOptions, names: Iterable[str]) -> None:
+        known = {f.name for f in fields(ReduceOptions)}
+        names = tuple(names)
+        unknown = sorted(set(names) - known)
+        if unknown:
+            raise ValueError(f"no such option(s): {', '.join(unknown)}")
+        object.__setattr__(self, "_options", options)
+        object.__setattr__(self, "_names", names)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name not in self._names:
+            raise AttributeError(f"option {name!r} is read but not declared (declared: "
+                                 f"{', '.join(self._names)}); add it to the recipe's options")
+        return getattr(self._options, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("options are read-only")
+
+    def values(self) -> dict[str, Any]:
+        """Return the declared fields and their values (what a resume key is made of)."""
+        return {name: _plain(getattr(self._options, name)) for name in sorted(self._names)}
+
+
+def _plain(value: Any) -> Any:
+    return value.as_dict() if hasattr(value, "as_dict") else value

@@ -1,0 +1,233 @@
+"""Build a night's plan: each setup's masters (own or borrowed) and its science frames.
+
+Planning reads headers only (through `ccdred.inventory`); it never touches pixels, so
+``--dry-run`` is instant and the plan can be printed, tested and stored in the manifest.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..inventory import FrameInfo
+from ..library import CalibrationLibrary, Rules
+from .borrow import Borrower
+from .plan import (
+    DarkChoice,
+    MasterPlan,
+    NightPlan,
+    SciencePlan,
+    choose_dark,
+    exptime_key,
+    master_name,
+    output_names,
+    same_exptime,
+    setups,
+)
+from .recipes import RECIPES, Recipe
+
+__all__ = ["build_plan"]
+
+
+def build_plan(infos: Sequence[FrameInfo], raw_dir: Path,
+               library: CalibrationLibrary | None = None, rules: Rules | None = None) -> NightPlan:
+    """Decide the masters and the calibration of every science frame.
+
+    Within each readout setup (shape, binning), every kind of master in
+    `ccdred.pipeline.recipes.RECIPES` is planned from the frames of its kind: one master bias;
+    one master dark per exposure time, bias-subtracted (hence scalable) when a master bias
+    exists; one master flat per filter, each input flat with bias and its own matched or
+    scaled dark removed. Each science frame gets the bias, the dark chosen by `choose_dark` and
+    the flat of its filter. When the night lacks a kind of master, the best one in the
+    ``library`` serves (`CalibrationLibrary.best` with ``rules``), and the plan says which and
+    why. A frame with no suitable master goes uncorrected for that step, and the plan says so.
+    """
+    usable = [i for i in infos if i.ok]
+    warnings: list[str] = []
+    setup_suffixes = setups(usable)
+    masters: list[MasterPlan] = []
+    science: list[SciencePlan] = []
+    out_names = output_names([i for i in usable if i.kind == "science"], raw_dir)
+    for setup, suffix in setup_suffixes.items():
+        group = [i for i in usable if i.setup == setup]
+        planner = _SetupPlanner(setup, suffix, group, library, rules or Rules(), warnings)
+        masters.extend(planner.masters())
+        science.extend(planner.science(out_names))
+    if not usable:
+        warnings.append("no usable frames found")
+    warnings.extend(_header_notes(usable))
+    return NightPlan(raw_dir=raw_dir, masters=tuple(masters), science=tuple(science),
+                     skipped=tuple(i for i in infos if not i.ok),
+                     warnings=tuple(dict.fromkeys(warnings)), setups=setup_suffixes)
+
+
+def _header_notes(infos: Sequence[FrameInfo]) -> list[str]:
+    """One warning per distinct header note (e.g. an ignored BIASSEC), with how many files."""
+    files: dict[str, list[str]] = defaultdict(list)
+    for info in infos:
+        for note in info.notes:
+            files[note].append(info.path.name)
+    return [f"{note} ({len(names)} file{'s' if len(names) > 1 else ''}, e.g. {names[0]})"
+            for note, names in files.items()]
+
+
+@dataclass
+class _SetupPlanner:
+    """Plans one readout setup: its masters (own or borrowed) and its science frames."""
+
+    setup: tuple[Any, ...]
+    suffix: str
+    frames: Sequence[FrameInfo]
+    library: CalibrationLibrary | None
+    rules: Rules
+    warnings: list[str]
+    planned: dict[str, list[MasterPlan]] = field(default_factory=dict)
+
+    def of_kind(self, kind: str) -> list[FrameInfo]:
+        return [i for i in self.frames if i.kind == kind]
+
+    def masters(self) -> list[MasterPlan]:
+        """Every kind's masters, in recipe order (borrowed before own, as they are named)."""
+        for kind in ("bias", "dark"):
+            frames = self.of_kind(kind)
+            if len(frames) == 1:
+                self.warnings.append(f"a single {kind} frame ({frames[0].path.name}): its "
+                                     f"noise and any cosmic ray go into every frame (take "
+                                     f"several)")
+        borrow = Borrower(self.library, self.rules, self.setup, self.suffix,
+                           self.of_kind("science"), self.warnings)
+        out: list[MasterPlan] = []
+        for recipe in RECIPES.values():
+            own = self._own(recipe)
+            borrowed = borrow.masters(recipe, own, self.bias, self.of_kind(recipe.serves))
+            self.planned[recipe.kind] = borrowed + own
+            out.extend(borrowed + own)
+        return out
+
+    @property
+    def bias(self) -> str | None:
+        plans = self.planned.get("bias")
+        return plans[0].name if plans else None
+
+    def _darks_for(self, recipe: Recipe) -> list[MasterPlan]:
+        for kind in recipe.dark_kinds:
+            if self.planned.get(kind):
+                return self.planned[kind]
+        return []
+
+    def _own(self, recipe: Recipe) -> list[MasterPlan]:
+        frames = self.of_kind(recipe.frames)
+        if not frames:
+            return []
+        bias = self.bias if recipe.subtract_bias else None
+        groups = _GROUPERS[recipe.group_by](frames, recipe, self.warnings)
+        plans = []
+        for key, members in groups:
+            plans.append(self._master(recipe, key, members, bias))
+        return plans
+
+    def _master(self, recipe: Recipe, key: Any, members: Sequence[FrameInfo],
+                bias: str | None) -> MasterPlan:
+        name = master_name(recipe.kind, recipe.group_by, key, self.suffix)
+        darks: tuple[DarkChoice | None, ...] = ()
+        serving = self._darks_for(recipe)
+        if recipe.dark_kinds:
+            darks = tuple(choose_dark(f.exptime, serving, f.darktime) for f in members)
+            _warn_missing_darks(members, darks, serving, self.warnings)
+        if recipe.group_by == "filter" and len(members) == 1:
+            self.warnings.append(f"{name}: a single {recipe.frames}; its noise goes straight "
+                                 f"into every science frame (take several)")
+        exptime = 0.0 if recipe.group_by == "setup" else (
+            key if recipe.group_by == "exptime" else None)
+        darktimes = [m.darktime for m in members if m.darktime and m.darktime > 0]
+        return MasterPlan(
+            name, recipe.kind, tuple(m.path for m in members), exptime=exptime,
+            filter=key if recipe.group_by == "filter" else None, setup=self.setup, bias=bias,
+            darks=darks, scalable=recipe.scalable_with_bias and bias is not None,
+            darktime=(sum(darktimes) / len(darktimes)
+                      if recipe.group_by == "exptime" and len(darktimes) == len(members)
+                      else None))
+
+    def science(self, out_names: dict[Path, str]) -> list[SciencePlan]:
+        """Each science frame with the bias, dark and flat that serve it."""
+        darks = self.planned.get("dark", [])
+        flats = {m.filter or "": m.name for m in self.planned.get("flat", [])}
+        defects = any(RECIPES[m.kind].defect_flag is not None
+                      for plans in self.planned.values() for m in plans)
+        badpix = f"badpix{self.suffix}" if defects else None
+        plans = [SciencePlan(info, out_names[info.path], self.bias,
+                             self._science_dark(info, darks), self._science_flat(info, flats),
+                             badpix)
+                 for info in self.of_kind("science")]
+        if not self.bias and not darks and (plans or self.of_kind("flat")):
+            self.warnings.append("no bias and no dark frames: the bias level stays in every "
+                                 "frame")
+        if plans and not flats:
+            self.warnings.append("no flat frames: science frames are not flat-fielded")
+        return plans
+
+    def _science_dark(self, info: FrameInfo, darks: Sequence[MasterPlan]) -> DarkChoice | None:
+        dark = choose_dark(info.exptime, darks, info.darktime)
+        if dark is None and darks:
+            listed = ", ".join(exptime_key(d.exptime) for d in darks)
+            self.warnings.append(
+                f"{info.path.name}: no dark for {info.exptime}s (darks are {listed}"
+                f"{'' if self.bias else ' and there is no bias to scale them'}): dark current "
+                f"not subtracted")
+        return dark
+
+    def _science_flat(self, info: FrameInfo, flats: dict[str, str]) -> str | None:
+        flat = flats.get(info.filter or "")
+        if flat is None and flats:
+            self.warnings.append(f"{info.path.name}: no flat for filter {info.filter!r} "
+                                 f"(flats: {', '.join(sorted(flats))}): not "
+                                 f"flat-fielded")
+        return flat
+
+
+def _by_setup(frames: Sequence[FrameInfo], recipe: Recipe, warnings: list[str]
+              ) -> list[tuple[Any, list[FrameInfo]]]:
+    return [(None, list(frames))]
+
+
+def _by_exptime(frames: Sequence[FrameInfo], recipe: Recipe, warnings: list[str]
+                ) -> list[tuple[Any, list[FrameInfo]]]:
+    groups: list[tuple[float, list[FrameInfo]]] = []
+    for info in sorted(frames, key=lambda i: i.exptime or 0.0):
+        if info.exptime is None:
+            warnings.append(f"{info.path.name}: {recipe.frames} without an exposure time; not "
+                            f"used")
+            continue
+        if groups and same_exptime(groups[-1][0], info.exptime):
+            groups[-1][1].append(info)
+        else:
+            groups.append((info.exptime, [info]))
+    return list(groups)
+
+
+def _by_filter(frames: Sequence[FrameInfo], recipe: Recipe, warnings: list[str]
+               ) -> list[tuple[Any, list[FrameInfo]]]:
+    groups: dict[str, list[FrameInfo]] = defaultdict(list)
+    for info in frames:
+        groups[info.filter or ""].append(info)
+    if "" in groups and len(groups) > 1:
+        warnings.append(f"{len(groups[''])} {recipe.frames}s have no filter keyword; they form "
+                        f"their own group and serve only science frames without a filter")
+    return sorted(groups.items())
+
+
+_GROUPERS = {"setup": _by_setup, "exptime": _by_exptime, "filter": _by_filter}
+
+
+def _warn_missing_darks(frames: Sequence[FrameInfo], choices: Sequence[DarkChoice | None],
+                        darks: Sequence[MasterPlan], warnings: list[str]) -> None:
+    if not darks:
+        return
+    missing = [f.path.name for f, c in zip(frames, choices, strict=True) if c is None]
+    if missing:
+        warnings.append(f"no dark can serve {frames[0].kind}s {', '.join(missing)} (different "
+                        f"exposure and no bias to scale a dark): their dark current stays in "
+                        f"them")
