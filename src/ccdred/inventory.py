@@ -16,7 +16,7 @@ from astropy.io import fits
 
 from .errors import BadInputError
 from .geometry import ReadoutGeometry, readout_geometry
-from .instruments import Conventions, load_conventions
+from .instruments import Conventions, load_conventions, normal
 from .instruments.headers import (
     as_float,
     as_int,
@@ -31,7 +31,8 @@ from .io import is_fits_name, read_header
 __all__ = ["FrameInfo", "scan", "describe_file", "classify", "header_exptime", "KINDS",
            "find_fits"]
 
-KINDS = ("bias", "dark", "flat", "science")
+KINDS = load_conventions().kinds
+"""Every frame type: ``bias``, ``darkflat``, ``dark``, ``flat``, ``science``."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,8 @@ def classify(header: fits.Header | None, path: Path, root: Path | None = None,
     Returns
     -------
     kind : str or None
-        One of ``bias``, ``dark``, ``flat``, ``science``; None when nothing tells.
+        One of `KINDS` (``bias``, ``darkflat``, ``dark``, ``flat``, ``science``); None when
+        nothing tells.
     source : str
         How it was decided (e.g. ``"IMAGETYP='Dark Frame'"``), or why it could not be.
     """
@@ -110,11 +112,12 @@ def classify(header: fits.Header | None, path: Path, root: Path | None = None,
             raw = as_text(header_value(header, [key]))
             if raw is None:
                 continue
-            kind = conv.type_values.get(raw.lower())
+            kind = conv.type_values.get(normal(raw))
             if kind:
                 return kind, f"{key}={raw!r}"
     tokens = _tokens(path.name)
-    for token in tokens:
+    # Two neighbouring tokens first: "Dark_Flat_001" is a dark-flat, not a dark.
+    for token in [a + b for a, b in zip(tokens, tokens[1:], strict=False)] + tokens:
         kind = conv.filename_tokens.get(token)
         if kind:
             return kind, f"file name token {token!r}"
@@ -125,7 +128,7 @@ def classify(header: fits.Header | None, path: Path, root: Path | None = None,
     parents = path.parent.relative_to(root).parts if root and path.is_relative_to(root) else (
         path.parent.parts[-3:])
     for folder in reversed(parents):
-        kind = conv.folders.get(folder.lower())
+        kind = conv.folders.get(normal(folder))
         if kind:
             return kind, f"folder {folder!r}"
     seen = [f"{k}={as_text(header_value(header, [k]))!r}" for k in conv.type_keywords
@@ -176,7 +179,7 @@ def describe_file(path: Path, root: Path | None = None,
         bzero=as_float(header_value(header, ["BZERO"])),
         error=None if kind else source,
     )
-    if kind in ("dark", "science") and info.exptime is None:
+    if kind in conv.needs_exptime and info.exptime is None:
         names = "/".join(keys["exptime"][:3])
         return replace(info, error=f"{kind} frame without an exposure time ({names} missing "
                                    f"or not a number): cannot match or scale a dark")

@@ -60,6 +60,10 @@ class CameraModel:
     overscan: int = 0
     """Overscan columns read out after each row (BIASSEC/TRIMSEC in the headers). With an
     overscan, the bias level also drifts by several ADU from frame to frame, as real ones do."""
+    flat_exptime: float | None = None
+    """Exposure of every flat (s); None: each flat between 2 and 6 s."""
+    n_darkflat: int = 0
+    """Dark-flats (``IMAGETYP='DARKFLAT'``) at the flats' exposure, ``flat_exptime``."""
 
 
 @dataclass(frozen=True)
@@ -235,57 +239,92 @@ def simulate_night(out_dir: str | Path, *, model: CameraModel = CameraModel(), s
     for folder in (raw, truth_dir):
         if folder.exists() and any(folder.iterdir()):
             raise ValueError(f"{folder}: already holds files; choose an empty output directory")
+    if model.n_darkflat and model.flat_exptime is None:
+        raise ValueError("dark-flats need the flats' exposure: set flat_exptime")
     rng = np.random.default_rng(seed)
     bias = _bias_structure(model, rng)
     dark_rate, hot = _dark_current(model, rng)
     flat, dead = _flat(model, rng)
     stars = _stars(model, rng)
-    start = datetime(2015, 11, 28, 14, 8, 48, 418000)
-    files: dict[str, list[Path]] = {"bias": [], "dark": [], "flat": [], "science": []}
-    clock = start
-
-    def write(folder: str, kind: str, name: str, data: np.ndarray, header: fits.Header) -> None:
-        path = raw / folder / name
-        write_raw(data, header, path)
-        files[kind].append(path)
-
-    for i in range(model.n_bias):
-        clock += timedelta(seconds=20)
-        data = _readout(model, np.zeros_like(bias), bias, rng)
-        write("bias", "bias", _name("BIAS", clock, "BI", model.filter, 0.0, i), data,
-              _header(model, "BIAS", 0.0, clock, None, "bias"))
-    for i in range(model.n_dark):
-        clock += timedelta(seconds=model.dark_exptime + 15)
-        charge, _ = _cosmics(model, model.dark_exptime, rng)
-        data = _readout(model, dark_rate * model.dark_exptime + charge, bias, rng)
-        write("darks", "dark", _name("DARK", clock, "DK", model.filter, model.dark_exptime, i),
-              data, _header(model, "DARK", model.dark_exptime, clock, None, "dark"))
-    for i in range(model.n_flat):
-        clock += timedelta(seconds=60)
-        exptime = float(np.round(rng.uniform(2.0, 6.0), 2))
-        level = model.flat_level * rng.uniform(0.8, 1.2) * model.gain
-        charge, _ = _cosmics(model, exptime, rng)
-        electrons = flat * level + dark_rate * exptime + charge
-        data = _readout(model, electrons, bias, rng)
-        write("flats", "flat", _name("FLAT", clock, "FF", model.filter, exptime, i), data,
-              _header(model, "FLAT", exptime, clock, model.filter, "dome flat"))
     truth = Truth(bias=bias, dark_current=dark_rate, hot=hot, flat=flat, dead=dead)
-    clock = start - timedelta(days=2, hours=-8)
-    for i, exptime in enumerate(model.science_exptimes):
-        clock += timedelta(seconds=exptime + 30)
-        signal = (model.sky_rate + stars) * exptime
-        charge, hits = _cosmics(model, exptime, rng)
-        electrons = flat * signal + model.science_dark_factor * dark_rate * exptime + charge
-        data = _readout(model, electrons, bias, rng)
-        name = _name("1978-VF11", clock, "SC", model.filter, exptime, i)
-        write("data", "science", name, data,
-              _header(model, "SCIENCE", exptime, clock, model.filter, "1978 VF11"))
-        truth.science[name] = signal / model.gain
-        truth.cosmics[name] = hits
-        truth.saturated[name] = data[:, :model.size] >= ADC_MAX
+    night = _Writer(raw, model, rng, truth)
+    night.calibrations(datetime(2015, 11, 28, 14, 8, 48, 418000))
+    night.science(datetime(2015, 11, 26, 22, 8, 48, 418000), stars)
+    night.darkflats(datetime(2015, 11, 28, 16, 0, 0))
     _write_truth(truth, truth_dir, model)
-    return SimulatedNight(raw_dir=raw, truth_dir=truth_dir, files=files, truth=truth,
+    return SimulatedNight(raw_dir=raw, truth_dir=truth_dir, files=night.files, truth=truth,
                           model=model)
+
+
+@dataclass
+class _Writer:
+    """Writes a night's raw frames, drawing from one random generator in a fixed order."""
+
+    raw: Path
+    model: CameraModel
+    rng: np.random.Generator
+    truth: Truth
+    files: dict[str, list[Path]] = field(default_factory=lambda: {
+        "bias": [], "dark": [], "flat": [], "science": []})
+
+    def write(self, folder: str, kind: str, name: str, data: np.ndarray,
+              header: fits.Header) -> None:
+        path = self.raw / folder / name
+        write_raw(data, header, path)
+        self.files.setdefault(kind, []).append(path)
+
+    def frame(self, electrons: np.ndarray) -> np.ndarray:
+        return _readout(self.model, electrons, self.truth.bias, self.rng)
+
+    def calibrations(self, clock: datetime) -> None:
+        model, rng, rate = self.model, self.rng, self.truth.dark_current
+        for i in range(model.n_bias):
+            clock += timedelta(seconds=20)
+            data = self.frame(np.zeros_like(self.truth.bias))
+            self.write("bias", "bias", _name("BIAS", clock, "BI", model.filter, 0.0, i), data,
+                       _header(model, "BIAS", 0.0, clock, None, "bias"))
+        for i in range(model.n_dark):
+            clock += timedelta(seconds=model.dark_exptime + 15)
+            charge, _ = _cosmics(model, model.dark_exptime, rng)
+            data = self.frame(rate * model.dark_exptime + charge)
+            self.write("darks", "dark", _name("DARK", clock, "DK", model.filter,
+                                              model.dark_exptime, i),
+                       data, _header(model, "DARK", model.dark_exptime, clock, None, "dark"))
+        for i in range(model.n_flat):
+            clock += timedelta(seconds=60)
+            exptime = float(np.round(rng.uniform(2.0, 6.0), 2))
+            exptime = exptime if model.flat_exptime is None else model.flat_exptime
+            level = model.flat_level * rng.uniform(0.8, 1.2) * model.gain
+            charge, _ = _cosmics(model, exptime, rng)
+            data = self.frame(self.truth.flat * level + rate * exptime + charge)
+            self.write("flats", "flat", _name("FLAT", clock, "FF", model.filter, exptime, i),
+                       data, _header(model, "FLAT", exptime, clock, model.filter, "dome flat"))
+
+    def science(self, clock: datetime, stars: np.ndarray) -> None:
+        model, truth = self.model, self.truth
+        for i, exptime in enumerate(model.science_exptimes):
+            clock += timedelta(seconds=exptime + 30)
+            signal = (model.sky_rate + stars) * exptime
+            charge, hits = _cosmics(model, exptime, self.rng)
+            data = self.frame(truth.flat * signal + charge
+                              + model.science_dark_factor * truth.dark_current * exptime)
+            name = _name("1978-VF11", clock, "SC", model.filter, exptime, i)
+            self.write("data", "science", name, data,
+                       _header(model, "SCIENCE", exptime, clock, model.filter, "1978 VF11"))
+            truth.science[name] = signal / model.gain
+            truth.cosmics[name] = hits
+            truth.saturated[name] = data[:, :model.size] >= ADC_MAX
+
+    def darkflats(self, clock: datetime) -> None:
+        model = self.model
+        for i in range(model.n_darkflat):
+            clock += timedelta(seconds=model.flat_exptime + 5)
+            charge, _ = _cosmics(model, model.flat_exptime, self.rng)
+            data = self.frame(self.truth.dark_current * model.flat_exptime + charge)
+            self.write("darkflats", "darkflat", _name("DARKFLAT", clock, "DF", model.filter,
+                                                      model.flat_exptime, i),
+                       data, _header(model, "DARKFLAT", model.flat_exptime, clock, None,
+                                     "dark flat"))
 
 
 def _write_truth(truth: Truth, folder: Path, model: CameraModel) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -11,25 +12,36 @@ from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 
-__all__ = ["Conventions", "load_conventions", "load_instrument", "INSTRUMENT_KEYS"]
+__all__ = ["Conventions", "load_conventions", "load_instrument", "INSTRUMENT_KEYS", "normal"]
 
 
 @dataclass(frozen=True)
 class Conventions:
     """Keyword and value synonyms used to read headers and classify frames."""
 
+    kinds: tuple[str, ...]
+    """Every frame type, in the order the conventions list them."""
+    needs_exptime: frozenset[str]
+    """Frame types that cannot be used without an exposure time."""
     type_keywords: tuple[str, ...]
     type_values: Mapping[str, str]
-    """Lower-cased header value -> frame type."""
+    """Header value (`normal` form) -> frame type."""
     filename_tokens: Mapping[str, str]
     filename_substrings: tuple[tuple[str, str], ...]
     folders: Mapping[str, str]
+    """Folder name (`normal` form) -> frame type."""
     keywords: Mapping[str, tuple[str, ...]]
     temperature_sentinels: frozenset[float]
 
 
+def normal(text: str) -> str:
+    """Lower-case ``text`` without spaces, '-' and '_': "Dark Flat" -> "darkflat"."""
+    return re.sub(r"[\s_-]+", "", text.lower())
+
+
 def _invert(table: Mapping[str, list[str]]) -> Mapping[str, str]:
-    return MappingProxyType({value: kind for kind, values in table.items() for value in values})
+    return MappingProxyType({normal(value): kind for kind, values in table.items()
+                             for value in values})
 
 
 @functools.cache
@@ -39,6 +51,8 @@ def load_conventions(name: str = "conventions.toml") -> Conventions:
     raw = tomllib.loads(text)
     frame_type = raw["frame_type"]
     return Conventions(
+        kinds=tuple(frame_type["values"]),
+        needs_exptime=frozenset(frame_type["needs_exptime"]),
         type_keywords=tuple(frame_type["keywords"]),
         type_values=_invert(frame_type["values"]),
         filename_tokens=_invert(frame_type["filename_tokens"]),

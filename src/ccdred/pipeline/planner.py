@@ -91,21 +91,33 @@ class _SetupPlanner:
 
     def masters(self) -> list[MasterPlan]:
         """Every kind's masters, in recipe order (borrowed before own, as they are named)."""
-        for kind in ("bias", "dark"):
-            frames = self.of_kind(kind)
-            if len(frames) == 1:
-                self.warnings.append(f"a single {kind} frame ({frames[0].path.name}): its "
-                                     f"noise and any cosmic ray go into every frame (take "
-                                     f"several)")
         borrow = Borrower(self.library, self.rules, self.setup, self.suffix,
-                           self.of_kind("science"), self.warnings)
+                          self.of_kind("science"), self.warnings)
         out: list[MasterPlan] = []
         for recipe in RECIPES.values():
+            frames = self.of_kind(recipe.frames)
+            if len(frames) == 1 and recipe.group_by != "filter":
+                self.warnings.append(f"a single {recipe.frames} frame ({frames[0].path.name}): "
+                                     f"its noise and any cosmic ray go into every frame (take "
+                                     f"several)")
             own = self._own(recipe)
-            borrowed = borrow.masters(recipe, own, self.bias, self.of_kind(recipe.serves))
+            borrowed = (borrow.masters(recipe, own, self.bias, self.of_kind(recipe.serves))
+                        if self._borrowable(recipe) else [])
             self.planned[recipe.kind] = borrowed + own
             out.extend(borrowed + own)
         return out
+
+    def _borrowable(self, recipe: Recipe) -> bool:
+        """Whether the library is asked for this kind when the night lacks it.
+
+        A kind that serves other masters' inputs only (dark-flats, for flats) is not needed
+        when the night has frames of another kind that can serve them (darks).
+        """
+        if recipe.serves == "science":
+            return True
+        users = [r for r in RECIPES.values() if recipe.kind in r.dark_kinds]
+        others = {kind for user in users for kind in user.dark_kinds} - {recipe.kind}
+        return not any(self.of_kind(RECIPES[kind].frames) for kind in others)
 
     @property
     def bias(self) -> str | None:

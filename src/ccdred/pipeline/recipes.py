@@ -138,6 +138,10 @@ def _dark_cards(frame: Frame, master: MasterPlan, view: OptionsView) -> dict[str
             "DARKSCAL": (master.scalable, "bias-subtracted: scales with exposure time")}
 
 
+def _darkflat_cards(frame: Frame, master: MasterPlan, view: OptionsView) -> dict[str, Any]:
+    return {"DARKSCAL": (master.scalable, "bias-subtracted: scales with exposure time")}
+
+
 def _flat_cards(frame: Frame, master: MasterPlan, view: OptionsView) -> dict[str, Any]:
     return {"FILTER": master.filter or "",
             "FLATLVL": (frame.header["FLATLVL"], "[adu] raw level of a flat value of 1"),
@@ -156,8 +160,12 @@ RECIPES: Mapping[str, Recipe] = MappingProxyType({recipe.kind: recipe for recipe
            defect_flag=Flag.HOT, cards=_dark_cards, scalable_with_bias=True,
            library_criteria=("exptime", "temperature"), report=("defects",),
            options=(*_COMBINED, "hot_sigma")),
+    Recipe("darkflat", frames="darkflat", group_by="exptime", serves="flat",
+           variance=_dark_variance, finish=_finish_dark, subtract_bias=True,
+           cards=_darkflat_cards, scalable_with_bias=True,
+           library_criteria=("exptime", "temperature"), options=_COMBINED),
     Recipe("flat", frames="flat", group_by="filter", serves="science", variance=_flat_variance,
-           finish=_finish_flat, subtract_bias=True, dark_kinds=("dark",),
+           finish=_finish_flat, subtract_bias=True, dark_kinds=("darkflat", "dark"),
            combine={"scale": "median"}, defects=_dead_pixels, defect_flag=Flag.DEAD,
            cards=_flat_cards, represents_exposure=False,
            notes=("each flat normalised by its median, combined, normalised to mean 1",),
