@@ -28,6 +28,8 @@ CHANGED = {
     "sources": {"gain": "instrument file cam.toml"},
     "optimize_dark": True,
     "overscan": "mean",
+    "bayer": "GRBG",
+    "cfa_flat_scaling": "global",
 }
 """Another value for every `ReduceOptions` field."""
 

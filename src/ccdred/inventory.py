@@ -10,13 +10,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from astropy.io import fits
 
 from .errors import BadInputError
 from .geometry import ReadoutGeometry, readout_geometry
 from .instruments import Conventions, load_conventions, normal
+from .instruments.camera import read_camera
 from .instruments.headers import (
     as_float,
     as_int,
@@ -28,11 +29,41 @@ from .instruments.headers import (
 )
 from .io import is_fits_name, read_header
 
-__all__ = ["FrameInfo", "scan", "describe_file", "classify", "header_exptime", "KINDS",
-           "find_fits"]
+__all__ = ["FrameInfo", "Setup", "scan", "describe_file", "classify", "header_exptime",
+           "KINDS", "find_fits"]
 
 KINDS = load_conventions().kinds
 """Every frame type: ``bias``, ``darkflat``, ``dark``, ``flat``, ``science``."""
+
+
+class Setup(NamedTuple):
+    """What frames must share to calibrate each other: readout geometry and camera settings.
+
+    A dark or flat taken at another gain setting, offset or readout mode, or a colour mosaic
+    against a monochrome frame, is never applied.
+    """
+
+    shape: tuple[int, int] | None
+    """(rows, columns) after trimming."""
+    binning: tuple[int, int]
+    gain_setting: float | None = None
+    offset: float | None = None
+    readout_mode: str | None = None
+    cfa: str | None = None
+    """The Bayer pattern at the first pixel, None for a monochrome sensor."""
+
+    def describe(self) -> str:
+        """Return the setup in a few words, e.g. ``1304x976 bin 1x1, gain 180, RGGB``."""
+        parts = [f"{self.shape[1]}x{self.shape[0]}" if self.shape else "?",
+                 f"bin {self.binning[0]}x{self.binning[1]}"]
+        for name, value in (("gain", self.gain_setting), ("offset", self.offset),
+                            ("mode", self.readout_mode)):
+            if value is not None:
+                parts.append(f"{name} {value:g}" if isinstance(value, float) else
+                             f"{name} {value}")
+        if self.cfa:
+            parts.append(self.cfa)
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -57,8 +88,21 @@ class FrameInfo:
     instrument: str | None = None
     telescope: str | None = None
     gain: float | None = None
+    """Electrons per ADU as the header gives them (per ADC code when ``gain_depth`` is 'adc')."""
+    gain_depth: str = "saved"
+    gain_note: str = ""
+    """How GAIN and EGAIN were read (a gain setting is never taken for e-/ADU)."""
     read_noise: float | None = None
     saturation: float | None = None
+    program: str | None = None
+    """The capture program that wrote the file, when the header tells."""
+    gain_setting: float | None = None
+    offset: float | None = None
+    readout_mode: str | None = None
+    set_temperature: float | None = None
+    adc_bits: int | None = None
+    cfa: str | None = None
+    """Bayer pattern at the first pixel (``RGGB``...); None for a monochrome sensor."""
     bitpix: int | None = None
     bzero: float | None = None
     data_shape: tuple[int, int] | None = None
@@ -75,9 +119,10 @@ class FrameInfo:
         return self.error is None and self.kind is not None
 
     @property
-    def setup(self) -> tuple[tuple[int, int] | None, tuple[int, int]]:
-        """The readout setup masters must match: shape after trimming, and binning."""
-        return (self.data_shape or self.shape, self.binning)
+    def setup(self) -> Setup:
+        """What masters must match: shape after trimming, binning and camera settings."""
+        return Setup(self.data_shape or self.shape, self.binning, self.gain_setting,
+                     self.offset, self.readout_mode, self.cfa)
 
     def to_json(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -107,19 +152,38 @@ def classify(header: fits.Header | None, path: Path, root: Path | None = None,
         How it was decided (e.g. ``"IMAGETYP='Dark Frame'"``), or why it could not be.
     """
     conv = conventions or load_conventions()
-    if header is not None:
-        for key in conv.type_keywords:
-            raw = as_text(header_value(header, [key]))
-            if raw is None:
-                continue
-            kind = conv.type_values.get(normal(raw))
-            if kind:
-                return kind, f"{key}={raw!r}"
+    by_header = _kind_from_header(header, conv)
+    by_name = _kind_from_name(path, root, conv)
+    if by_header[0] == "dark" and by_name[0] == "darkflat":
+        # Programs without a dark-flat type (ASIAIR, INDI) write a dark into a dark-flat folder.
+        return "darkflat", f"{by_header[1]} in a dark-flat {by_name[1]}"
+    if by_header[0]:
+        return by_header
+    if by_name[0]:
+        return by_name
+    seen = [f"{k}={as_text(header_value(header, [k]))!r}" for k in conv.type_keywords
+            if header is not None and header_value(header, [k]) is not None]
+    hint = f" ({', '.join(seen)} not understood)" if seen else ""
+    return None, (f"cannot tell the frame type: no known type keyword{hint}, no hint in the "
+                  f"file name or folder")
+
+
+def _kind_from_header(header: fits.Header | None, conv: Conventions) -> tuple[str | None, str]:
+    if header is None:
+        return None, ""
+    for key in conv.type_keywords:
+        raw = as_text(header_value(header, [key]))
+        if raw is not None and (kind := conv.type_values.get(normal(raw))):
+            return kind, f"{key}={raw!r}"
+    return None, ""
+
+
+def _kind_from_name(path: Path, root: Path | None, conv: Conventions) -> tuple[str | None, str]:
+    """Return the frame type the file name or its folders tell, and which."""
     tokens = _tokens(path.name)
     # Two neighbouring tokens first: "Dark_Flat_001" is a dark-flat, not a dark.
     for token in [a + b for a, b in zip(tokens, tokens[1:], strict=False)] + tokens:
-        kind = conv.filename_tokens.get(token)
-        if kind:
+        if kind := conv.filename_tokens.get(token):
             return kind, f"file name token {token!r}"
     lowered = path.name.lower()
     for substring, kind in conv.filename_substrings:
@@ -128,14 +192,9 @@ def classify(header: fits.Header | None, path: Path, root: Path | None = None,
     parents = path.parent.relative_to(root).parts if root and path.is_relative_to(root) else (
         path.parent.parts[-3:])
     for folder in reversed(parents):
-        kind = conv.folders.get(normal(folder))
-        if kind:
+        if kind := conv.folders.get(normal(folder)):
             return kind, f"folder {folder!r}"
-    seen = [f"{k}={as_text(header_value(header, [k]))!r}" for k in conv.type_keywords
-            if header is not None and header_value(header, [k]) is not None]
-    hint = f" ({', '.join(seen)} not understood)" if seen else ""
-    return None, (f"cannot tell the frame type: no known type keyword{hint}, no hint in the "
-                  f"file name or folder")
+    return None, ""
 
 
 def describe_file(path: Path, root: Path | None = None,
@@ -172,18 +231,28 @@ def describe_file(path: Path, root: Path | None = None,
         object=as_text(header_value(header, keys["object"])),
         instrument=as_text(header_value(header, keys["instrument"])),
         telescope=as_text(header_value(header, keys["telescope"])),
-        gain=positive(as_float(header_value(header, keys["gain"]))),
-        read_noise=positive(as_float(header_value(header, keys["read_noise"]))),
         saturation=positive(as_float(header_value(header, keys["saturation"]))),
         bitpix=as_int(header_value(header, ["ZBITPIX", "BITPIX"])),
         bzero=as_float(header_value(header, ["BZERO"])),
         error=None if kind else source,
+        **_camera_fields(header, shape, conv),
     )
     if kind in conv.needs_exptime and info.exptime is None:
         names = "/".join(keys["exptime"][:3])
         return replace(info, error=f"{kind} frame without an exposure time ({names} missing "
                                    f"or not a number): cannot match or scale a dark")
     return info
+
+
+def _camera_fields(header: fits.Header, shape: tuple[int, int] | None,
+                   conv: Conventions) -> dict[str, Any]:
+    camera = read_camera(header, shape, conv)
+    return {"gain": camera.electrons_per_adu, "gain_depth": camera.depth,
+            "gain_note": camera.gain_note, "read_noise": camera.read_noise,
+            "program": camera.program, "gain_setting": camera.gain_setting,
+            "offset": camera.offset, "readout_mode": camera.readout_mode,
+            "set_temperature": camera.set_temperature, "adc_bits": camera.adc_bits,
+            "cfa": camera.cfa}
 
 
 def find_fits(root: Path, exclude: Iterable[Path] = ()) -> list[Path]:

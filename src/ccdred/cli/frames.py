@@ -173,8 +173,33 @@ def simulate(
     noise_keywords: Annotated[bool, typer.Option(
         "--noise-keywords/--no-noise-keywords",
         help="Write GAIN and RDNOISE into the headers.")] = True,
+    camera: Annotated[str, typer.Option(
+        help="ccd (a CCD night with bias frames), cmos-mono or cmos-colour (a CMOS camera's "
+             "night as a capture program writes it).")] = "ccd",
+    program: Annotated[str | None, typer.Option(
+        help="CMOS cameras: the capture program whose headers, folders and names the files "
+             "follow: nina (default), sharpcap, asiair, ekos or apt.")] = None,
 ) -> None:
     """Simulate a raw night with a synthetic camera, and write the truth beside it."""
+    cameras = ("ccd", "cmos-mono", "cmos-colour")
+    if camera not in cameras:
+        raise ValueError(f"--camera must be one of {', '.join(cameras)}, got {camera!r}")
+    if camera != "ccd":
+        from ..simulate_cmos import PROGRAMS, CmosModel, simulate_cmos_night
+
+        program = program or "nina"
+        if program not in PROGRAMS:
+            raise ValueError(f"--program must be one of {', '.join(PROGRAMS)}, got {program!r}")
+        model = CmosModel(size=size, colour=camera == "cmos-colour", program=program)
+        cmos = simulate_cmos_night(out_dir, model=model, seed=seed)
+        counts = ", ".join(f"{len(v)} {k}" for k, v in cmos.files.items() if v)
+        console.print(f"simulated {counts} frames ({camera}, {model.camera_name}, "
+                      f"{PROGRAMS[program].name} files) in {cmos.raw_dir}; truth in "
+                      f"{cmos.truth_dir}")
+        return
+    if program is not None:
+        raise ValueError("--program applies to the CMOS cameras: give --camera cmos-mono or "
+                         "cmos-colour")
     from ..simulate import CameraModel, simulate_night
 
     night = simulate_night(out_dir, model=CameraModel(size=size, noise_keywords=noise_keywords),

@@ -66,6 +66,10 @@ class LibraryEntry:
     note: str
     night: str | None
     added: str
+    gain_setting: float | None = None
+    offset: float | None = None
+    readout_mode: str | None = None
+    cfa: str | None = None
 
     @property
     def date_mid(self) -> datetime | None:
@@ -201,7 +205,8 @@ class CalibrationLibrary:
     def best(self, kind: str, *, instrument: str | None, shape: tuple[int, int],
              binning: tuple[int, int], date: str | None, filter: object = ANY,
              exptime: float | None = None, temperature: float | None = None,
-             scalable_ok: bool = True, rules: Rules = Rules()) -> tuple[Match | None, str]:
+             scalable_ok: bool = True, settings: tuple[object, ...] = (None,) * 4,
+             rules: Rules = Rules()) -> tuple[Match | None, str]:
         """Choose the master of ``kind`` that serves a night best, by `Rules`.
 
         Parameters
@@ -218,6 +223,8 @@ class CalibrationLibrary:
             When given: a master of the same exposure, else a scalable one (``scalable_ok``).
         temperature : float, optional
             When given: within ``temperature_tolerance`` of a master's known temperature.
+        settings : (gain setting, offset, readout mode, Bayer pattern)
+            The night's camera settings: must be the master's (None matches None only).
 
         Returns
         -------
@@ -228,11 +235,14 @@ class CalibrationLibrary:
         wanted = Criteria(parse_date(date), filter, exptime, temperature, scalable_ok)
         rows = self._db.execute(
             "SELECT * FROM masters WHERE kind = ? AND rows = ? AND cols = ? AND xbin = ? "
-            "AND ybin = ? AND instrument IS ?",
-            (kind, shape[0], shape[1], binning[0], binning[1], instrument)).fetchall()
+            "AND ybin = ? AND instrument IS ? AND gain_setting IS ? AND offset IS ? "
+            "AND readout_mode IS ? AND cfa IS ?",
+            (kind, shape[0], shape[1], binning[0], binning[1], instrument, *settings)
+        ).fetchall()
         if not rows:
             return None, (f"no {kind} in the library for {instrument or 'this camera'} "
-                          f"{shape[1]}x{shape[0]} bin {binning[0]}x{binning[1]}")
+                          f"{shape[1]}x{shape[0]} bin {binning[0]}x{binning[1]}"
+                          f"{_settings_text(settings)}")
         candidates, refused = [], []
         for entry in map(_entry, rows):
             problem = refusal(entry, wanted, rules)
@@ -246,6 +256,13 @@ class CalibrationLibrary:
                                                exposure_rank(e.exptime, exptime), -e.id))
         return Match(entry.id, entry.path, entry.sha256, reason(entry, wanted),
                      entry.exptime, entry.darktime, entry.scalable), ""
+
+
+def _settings_text(settings: tuple[object, ...]) -> str:
+    names = ("gain", "offset", "readout mode", "")
+    parts = [f"{name} {value:g}" if isinstance(value, float) else f"{name} {value}".strip()
+             for name, value in zip(names, settings, strict=False) if value is not None]
+    return f" at {', '.join(parts)}" if parts else ""
 
 
 def _entry(row: sqlite3.Row) -> LibraryEntry:
@@ -275,7 +292,9 @@ def _describe_master(path: Path, kind: str | None) -> dict[str, object]:
             "temperature": info.temperature,
             "date_start": str(header.get("DATE-BEG", date) or "") or None,
             "date_end": str(header.get("DATE-END", date) or "") or None,
-            "ncombine": int(header["NCOMBINE"]) if "NCOMBINE" in header else None}
+            "ncombine": int(header["NCOMBINE"]) if "NCOMBINE" in header else None,
+            "gain_setting": info.gain_setting, "offset": info.offset,
+            "readout_mode": info.readout_mode, "cfa": info.cfa}
 
 
 def as_rows(entries: Sequence[LibraryEntry]) -> list[dict[str, object]]:

@@ -12,8 +12,10 @@ from collections.abc import Callable
 
 __all__ = ["SCHEMA_VERSION", "ensure_schema", "SchemaError", "retry_while_locked"]
 
-SCHEMA_VERSION = 1
-"""Version 0: the first library (kinds bias, dark, flat only). Version 1: any kind of master."""
+SCHEMA_VERSION = 2
+"""Version 0: the first library (kinds bias, dark, flat only). Version 1: any kind of master.
+Version 2: the camera settings a master was taken with (gain setting, offset, readout mode,
+Bayer pattern), which a night's frames must share to use it."""
 
 _COLUMNS = """
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -38,6 +40,7 @@ _COLUMNS = """
     night TEXT,
     added TEXT NOT NULL
 """
+_SETTINGS = ("gain_setting REAL", "offset REAL", "readout_mode TEXT", "cfa TEXT")
 _INDEX = "CREATE INDEX IF NOT EXISTS masters_lookup ON masters (kind, instrument, rows, cols, " \
          "xbin, ybin)"
 _MIGRATIONS: dict[int, tuple[str, ...]] = {
@@ -48,6 +51,8 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "DROP TABLE masters",
         "ALTER TABLE masters_v1 RENAME TO masters",
         _INDEX),
+    # 1 -> 2: camera settings.
+    1: tuple(f"ALTER TABLE masters ADD COLUMN {column}" for column in _SETTINGS),
 }
 
 
@@ -72,7 +77,7 @@ def ensure_schema(db: sqlite3.Connection) -> None:
             if tables - {"sqlite_sequence"}:
                 raise SchemaError(f"an SQLite file with other tables ({', '.join(sorted(tables))})"
                                   f", not a calibration library")
-            db.execute(f"CREATE TABLE masters ({_COLUMNS})")
+            db.execute(f"CREATE TABLE masters ({_COLUMNS}, {', '.join(_SETTINGS)})")
             db.execute(_INDEX)
         elif version > SCHEMA_VERSION:
             raise SchemaError(f"made by a newer ccdred (schema {version}; this one reads up to "

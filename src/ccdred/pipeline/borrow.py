@@ -46,7 +46,8 @@ class Borrower:
         match, why = self.library.best(
             recipe.kind, instrument=most_common(i.instrument for i in self.science),
             shape=self.setup[0], binning=self.setup[1],
-            date=middle(i.date for i in self.science), rules=self.rules, **criteria)
+            date=middle(i.date for i in self.science), settings=tuple(self.setup[2:6]),
+            rules=self.rules, **criteria)
         what = f"{recipe.kind} {criteria.get('filter') or ''}".strip()
         if match is None:
             self.warnings.append(f"no {what} frames in this night and {why}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +17,12 @@ from ..flags import Flag
 from ..frame import Frame
 from ..inventory import FrameInfo
 from .executors import Executor, threads_per_worker
-from .noise import NoiseModel, read_noise_cards, saturation_level
+from .noise import NoiseModel, read_noise_cards
 from .options import OptionsView, ReduceOptions
 from .plan import MasterPlan, NightPlan
 from .products import BADPIX, product_key, version
 from .recipes import Recipe, recipe_for
+from .sensor import Sensor
 from .tasks import MasterRef, limit_threads, load_master
 
 __all__ = ["MasterBuild", "build_master", "master_key", "combine_master", "badpix_maps",
@@ -39,13 +40,16 @@ class MasterBuild:
     executor: Executor
     noise: Callable[[tuple[Any, ...]], NoiseModel]
     """The noise model of a readout setup."""
+    sensor: Callable[[tuple[Any, ...]], Sensor]
+    """The ADC step and saturation of a readout setup (the option, else from the frames)."""
 
 
 def master_key(master: MasterPlan, options: ReduceOptions, checksums: Mapping[Path, str],
-               upstream: Mapping[str, str]) -> str:
+               upstream: Mapping[str, str], sensor: Sensor | None = None) -> str:
     """Hash of everything a master depends on: inputs, masters subtracted, its recipe's options.
 
-    ``upstream`` holds the keys of the masters built before it.
+    ``upstream`` holds the keys of the masters built before it; ``sensor`` the setup's ADC
+    step and saturation as the frames showed them.
     """
     recipe = recipe_for(master.kind)
     subtracted = [master.bias] + [d.master for d in master.darks if d is not None]
@@ -53,7 +57,8 @@ def master_key(master: MasterPlan, options: ReduceOptions, checksums: Mapping[Pa
                         "inputs": [checksums[p] for p in master.inputs],
                         "upstream": {n: upstream.get(n) for n in subtracted if n},
                         "darks": [None if d is None else _dark_json(d) for d in master.darks],
-                        "options": OptionsView(options, recipe.key_fields).values()})
+                        "options": OptionsView(options, recipe.key_fields).values(),
+                        "sensor": None if sensor is None else asdict(sensor)})
 
 
 def _dark_json(choice: Any) -> dict[str, Any]:
@@ -64,7 +69,7 @@ def build_master(master: MasterPlan, options: ReduceOptions, build: MasterBuild)
     """Combine, finish and describe one master as its recipe says (nothing is written)."""
     recipe = recipe_for(master.kind)
     view = OptionsView(options, recipe.key_fields)
-    saturation = saturation_level(build.infos[master.inputs[0]], view.saturation)
+    saturation = build.sensor(master.setup).saturation
     bias = build.built[master.bias] if master.bias else None
     job = _MasterJob(master.kind, master.inputs,
                      str(bias.path) if bias is not None else None,
@@ -72,8 +77,10 @@ def build_master(master: MasterPlan, options: ReduceOptions, build: MasterBuild)
                            for d in master.darks),
                      view.combine, saturation, view.overscan, 1)
     shape = master.setup[0] or build.infos[master.inputs[0]].shape
-    result = recipe.finish(_combine_in_bands(job, shape, build.executor), bias, saturation, view)
-    frame = result.frame if recipe.defects is None else recipe.defects(result.frame, view)
+    cfa = master.setup[5] if len(master.setup) > 5 else None
+    result = recipe.finish(_combine_in_bands(job, shape, build.executor), bias, saturation, view,
+                           cfa)
+    frame = result.frame if recipe.defects is None else recipe.defects(result.frame, view, cfa)
     frame = frame.replace(header=_header(master, recipe, frame, view, build))
     if frame.variance is None or np.isnan(frame.variance[~frame.bad]).any():
         frame = _modelled_variance(frame, recipe, len(master.inputs), build.noise(master.setup))

@@ -57,10 +57,11 @@ def find_nights(raw_dirs: Sequence[str | Path], out_dir: str | Path, *,
     return [Night(d, out / name) for d, name in zip(folders, unique, strict=True)]
 
 
-def plan_nights(nights: Sequence[Night], *, library: str | Path,
-                rules: Rules | None = None) -> list[NightPlan]:
+def plan_nights(nights: Sequence[Night], *, library: str | Path, rules: Rules | None = None,
+                bayer: str | None = None) -> list[NightPlan]:
     """Plan every night against the library as it is now."""
-    return [plan_night(n.raw_dir, n.out_dir, library=library, rules=rules) for n in nights]
+    return [plan_night(n.raw_dir, n.out_dir, library=library, rules=rules, bayer=bayer)
+            for n in nights]
 
 
 def reduce_nights(nights: Sequence[Night], library: str | Path, *,
@@ -73,17 +74,19 @@ def reduce_nights(nights: Sequence[Night], library: str | Path, *,
     night is planned again, so a night that lacks a calibration finds one from any other
     night (earlier or later), and reduced (its masters are kept: they are up to date).
     """
-    settings = {"options": options or ReduceOptions(), "progress": progress, "executor": executor,
+    options = options or ReduceOptions()
+    settings = {"options": options, "progress": progress, "executor": executor,
                 "library": library}
+    planned = {"library": library, "rules": rules, "bayer": options.bayer}
     built: dict[Path, list[Path]] = {}
-    for night, plan in zip(nights, plan_nights(nights, library=library, rules=rules),
+    for night, plan in zip(nights, plan_nights(nights, **planned),
                            strict=True):
         if any(m.library is None for m in plan.masters):
             first = run_night(night.raw_dir, night.out_dir, plan=plan, force_masters=force,
                             force_science=False, masters_only=True, **settings)
             built[night.out_dir] = first.rebuilt
     results = []
-    for night, plan in zip(nights, plan_nights(nights, library=library, rules=rules),
+    for night, plan in zip(nights, plan_nights(nights, **planned),
                            strict=True):
         result = run_night(night.raw_dir, night.out_dir, plan=plan, force_masters=False,
                          force_science=force, masters_only=False, **settings)

@@ -1,26 +1,28 @@
-"""The camera's numbers: gain, read noise and the raw saturation level of a readout setup.
+"""The noise model of a readout setup: gain, read noise, quantisation, and where each came from.
 
-Gain and read noise come from the options, the headers, or are measured from the frames.
+Every gain used is in electrons per ADU *of the saved file*. It comes from the options, else
+the header as the writing program means it (a gain setting is never taken for e-/ADU; an
+``EGAIN`` per ADC code is divided by the ADC step), and is checked against photon transfer
+from the night's flats where the night allows: a header value the data contradict is
+overruled and said so. Without any usable value, the night's own frames give it (their sky
+noise against their level), never a constant.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from .. import io
 from ..frame import Frame
-from ..geometry import readout_geometry
 from ..inventory import FrameInfo
-from ..kernels.noise import gain_from_flats, read_noise_adu
-from ..steps.overscan import apply_geometry
+from .measure import Measured, measure_gain, measure_read_noise, measure_sky
 from .options import ReduceOptions
+from .sensor import Sensor
 
-__all__ = ["NoiseModel", "noise_model", "measure_read_noise", "read_noise_cards",
-           "saturation_level", "NOISE_OPTIONS", "READ_NOISE_AGREEMENT"]
+__all__ = ["NoiseModel", "noise_model", "read_noise_cards", "NOISE_OPTIONS",
+           "READ_NOISE_AGREEMENT", "GAIN_AGREEMENT", "PLAUSIBLE_GAIN"]
 
 NOISE_OPTIONS = ("gain", "read_noise", "sources", "overscan")
 """The `ReduceOptions` fields a noise model depends on."""
@@ -28,58 +30,164 @@ NOISE_OPTIONS = ("gain", "read_noise", "sources", "overscan")
 READ_NOISE_AGREEMENT = (0.8, 1.25)
 """Measured/header read-noise ratios within which the header's value is trusted."""
 
+GAIN_AGREEMENT = (0.8, 1.25)
+"""Header/photon-transfer gain ratios within which the header's value is trusted."""
+
+PLAUSIBLE_GAIN = (0.001, 100.0)
+"""Electrons per saved ADU any camera can have (a 12-bit ADC at high gain in 16-bit files
+reaches 0.002; a CCD rarely exceeds 20)."""
+
 
 @dataclass(frozen=True)
 class NoiseModel:
-    """Gain (e-/ADU) and read noise (e-) of a readout setup, and where each came from."""
+    """Gain (e-/ADU) and read noise (e-) of a readout setup, and where each came from.
+
+    ``quantisation`` is the variance (ADU^2) the ADC's rounding adds; ``zero_level`` the raw
+    level (ADU) at which photon noise vanishes, for frames with no bias or dark to say it
+    (None when it is 0 or a master says it).
+    """
 
     gain: float
     gain_source: str
     read_noise: float
     read_noise_source: str
+    quantisation: float = 0.0
+    zero_level: float | None = None
 
 
-def noise_model(group: Sequence[FrameInfo], bias: Frame | None, options: ReduceOptions
-                ) -> NoiseModel:
-    """Gain and read noise of one setup's frames: option, header, measured, or assumed.
+def noise_model(group: Sequence[FrameInfo], bias: Frame | None, options: ReduceOptions,
+                sensor: Sensor | None = None,
+                zero_for: Callable[[FrameInfo], Frame | None] | None = None) -> NoiseModel:
+    """Gain and read noise of one setup's frames, each checked against the data.
 
     Parameters
     ----------
     group : sequence of FrameInfo
-        The setup's raw frames (its biases, darks and flats are measured when needed).
+        The setup's raw frames (biases, dark-flats, darks, flats and lights are measured).
     bias : Frame, optional
         The setup's master bias (its own, or borrowed from the library).
     options : ReduceOptions
-        ``gain`` and ``read_noise`` override everything; ``sources`` says where they came from.
+        ``gain`` and ``read_noise`` override the headers; ``sources`` says where they came from.
+    sensor : Sensor, optional
+        The setup's ADC step (an ``EGAIN`` per ADC code is divided by it).
+    zero_for : callable, optional
+        ``zero_for(flat)``: the zero level of a flat (bias, dark-flat, dark), for photon transfer.
     """
-    gain, gain_source = _header_value(group, "gain", options.gain,
-                                      options.sources.get("gain", "command line"))
-    rn, rn_source = _header_value(group, "read_noise", options.read_noise,
-                                  options.sources.get("read_noise", "command line"))
-    rn_adu, rn_from = (None, "") if options.read_noise is not None else measure_read_noise(
-        group, options)
-    if rn_adu is None and options.read_noise is None and bias is not None and (
-            "RNADU" in bias.header):
+    sensor = sensor or Sensor()
+    rn_adu = _measured_read_noise(group, bias, options)
+    header_rn = _header_value(group, "read_noise")
+    rn_guess = rn_adu.value
+    gain, gain_source, line = _gain(group, options, sensor, zero_for, rn_guess)
+    no_read_noise = rn_adu.value is None and header_rn.value is None and (
+        options.read_noise is None)
+    if line is not None and no_read_noise:
+        return _from_sky_line(line, gain_source, sensor)
+    rn, rn_source = _read_noise(options, header_rn, rn_adu, gain)
+    return NoiseModel(gain, gain_source, rn, rn_source, sensor.quantisation_variance)
+
+
+def _measured_read_noise(group: Sequence[FrameInfo], bias: Frame | None,
+                         options: ReduceOptions) -> Measured:
+    if options.read_noise is not None:
+        return Measured()
+    measured = measure_read_noise(group, options.overscan)
+    if measured.value is None and bias is not None and "RNADU" in bias.header:
         # A night without biases takes the read noise its library master bias measured.
-        rn_adu, rn_from = float(bias.header["RNADU"]), "2 biases (of the library bias)"
-    if gain is None:
-        gain, gain_source = _measure_gain(group, bias, rn_adu, options)
-    rn, rn_source = _settle_read_noise(rn, rn_source, rn_adu, rn_from, gain)
-    return NoiseModel(gain, gain_source, rn, rn_source)
+        return Measured(float(bias.header["RNADU"]), "2 biases (of the library bias)")
+    return measured
 
 
-def _settle_read_noise(rn: float | None, source: str, rn_adu: float | None, rn_from: str,
-                       gain: float) -> tuple[float, str]:
-    """Return the read noise to use: the given one unless the biases contradict it."""
-    if rn is not None and rn_adu is not None and rn_from.startswith("2 biases"):
-        ratio = rn_adu * gain / rn
+def _header_value(group: Sequence[FrameInfo], attr: str) -> Measured:
+    values = {getattr(i, attr) for i in group if getattr(i, attr) is not None}
+    if len(values) == 1:
+        return Measured(values.pop(), "header")
+    if len(values) > 1:
+        return Measured(float(np.median(sorted(values))), f"header (median of {len(values)})")
+    return Measured()
+
+
+def _header_gain(group: Sequence[FrameInfo], sensor: Sensor) -> Measured:
+    """Return the headers' e-/ADU in saved ADU (an EGAIN per ADC code divided by the step)."""
+    values = {(i.gain, i.gain_depth, i.gain_note) for i in group if i.gain is not None}
+    if not values:
+        notes = {i.gain_note for i in group if i.gain_note}
+        return Measured(None, "; ".join(sorted(notes)))
+    gain, depth, note = sorted(values)[len(values) // 2]
+    if depth == "adc" and sensor.step > 1:
+        return Measured(gain / sensor.step, f"header {note} / {sensor.step} ADU per code")
+    return Measured(gain, f"header {note}")
+
+
+def _gain(group: Sequence[FrameInfo], options: ReduceOptions, sensor: Sensor,
+          zero_for: Callable[[FrameInfo], Frame | None] | None, rn_adu: float | None):
+    """Return the gain, how it was found, and the sky line when it came from the frames' sky."""
+    ptc = (measure_gain(group, zero_for, rn_adu, options.overscan) if zero_for else Measured())
+    if options.gain is not None:
+        source = options.sources.get("gain", "command line")
+        if ptc.value is not None and not _agree(options.gain, ptc.value):
+            source += f" (photon transfer of the flats gives {ptc.value:.3g})"
+        return options.gain, source, None
+    header = _header_gain(group, sensor)
+    if header.value is not None and ptc.value is not None:
+        ratio = header.value / ptc.value
+        if _agree(header.value, ptc.value):
+            return header.value, f"{header.how}; photon transfer agrees ({ratio:.2f})", None
+        return ptc.value, (f"measured by {ptc.how}; the {header.how} value "
+                           f"{header.value:.3g} is {ratio:.2f}x off"), None
+    plausible = header.value is not None and PLAUSIBLE_GAIN[0] <= header.value <= \
+        PLAUSIBLE_GAIN[1]
+    if plausible:
+        return header.value, header.how, None
+    if ptc.value is not None:
+        return ptc.value, f"measured by {ptc.how}", None
+    return _sky_gain(group, options, header)
+
+
+def _sky_gain(group: Sequence[FrameInfo], options: ReduceOptions, header: Measured):
+    line, frames = measure_sky(group, options.overscan)
+    why = header.how or "no e-/ADU keyword"
+    if line is None:
+        return 1.0, f"unknown ({why}; no frame to measure): 1.0", None
+    if line.fitted:
+        return 1.0 / line.slope, (f"from the sky noise against level of {frames} ({why})"), line
+    return 1.0 / line.slope, (f"from the sky noise of {frames}, all taken as photon noise "
+                              f"({why}; one sky level, so read noise cannot be told apart)"), line
+
+
+def _from_sky_line(line, source: str, sensor: Sensor) -> NoiseModel:
+    """Return a noise model from ``variance = intercept + level / gain``, measured on the frames."""
+    gain = 1.0 / line.slope
+    floor = line.intercept - sensor.quantisation_variance
+    if floor >= 0:
+        return NoiseModel(gain, source, float(np.sqrt(floor)) * gain,
+                          "from the same sky noise line (intercept)",
+                          sensor.quantisation_variance)
+    # Below this raw level the line says the photon noise vanishes (a pedestal).
+    return NoiseModel(gain, source, 0.0, "within the sky noise line (not separable)",
+                      sensor.quantisation_variance, zero_level=-floor * gain)
+
+
+def _agree(value: float, measured: float) -> bool:
+    return GAIN_AGREEMENT[0] <= value / measured <= GAIN_AGREEMENT[1]
+
+
+def _read_noise(options: ReduceOptions, header: Measured, measured: Measured,
+                gain: float) -> tuple[float, str]:
+    """Return the read noise (e-): option or header unless the biases contradict it."""
+    if options.read_noise is not None:
+        given = Measured(options.read_noise, options.sources.get("read_noise", "command line"))
+    else:
+        given = header
+    rn_adu, rn_from = measured.value, measured.how
+    if given.value is not None and rn_adu is not None and rn_from.startswith("2 biases"):
+        ratio = rn_adu * gain / given.value
         if not READ_NOISE_AGREEMENT[0] <= ratio <= READ_NOISE_AGREEMENT[1]:
             # The data's own noise wins: a noise model that is off by a factor flags noise as
             # cosmic rays and misstates every uncertainty.
-            return rn_adu * gain, (f"measured from {rn_from} ({rn_adu:.2f} ADU); the {source} "
-                                   f"value {rn:.3g} e- is {ratio:.2f}x off")
-    if rn is not None:
-        return rn, source
+            return rn_adu * gain, (f"measured from {rn_from} ({rn_adu:.2f} ADU); the "
+                                   f"{given.how} value {given.value:.3g} e- is {ratio:.2f}x off")
+    if given.value is not None:
+        return given.value, given.how
     if rn_adu is not None:
         return rn_adu * gain, f"measured from {rn_from} ({rn_adu:.2f} ADU)"
     return 0.0, "unknown (no keyword, no pair of biases or darks): 0"
@@ -87,82 +195,7 @@ def _settle_read_noise(rn: float | None, source: str, rn_adu: float | None, rn_f
 
 def read_noise_cards(inputs: Sequence[FrameInfo], options: ReduceOptions) -> dict[str, tuple]:
     """Header cards recording the read noise a master bias's raw frames show (for borrowers)."""
-    rn_adu, rn_from = measure_read_noise(inputs, options)
-    if rn_from != "2 biases":
+    measured = measure_read_noise(inputs, options.overscan)
+    if measured.how != "2 biases":
         return {}
-    return {"RNADU": (round(rn_adu, 4), "[adu] read noise from 2 raw biases")}
-
-
-def measure_read_noise(group: Sequence[FrameInfo], options: ReduceOptions
-                       ) -> tuple[float | None, str]:
-    """Measure read noise in ADU from two biases, else from two darks of one exposure.
-
-    Two darks give an upper limit: their difference also holds the dark current's shot noise.
-    """
-    biases = [i.path for i in group if i.kind == "bias"]
-    if len(biases) >= 2:
-        first, second = (_read_trimmed(path, options).data for path in biases[:2])
-        return read_noise_adu(first, second), "2 biases"
-    darks: dict[float, list[Path]] = {}
-    for info in group:
-        if info.kind == "dark" and info.exptime is not None:
-            darks.setdefault(round(info.exptime, 2), []).append(info.path)
-    pairs = [paths for _, paths in sorted(darks.items()) if len(paths) >= 2]
-    if pairs:
-        first, second = pairs[0][:2]
-        value = read_noise_adu(_read_trimmed(first, options).data,
-                               _read_trimmed(second, options).data)
-        return value, "2 darks, upper limit"
-    return None, ""
-
-
-def _header_value(group: Sequence[FrameInfo], attr: str, override: float | None,
-                  override_source: str) -> tuple[float | None, str]:
-    if override is not None:
-        return override, override_source
-    values = {getattr(i, attr) for i in group if getattr(i, attr) is not None}
-    if len(values) == 1:
-        return values.pop(), "header"
-    if len(values) > 1:
-        return float(np.median(sorted(values))), f"header (median of {len(values)} values)"
-    return None, ""
-
-
-def _read_trimmed(path: Path, options: ReduceOptions) -> Frame:
-    """Read a raw frame, its overscan subtracted and trimmed as the masters were made."""
-    frame = io.read(path)
-    if options.overscan is None:
-        return frame
-    return apply_geometry(frame, readout_geometry(frame.header, frame.shape),
-                          model=options.overscan)
-
-
-def _measure_gain(group: Sequence[FrameInfo], bias: Frame | None, rn_adu: float | None,
-                  options: ReduceOptions) -> tuple[float, str]:
-    flats = [i for i in group if i.kind == "flat"]
-    if bias is None or len(flats) < 2:
-        return 1.0, "assumed 1.0 (no keyword; measuring needs a master bias and 2 flats)"
-    by_filter: dict[str, list[FrameInfo]] = {}
-    for info in flats:
-        by_filter.setdefault(info.filter or "", []).append(info)
-    pair = max(by_filter.values(), key=len)
-    if len(pair) < 2:
-        return 1.0, "assumed 1.0 (no keyword; no two flats of one filter to measure it)"
-    f1, f2 = (_read_trimmed(info.path, options).data for info in pair[:2])
-    read_noise = rn_adu if rn_adu is not None else 0.0
-    gain = gain_from_flats(f1, f2, bias.data, read_noise)
-    if not np.isfinite(gain) or gain <= 0:
-        return 1.0, "assumed 1.0 (photon-transfer measurement failed)"
-    return gain, f"measured by photon transfer ({pair[0].path.name}, {pair[1].path.name})"
-
-
-def saturation_level(info: FrameInfo, override: float | None) -> float | None:
-    """Raw saturation: ``override``, else SATURATE/DATAMAX, else the ADC's largest value."""
-    if override is not None:
-        return override
-    if info.saturation is not None:
-        return info.saturation
-    if info.bitpix and info.bitpix > 0:
-        bzero = info.bzero or 0.0
-        return float(2 ** (info.bitpix - 1) - 1 + bzero)
-    return None
+    return {"RNADU": (round(measured.value, 4), "[adu] read noise from 2 raw biases")}

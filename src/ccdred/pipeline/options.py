@@ -7,7 +7,9 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ..combine import CombineOptions
+from ..instruments.camera import CFA_PATTERNS
 from ..kernels.overscan import OVERSCAN_MODELS
+from ..steps.masters import CFA_FLAT_SCALINGS
 
 __all__ = ["ReduceOptions", "OptionsView"]
 
@@ -40,6 +42,12 @@ class ReduceOptions:
     overscan: str | None = "median"
     """Overscan model where headers give a BIASSEC (median, mean, poly); None: no overscan
     subtraction and no trimming."""
+    bayer: str | None = None
+    """Bayer pattern at the first pixel (``RGGB``...) of every frame, for cameras whose headers
+    do not say (or say wrong); None: as the headers say."""
+    cfa_flat_scaling: str = "separate"
+    """A colour flat normalised to 1 in each colour plane (``separate``) or over all pixels
+    (``global``); see `ccdred.steps.finish_flat`."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.combine, CombineOptions):
@@ -47,6 +55,11 @@ class ReduceOptions:
         if self.overscan is not None and self.overscan not in OVERSCAN_MODELS:
             raise ValueError(f"overscan must be one of {', '.join(OVERSCAN_MODELS)}, "
                              f"got {self.overscan!r}")
+        if self.bayer is not None and self.bayer not in CFA_PATTERNS:
+            raise ValueError(f"bayer must be one of {', '.join(CFA_PATTERNS)}, got {self.bayer!r}")
+        if self.cfa_flat_scaling not in CFA_FLAT_SCALINGS:
+            raise ValueError(f"cfa_flat_scaling must be one of {', '.join(CFA_FLAT_SCALINGS)}, "
+                             f"got {self.cfa_flat_scaling!r}")
         for name in ("hot_sigma", "dead_sigma", "min_flat"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

@@ -100,6 +100,8 @@ class NightPlan:
     skipped: tuple[FrameInfo, ...] = ()
     warnings: tuple[str, ...] = ()
     setups: dict[tuple[Any, ...], str] = field(default_factory=dict)
+    frames: tuple[FrameInfo, ...] = ()
+    """Every usable raw frame, as read (and with the Bayer pattern an option set)."""
 
     def master(self, name: str) -> MasterPlan:
         """Return the master called ``name``."""
@@ -165,11 +167,33 @@ def choose_dark(exptime: float | None, darks: Sequence[MasterPlan],
 
 
 def setups(infos: Iterable[FrameInfo]) -> dict[tuple[Any, ...], str]:
-    """Each readout setup of the frames and its suffix in product names (none if only one)."""
+    """Each setup of the frames and its suffix in product names (none if there is only one).
+
+    The suffix names what differs between the night's setups: ``_1024x1024_bin2x2``,
+    ``_g100_o50``, ``_RGGB``...; two setups never share one.
+    """
     keys = sorted({i.setup for i in infos}, key=str)
     if len(keys) <= 1:
         return {key: "" for key in keys}
-    return {key: f"_{key[0][1]}x{key[0][0]}_bin{key[1][0]}x{key[1][1]}" for key in keys}
+    parts = {key: _setup_parts(key) for key in keys}
+    differing = [i for i in range(len(parts[keys[0]]))
+                 if len({parts[key][i] for key in keys}) > 1]
+    if differing and differing[0] < 2:  # the geometry differs: name it in full, as always
+        differing = [0, 1] + [i for i in differing if i >= 2]
+    names = {key: "_" + "_".join(parts[key][i] for i in differing) for key in keys}
+    if len(set(names.values())) < len(names):  # parts that read alike: number them
+        names = {key: f"{name}_{n}" for n, (key, name) in enumerate(names.items(), start=1)}
+    return names
+
+
+def _setup_parts(setup: Any) -> list[str]:
+    shape, binning = setup[0], setup[1]
+    parts = [f"{shape[1]}x{shape[0]}" if shape else "noshape", f"bin{binning[0]}x{binning[1]}"]
+    extra = list(setup[2:]) + [None] * (4 - len(setup[2:]))
+    gain, offset, mode, cfa = extra[:4]
+    parts += [f"g{gain:g}" if gain is not None else "g-", f"o{offset:g}" if offset is not None
+              else "o-", safe_name(mode) if mode else "mode-", cfa or "mono"]
+    return parts
 
 
 def output_names(science: Sequence[FrameInfo], raw_dir: Path) -> dict[Path, str]:

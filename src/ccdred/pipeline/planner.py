@@ -61,7 +61,8 @@ def build_plan(infos: Sequence[FrameInfo], raw_dir: Path,
     warnings.extend(_header_notes(usable))
     return NightPlan(raw_dir=raw_dir, masters=tuple(masters), science=tuple(science),
                      skipped=tuple(i for i in infos if not i.ok),
-                     warnings=tuple(dict.fromkeys(warnings)), setups=setup_suffixes)
+                     warnings=tuple(dict.fromkeys(warnings)), setups=setup_suffixes,
+                     frames=tuple(usable))
 
 
 def _header_notes(infos: Sequence[FrameInfo]) -> list[str]:

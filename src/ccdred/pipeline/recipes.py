@@ -24,6 +24,7 @@ from .. import steps
 from ..combine import CombineResult
 from ..flags import Flag
 from ..frame import Frame
+from ..kernels.mosaic import plane_slices
 from .noise import NOISE_OPTIONS, NoiseModel
 
 if TYPE_CHECKING:
@@ -36,8 +37,9 @@ GROUPINGS = ("setup", "exptime", "filter")
 """How a kind's frames are split into masters: one per readout setup, per exposure time, or
 per filter (always within a setup)."""
 
-Finish = Callable[[CombineResult, "Frame | None", "float | None", "OptionsView"], CombineResult]
-Defects = Callable[[Frame, "OptionsView"], Frame]
+Finish = Callable[[CombineResult, "Frame | None", "float | None", "OptionsView", "str | None"],
+                  CombineResult]
+Defects = Callable[[Frame, "OptionsView", "str | None"], Frame]
 Cards = Callable[[Frame, "MasterPlan", "OptionsView"], dict[str, Any]]
 Variance = Callable[[Frame, int, NoiseModel], "np.ndarray | None"]
 
@@ -57,8 +59,8 @@ class Recipe:
     one for each group of those frames."""
     variance: Variance
     """Variance model where the stack was too small to measure one (a single frame)."""
-    finish: Finish = field(default=lambda result, bias, saturation, view: result)
-    """Finishing of the combined stack: ``finish(result, bias, saturation, view)``."""
+    finish: Finish = field(default=lambda result, bias, saturation, view, cfa: result)
+    """Finishing of the combined stack: ``finish(result, bias, saturation, view, cfa)``."""
     subtract_bias: bool = False
     """The master bias is subtracted from each input first (when there is one)."""
     dark_kinds: tuple[str, ...] = ()
@@ -92,7 +94,7 @@ class Recipe:
 
 
 def _read_noise_adu2(noise: NoiseModel) -> float:
-    return (noise.read_noise / noise.gain) ** 2
+    return (noise.read_noise / noise.gain) ** 2 + noise.quantisation
 
 
 def _signal(frame: Frame) -> np.ndarray:
@@ -108,28 +110,39 @@ def _dark_variance(frame: Frame, n: int, noise: NoiseModel) -> np.ndarray:
 
 
 def _flat_variance(frame: Frame, n: int, noise: NoiseModel) -> np.ndarray | None:
-    level = float(frame.header.get("FLATLVL", 0.0))
-    if not level > 0:
+    level = _flat_levels(frame)
+    if not np.all(level > 0):
         return None
     return (_read_noise_adu2(noise) + _signal(frame) * level / noise.gain) / (level**2 * n)
 
 
+def _flat_levels(frame: Frame) -> np.ndarray:
+    """Return the raw level a flat value of 1 stands for, per pixel (per colour plane)."""
+    if "FLATLV1" not in frame.header:
+        return np.full(frame.shape, float(frame.header.get("FLATLVL", 0.0)))
+    levels = np.empty(frame.shape)
+    for n, (rows, cols) in enumerate(plane_slices("RGGB"), start=1):
+        levels[rows, cols] = float(frame.header.get(f"FLATLV{n}", 0.0))
+    return levels
+
+
 def _finish_dark(result: CombineResult, bias: Frame | None, saturation: float | None,
-                 view: OptionsView) -> CombineResult:
+                 view: OptionsView, cfa: str | None) -> CombineResult:
     return steps.finish_dark(result, bias=bias, saturation=saturation)
 
 
 def _finish_flat(result: CombineResult, bias: Frame | None, saturation: float | None,
-                 view: OptionsView) -> CombineResult:
-    return steps.finish_flat(result, min_flat=view.min_flat)
+                 view: OptionsView, cfa: str | None) -> CombineResult:
+    return steps.finish_flat(result, min_flat=view.min_flat, cfa=cfa,
+                             scaling=view.cfa_flat_scaling)
 
 
-def _hot_pixels(frame: Frame, view: OptionsView) -> Frame:
-    return steps.find_hot_pixels(frame, k=view.hot_sigma)
+def _hot_pixels(frame: Frame, view: OptionsView, cfa: str | None) -> Frame:
+    return steps.find_hot_pixels(frame, k=view.hot_sigma, cfa=cfa)
 
 
-def _dead_pixels(frame: Frame, view: OptionsView) -> Frame:
-    return steps.find_dead_pixels(frame, k=view.dead_sigma)
+def _dead_pixels(frame: Frame, view: OptionsView, cfa: str | None) -> Frame:
+    return steps.find_dead_pixels(frame, k=view.dead_sigma, cfa=cfa)
 
 
 def _dark_cards(frame: Frame, master: MasterPlan, view: OptionsView) -> dict[str, Any]:
@@ -149,8 +162,9 @@ def _flat_cards(frame: Frame, master: MasterPlan, view: OptionsView) -> dict[str
                          f"dead/weak pixels (< local - {view.dead_sigma:g} sig)")}
 
 
-_COMBINED = ("combine", "saturation", "overscan")
-"""Every master reads how to combine, the raw saturation level and the overscan model."""
+_COMBINED = ("combine", "saturation", "overscan", "bayer")
+"""Every master reads how to combine, the raw saturation level, the overscan model and the
+Bayer pattern (an option can set it)."""
 
 RECIPES: Mapping[str, Recipe] = MappingProxyType({recipe.kind: recipe for recipe in (
     Recipe("bias", frames="bias", group_by="setup", serves="science", variance=_bias_variance,
@@ -170,7 +184,7 @@ RECIPES: Mapping[str, Recipe] = MappingProxyType({recipe.kind: recipe for recipe
            cards=_flat_cards, represents_exposure=False,
            notes=("each flat normalised by its median, combined, normalised to mean 1",),
            library_criteria=("filter",), report=("defects", "donuts"),
-           options=(*_COMBINED, "dead_sigma", "min_flat")),
+           options=(*_COMBINED, "dead_sigma", "min_flat", "cfa_flat_scaling")),
 )})
 """Every kind of master, in the order a night builds them (each after what it needs)."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from ..inventory import FrameInfo, describe_file, scan
 from ..library import CalibrationLibrary, Rules
 from .executors import Executor, InProcess, threads_per_worker
 from .masters import MasterBuild, badpix_maps, build_master, master_key
-from .noise import NoiseModel, noise_model, saturation_level
+from .noise import NoiseModel, noise_model
 from .options import ReduceOptions
 from .plan import MasterPlan, NightPlan, SciencePlan
 from .planner import build_plan
@@ -37,6 +37,7 @@ from .products import (
 )
 from .recipes import recipe_for
 from .science import SCIENCE_STEPS, ScienceJob, science_product, science_task
+from .sensor import Sensor, analyse_sensor
 from .tasks import MasterRef
 
 __all__ = ["NightResult", "plan_night", "reduce_night", "LIBRARY_NAME", "Progress"]
@@ -66,7 +67,8 @@ class NightResult:
 
 
 def plan_night(raw_dir: str | Path, out_dir: str | Path | None = None, *,
-               library: str | Path | None = None, rules: Rules | None = None) -> NightPlan:
+               library: str | Path | None = None, rules: Rules | None = None,
+               bayer: str | None = None) -> NightPlan:
     """Scan ``raw_dir`` and plan its reduction (headers only; nothing is written).
 
     Parameters
@@ -80,6 +82,8 @@ def plan_night(raw_dir: str | Path, out_dir: str | Path | None = None, *,
         ``out_dir/calibrations.sqlite``. Used only when the file exists.
     rules : Rules, optional
         When a library master may serve (`ccdred.library.Rules`).
+    bayer : str, optional
+        The Bayer pattern of every frame, whatever the headers say (``RGGB``...).
 
     Raises
     ------
@@ -97,6 +101,8 @@ def plan_night(raw_dir: str | Path, out_dir: str | Path | None = None, *,
         exclude.append(out)
     library_path = library_path_for(library, out_dir)
     infos = scan(raw, exclude=exclude)
+    if bayer is not None:
+        infos = [replace(i, cfa=bayer) for i in infos]
     if library_path is None or not library_path.is_file():
         return build_plan(infos, raw, rules=rules)
     with CalibrationLibrary(library_path) as calibrations:
@@ -160,7 +166,7 @@ def run_night(raw_dir: str | Path, out_dir: str | Path, *, options: ReduceOption
               library: str | Path | None) -> NightResult:
     """`reduce_night`, with masters and science frames forced apart (for many nights)."""
     out = Path(out_dir)
-    plan = plan or plan_night(raw_dir, out, library=library)
+    plan = plan or plan_night(raw_dir, out, library=library, bayer=options.bayer)
     _validate_inputs(plan, options)
     _check_writable(out)
     remove_stale_parts(out)
@@ -184,7 +190,8 @@ def run_night(raw_dir: str | Path, out_dir: str | Path, *, options: ReduceOption
 
 
 def _raw_infos(plan: NightPlan) -> dict[Path, FrameInfo]:
-    infos = {i.input.path: i.input for i in plan.science}
+    infos = {i.path: i for i in plan.frames}
+    infos.update({i.input.path: i.input for i in plan.science})
     for master in plan.masters:
         for path in master.inputs:
             infos.setdefault(path, describe_file(path, plan.raw_dir))
@@ -227,6 +234,7 @@ class _Run:
     checksums: dict[Path, str] = field(init=False)
     masters: dict[str, Frame] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
+    sensors: dict[tuple[Any, ...], Sensor] = field(default_factory=dict)
     products: dict[str, Product] = field(default_factory=dict)
     """Every master and bad-pixel map, by name (checksums hashed once, when written or kept)."""
     reduced: list[Product] = field(default_factory=list)
@@ -234,26 +242,48 @@ class _Run:
     def __post_init__(self) -> None:
         self.checksums = {path: io.sha256(path) for path in self.infos}
 
+    def group(self, setup: tuple[Any, ...]) -> list[FrameInfo]:
+        """Return the raw frames of one setup."""
+        return [i for i in self.infos.values() if i.setup == setup]
+
+    def sensor_for(self, setup: tuple[Any, ...]) -> Sensor:
+        """Return the setup's ADC step and saturation, found once from its raw frames."""
+        if setup not in self.sensors:
+            self.sensors[setup] = analyse_sensor(self.group(setup), self.options.saturation)
+        return self.sensors[setup]
+
     def noise_for(self, setup: tuple[Any, ...]) -> NoiseModel:
         """Return the setup's noise model, made once, when a master or frame first needs it."""
         suffix = self.plan.setups.get(setup, "")
         if suffix not in self.result.noise:
-            group = [i for i in self.infos.values() if i.setup == setup]
             bias = next((self.masters.get(m.name) for m in self.plan.masters
                          if m.kind == "bias" and m.setup == setup), None)
-            self.result.noise[suffix] = noise_model(group, bias, self.options)
+            self.result.noise[suffix] = noise_model(self.group(setup), bias, self.options,
+                                                    self.sensor_for(setup), self._flat_zero)
         return self.result.noise[suffix]
+
+    def _flat_zero(self, flat: FrameInfo) -> Frame | None:
+        """Return what a flat's pedestal and dark are removed with: its bias, dark(-flat)."""
+        master = next((m for m in self.plan.masters if flat.path in m.inputs), None)
+        if master is None:
+            return None
+        parts = [self.masters[master.bias].data] if master.bias in self.masters else []
+        choice = master.darks[master.inputs.index(flat.path)] if master.darks else None
+        if choice is not None and choice.master in self.masters:
+            parts.append(self.masters[choice.master].data * np.float32(choice.scale))
+        return Frame(np.sum(parts, axis=0)) if parts else None
 
     def master(self, master: MasterPlan) -> None:
         """Build one master (or take it from the library, or keep it when up to date)."""
         if master.library is not None:
             self._borrow(master)
             return
-        key = master_key(master, self.options, self.checksums, self.keys)
+        key = master_key(master, self.options, self.checksums, self.keys,
+                         self.sensor_for(master.setup))
         path = self.out / "masters" / master.filename
         if self.force_masters or not up_to_date(path, key):
             build = MasterBuild(self.masters, self.infos, self.checksums, self.executor,
-                                self.noise_for)
+                                self.noise_for, self.sensor_for)
             frame = build_master(master, self.options, build)
             io.write(frame.with_header({"CCDRKEY": (key, "hash of inputs and parameters")}),
                      path)
@@ -327,7 +357,7 @@ class _Run:
                              sci.badpix) if n and n in self.products]
         refs = tuple(MasterRef(n, str(self.products[n].path), self.products[n].role,
                                self.products[n].sha256) for n in names)
-        saturation = saturation_level(sci.input, self.options.saturation)
+        saturation = self.sensor_for(sci.input.setup).saturation
         raw_sum = self.checksums[sci.input.path]
         key = product_key({"raw": raw_sum, "masters": {r.name: r.sha256 for r in refs},
                            "noise": asdict(noise), "options": self.options.as_dict(),

@@ -76,8 +76,10 @@ def _step_noise_model(frame: Frame, ctx: _Context) -> Frame:
     zero = ctx.masters.get(ctx.plan.bias) if ctx.plan.bias else None
     if zero is None and ctx.plan.dark is not None:
         zero = ctx.masters[ctx.plan.dark.master]
+    if zero is None:
+        zero = ctx.noise.zero_level
     return steps.add_noise_model(frame, gain=ctx.noise.gain, read_noise=ctx.noise.read_noise,
-                                 zero_level=zero)
+                                 zero_level=zero, quantisation=ctx.noise.quantisation)
 
 
 def _step_subtract_bias(frame: Frame, ctx: _Context) -> Frame:
@@ -94,7 +96,7 @@ def _step_subtract_dark(frame: Frame, ctx: _Context) -> Frame:
     cards = {"DARKSCL": (round(scale, 6), "factor applied to the master dark")}
     if ctx.options.optimize_dark and dark.header.get("DARKSCAL", False):
         try:
-            scale = steps.optimal_dark_scale(frame, dark)
+            scale = steps.optimal_dark_scale(frame, dark, cfa=ctx.plan.input.cfa)
         except ValueError as err:
             cards["DARKOPT"] = (f"not fitted: {err}"[:68], "dark optimisation")
         else:
@@ -120,11 +122,12 @@ def _step_flag_defects(frame: Frame, ctx: _Context) -> Frame:
 def _step_reject_cosmics(frame: Frame, ctx: _Context) -> Frame:
     if not ctx.options.cosmics:
         return frame
-    return steps.reject_cosmics(frame, gain=ctx.noise.gain, read_noise=ctx.noise.read_noise)
+    return steps.reject_cosmics(frame, gain=ctx.noise.gain, read_noise=ctx.noise.read_noise,
+                                cfa=ctx.plan.input.cfa)
 
 
 def _step_repair(frame: Frame, ctx: _Context) -> Frame:
-    return steps.repair(frame) if ctx.options.repair else frame
+    return steps.repair(frame, cfa=ctx.plan.input.cfa) if ctx.options.repair else frame
 
 
 _STEP_FUNCTIONS: dict[str, Callable[[Frame, _Context], Frame]] = {
@@ -205,7 +208,7 @@ def _provenance(frame: Frame, job: ScienceJob, out: Path) -> Frame:
                              "GAINSRC": (noise.gain_source[:68], "where the gain came from"),
                              "RDNOISE": (round(noise.read_noise, 3), "[e-] read noise used"),
                              "RNSRC": (noise.read_noise_source[:68], "where read noise came from"),
-                             "BUNIT": "adu"}
+                             "BUNIT": "adu", **_bayer_cards(sci.input.cfa)}
     history = [f"ccdred {version()}: calibrated as (raw - bias - dark) / flat"]
     history.extend(geometry_history(sci.input, job.options.overscan))
     refs = {ref.name: (master_reference(Path(ref.path), out), ref.sha256) for ref in job.masters}
@@ -220,6 +223,16 @@ def _provenance(frame: Frame, job: ScienceJob, out: Path) -> Frame:
     counts = {flag.name: int(frame.has(flag).sum()) for flag in Flag}
     history.append("flags: " + ", ".join(f"{k}={v}" for k, v in counts.items() if v))
     return frame.with_header(cards, history)
+
+
+def _bayer_cards(cfa: str | None) -> dict[str, Any]:
+    """Return the mosaic's Bayer keywords, as stacking programs read them."""
+    if not cfa:
+        return {}
+    return {"BAYERPAT": (cfa, "Bayer pattern at the first pixel"),
+            "XBAYROFF": (0, "X offset of the Bayer pattern"),
+            "YBAYROFF": (0, "Y offset of the Bayer pattern"),
+            "ROWORDER": ("TOP-DOWN", "BAYERPAT applies to the first row stored")}
 
 
 def _dark_history(frame: Frame, sci: SciencePlan, refs: Mapping[str, tuple[str, str]],

@@ -8,6 +8,8 @@ from ..flags import BAD, REPAIRABLE, Flag, flagged
 from ..frame import Frame
 from ..kernels.filters import grow_mask
 from ..kernels.lacosmic import detect_cosmics
+from ..kernels.mosaic import assemble, per_plane
+from ..kernels.mosaic_cosmics import detect_cosmics_mosaic
 from ..kernels.repair import fill_pixels, repair_pixels
 from ..kernels.stats import clipped_slope
 
@@ -33,19 +35,28 @@ def flag_saturation(frame: Frame, level: float | None) -> Frame:
 
 
 def add_noise_model(frame: Frame, *, gain: float, read_noise: float,
-                    zero_level: Frame | None = None) -> Frame:
+                    zero_level: Frame | float | None = None, quantisation: float = 0.0
+                    ) -> Frame:
     """Attach the CCD noise model's variance to a raw frame.
 
-    ``variance = (read_noise / gain)^2 + max(data - zero_level, 0) / gain`` in ADU^2, with
-    ``gain`` in electrons per ADU and ``read_noise`` in electrons. ``zero_level`` is the master
-    bias (or, without one, the master dark), so Poisson noise counts only the detected charge.
+    ``variance = (read_noise / gain)^2 + quantisation + max(data - zero_level, 0) / gain`` in
+    ADU^2, with ``gain`` in electrons per ADU and ``read_noise`` in electrons. ``zero_level``
+    is the master bias (or, without one, the master dark, or a level in ADU), so Poisson noise
+    counts only the detected charge; ``quantisation`` the variance of the ADC's rounding
+    (``step**2 / 12`` for a 12-bit ADC scaled by 16).
     """
     if not gain > 0:
         raise ValueError(f"gain must be positive (e-/ADU), got {gain}")
     if not read_noise >= 0:
         raise ValueError(f"read noise must be >= 0 (e-), got {read_noise}")
-    signal = frame.data if zero_level is None else frame.data - zero_level.data
-    variance = np.float32((read_noise / gain) ** 2) + np.maximum(signal, 0) / np.float32(gain)
+    if not quantisation >= 0:
+        raise ValueError(f"quantisation variance must be >= 0, got {quantisation}")
+    if isinstance(zero_level, Frame):
+        signal = frame.data - zero_level.data
+    else:
+        signal = frame.data if zero_level is None else frame.data - np.float32(zero_level)
+    floor = np.float32((read_noise / gain) ** 2 + quantisation)
+    variance = floor + np.maximum(signal, 0) / np.float32(gain)
     return frame.replace(variance=variance.astype(np.float32))
 
 
@@ -61,8 +72,8 @@ def subtract_dark(frame: Frame, dark: Frame, scale: float = 1.0) -> Frame:
     return frame - dark * scale
 
 
-def optimal_dark_scale(frame: Frame, dark: Frame, *, clip: float = 5.0, iterations: int = 5
-                       ) -> float:
+def optimal_dark_scale(frame: Frame, dark: Frame, *, clip: float = 5.0, iterations: int = 5,
+                       cfa: str | None = None) -> float:
     """Fit the dark factor that leaves the least dark pattern in a bias-subtracted frame.
 
     Siril's dark optimisation minimises the noise of ``frame - k * dark``; that noise is
@@ -80,14 +91,16 @@ def optimal_dark_scale(frame: Frame, dark: Frame, *, clip: float = 5.0, iteratio
     """
     if frame.shape != dark.shape:
         raise ValueError(f"frame is {frame.shape} but the dark is {dark.shape}")
+    lag = 2 if cfa else 1  # a colour mosaic's neighbours of the same colour are 2 apart
     usable = ~flagged(frame.dq | dark.dq, BAD & ~Flag.HOT)
-    usable = usable[:, 1:] & usable[:, :-1]
-    y = np.diff(frame.data.astype(np.float64), axis=1)[usable]
-    x = np.diff(dark.data.astype(np.float64), axis=1)[usable]
+    usable = usable[:, lag:] & usable[:, :-lag]
+    data, pattern = frame.data.astype(np.float64), dark.data.astype(np.float64)
+    y = (data[:, lag:] - data[:, :-lag])[usable]
+    x = (pattern[:, lag:] - pattern[:, :-lag])[usable]
     if frame.variance is not None:
         # A hot pixel's own shot noise is large: weigh each difference by its variance.
         variance = frame.variance.astype(np.float64)
-        weight = 1.0 / np.maximum((variance[:, 1:] + variance[:, :-1])[usable], 1e-12)
+        weight = 1.0 / np.maximum((variance[:, lag:] + variance[:, :-lag])[usable], 1e-12)
     else:
         weight = np.ones_like(y)
     try:
@@ -114,7 +127,7 @@ def flat_correct(frame: Frame, flat: Frame, *, min_flat: float = 0.1) -> Frame:
 
 
 def reject_cosmics(frame: Frame, *, gain: float, read_noise: float, sigclip: float = 4.5,
-                   objlim: float = 5.0, clean: bool = False) -> Frame:
+                   objlim: float = 5.0, clean: bool = False, cfa: str | None = None) -> Frame:
     """Detect cosmic rays with L.A.Cosmic and flag them COSMIC_RAY.
 
     Pixels already flagged are filled from their neighbours before detection (a zero or NaN
@@ -138,6 +151,11 @@ def reject_cosmics(frame: Frame, *, gain: float, read_noise: float, sigclip: flo
     clean : bool
         Also replace the hits by L.A.Cosmic's cleaned values (otherwise only flag them; the
         cosmetic `repair` step fills flagged pixels).
+    cfa : str, optional
+        Bayer pattern of a colour mosaic: each colour plane is searched on its own, and
+        detections that light their other-colour neighbours like a star are dropped
+        (`ccdred.kernels.mosaic_cosmics`); saturated cores are masked with a 2-plane-pixel
+        halo (4 pixels of the mosaic).
 
     Notes
     -----
@@ -149,16 +167,18 @@ def reject_cosmics(frame: Frame, *, gain: float, read_noise: float, sigclip: flo
     if not read_noise >= 0:
         raise ValueError(f"read noise must be >= 0, got {read_noise}")
     bad = frame.bad
-    saturated = frame.has(Flag.SATURATED)
-    halo = grow_mask(saturated, 4)
-    variance = None
-    if frame.variance is not None and np.isfinite(frame.variance[~bad]).all():
-        variance = fill_pixels(frame.variance, bad)
-    # Filled defects look like ordinary pixels, so they need no mask: L.A.Cosmic grows its
-    # mask by a pixel, which would hide the 3% of hits that land next to a hot or dead pixel.
-    mask, cleaned = detect_cosmics(
-        fill_pixels(frame.data, bad), inmask=halo, invar=variance, gain=gain,
-        readnoise=read_noise, sigclip=sigclip, objlim=objlim)
+    if cfa:
+        mask, cleaned = _cosmics_mosaic(frame, bad, cfa, gain, read_noise, sigclip, objlim)
+    else:
+        halo = grow_mask(frame.has(Flag.SATURATED), 4)
+        variance = None
+        if frame.variance is not None and np.isfinite(frame.variance[~bad]).all():
+            variance = fill_pixels(frame.variance, bad)
+        # Filled defects look like ordinary pixels, so they need no mask: L.A.Cosmic grows
+        # its mask by a pixel, which would hide the 3% of hits next to a hot or dead pixel.
+        mask, cleaned = detect_cosmics(
+            fill_pixels(frame.data, bad), inmask=halo, invar=variance, gain=gain,
+            readnoise=read_noise, sigclip=sigclip, objlim=objlim)
     mask &= ~bad
     out = frame.with_flags(mask, Flag.COSMIC_RAY)
     if clean:
@@ -166,11 +186,32 @@ def reject_cosmics(frame: Frame, *, gain: float, read_noise: float, sigclip: flo
     return out
 
 
-def repair(frame: Frame, *, flags: Flag = REPAIRABLE, box: int = 5) -> Frame:
+def _by_plane(func, images: list[np.ndarray], cfa: str, **kwargs) -> np.ndarray:
+    """Apply an image-to-image function to each colour plane and put the mosaic together."""
+    return assemble(per_plane(func, images, cfa, **kwargs), images[0].shape, cfa)
+
+
+def _cosmics_mosaic(frame: Frame, bad: np.ndarray, cfa: str, gain: float, read_noise: float,
+                    sigclip: float, objlim: float) -> tuple[np.ndarray, np.ndarray]:
+    """L.A.Cosmic per colour plane (`ccdred.kernels.mosaic_cosmics`), defects filled first."""
+    halo = _by_plane(grow_mask, [frame.has(Flag.SATURATED)], cfa, radius=2)
+    data = _by_plane(fill_pixels, [frame.data, bad], cfa)
+    if frame.variance is not None and np.isfinite(frame.variance[~bad]).all():
+        variance = _by_plane(fill_pixels, [frame.variance, bad], cfa)
+    else:
+        variance = (read_noise / gain) ** 2 + np.maximum(data, 0) / gain
+    return detect_cosmics_mosaic(data, cfa, variance=variance.astype(np.float32),
+                                 inmask=halo.astype(bool), sigclip=sigclip, objlim=objlim)
+
+
+def repair(frame: Frame, *, flags: Flag = REPAIRABLE, box: int = 5, cfa: str | None = None
+           ) -> Frame:
     """Replace pixels carrying ``flags`` by the median of good neighbours in a ``box`` window.
 
     The original flags stay set and REPAIRED is added, so a repaired pixel is never mistaken
     for a measured one. The variance of a repaired pixel is the median of its neighbours'.
+    With a Bayer ``cfa`` the neighbours are the pixels of the same colour (the box is taken in
+    the colour plane).
     """
     if box < 3 or box % 2 == 0:
         raise ValueError(f"box must be an odd number >= 3, got {box}")
@@ -178,11 +219,20 @@ def repair(frame: Frame, *, flags: Flag = REPAIRABLE, box: int = 5) -> Frame:
     target = frame.has(flags)
     if not target.any():
         return frame
-    values, done = repair_pixels(frame.data, bad, box=box)
+    values, done = _repaired(frame.data, bad, box, cfa)
     done &= target
     data = np.where(done, values, frame.data)
     variance = frame.variance
     if variance is not None:
-        var_values, _ = repair_pixels(variance, bad, box=box)
+        var_values, _ = _repaired(variance, bad, box, cfa)
         variance = np.where(done, var_values, variance)
     return frame.replace(data=data, variance=variance).with_flags(done, Flag.REPAIRED)
+
+
+def _repaired(image: np.ndarray, bad: np.ndarray, box: int, cfa: str | None
+              ) -> tuple[np.ndarray, np.ndarray]:
+    if not cfa:
+        return repair_pixels(image, bad, box=box)
+    results = per_plane(repair_pixels, [image, bad], cfa, box=box)
+    return (assemble([r[0] for r in results], image.shape, cfa),
+            assemble([r[1] for r in results], image.shape, cfa, np.bool_))

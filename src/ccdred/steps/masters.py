@@ -20,11 +20,12 @@ from ..combine import CombineOptions, CombineResult, RowSource, as_source, combi
 from ..flags import Flag, flagged
 from ..frame import Frame, set_card
 from ..kernels.defects import find_dead, find_hot
+from ..kernels.mosaic import plane_slices
 from .stream import CalibratedRows
 
 __all__ = ["CombineOptions", "make_master_bias", "make_master_dark", "make_master_flat",
            "combine_calibrated", "finish_dark", "finish_flat", "stack_bands",
-           "find_hot_pixels", "find_dead_pixels", "master_header"]
+           "find_hot_pixels", "find_dead_pixels", "master_header", "CFA_FLAT_SCALINGS"]
 
 
 def _dates(headers: Sequence[fits.Header]) -> list[datetime]:
@@ -136,7 +137,8 @@ def make_master_flat(inputs: Sequence[object], *, bias: Frame | None = None,
                      darks: Sequence[tuple[Frame, float] | None] | None = None,
                      options: CombineOptions = CombineOptions(),
                      saturation: float | None = None, min_flat: float = 0.1,
-                     overscan: str | None = None) -> CombineResult:
+                     overscan: str | None = None, cfa: str | None = None,
+                     cfa_scaling: str = "separate") -> CombineResult:
     """Combine flats of one filter into a master flat normalised to mean 1 over good pixels.
 
     Each flat has the bias and its *own* dark (``darks[i] = (master_dark, scale)``, or None)
@@ -147,7 +149,7 @@ def make_master_flat(inputs: Sequence[object], *, bias: Frame | None = None,
     scaled = options if options.scale is not None else options.replace(scale="median")
     result = combine_calibrated(inputs, bias=bias, darks=darks, options=scaled,
                                 saturation=saturation, overscan=overscan)
-    return finish_flat(result, min_flat=min_flat)
+    return finish_flat(result, min_flat=min_flat, cfa=cfa, scaling=cfa_scaling)
 
 
 def combine_calibrated(inputs: Sequence[object], *, bias: Frame | None = None,
@@ -211,36 +213,71 @@ def finish_dark(result: CombineResult, *, bias: Frame | None = None,
     return replace(result, frame=frame.replace(data=data, dq=dq))
 
 
-def finish_flat(result: CombineResult, *, min_flat: float = 0.1) -> CombineResult:
+CFA_FLAT_SCALINGS = ("separate", "global")
+"""How a colour flat is normalised: each colour plane to mean 1 (``separate``, the default: the
+frame keeps its own colour balance, as PixInsight's WBPP and Siril's CFA equalisation do), or
+over all pixels (``global``: the flat source's colour is divided into every frame)."""
+
+
+def finish_flat(result: CombineResult, *, min_flat: float = 0.1, cfa: str | None = None,
+                scaling: str = "separate") -> CombineResult:
     """Finish a combined stack of flats into a master flat: mean 1 over good pixels.
 
-    LOW_FLAT below ``min_flat``; ``FLATLVL`` says the raw level one unit stands for.
+    LOW_FLAT below ``min_flat``; ``FLATLVL`` says the raw level one unit stands for (and, for
+    a colour flat normalised per plane, ``FLATLVn`` each plane's). With a Bayer ``cfa`` and
+    ``scaling='separate'`` each colour plane is normalised to mean 1 on its own.
 
     Raises
     ------
     ValueError
         No positive signal is left (the flats are not exposed, or over-subtracted).
     """
+    if scaling not in CFA_FLAT_SCALINGS:
+        raise ValueError(f"scaling must be one of {CFA_FLAT_SCALINGS}, got {scaling!r}")
     frame = result.frame
-    good = np.isfinite(frame.data)
-    level = float(np.mean(frame.data[good], dtype=np.float64)) if good.any() else np.nan
+    separate = bool(cfa) and scaling == "separate"
+    parts = plane_slices(cfa if separate else None)
+    levels = [_mean_level(frame.data[part], result) for part in parts]
+    normalised = _scaled(frame, parts, levels)
+    normalised = normalised.with_flags(~(normalised.data >= min_flat), Flag.LOW_FLAT)
+    # Renormalise to mean 1 over the pixels that are still good.
+    usable = ~normalised.bad
+    means = [float(np.mean(normalised.data[part][usable[part]], dtype=np.float64))
+             for part in parts]
+    normalised = _scaled(normalised, parts, means)
+    # The raw level (ADU) one unit of the flat stands for: to model its noise when the
+    # stack is too small to measure it.
+    raw = [float(np.median(result.scales)) * level * mean
+           for level, mean in zip(levels, means, strict=True)]
+    cards = {"FLATLVL": (round(float(np.mean(raw)), 3), "[adu] raw level of a flat value of 1")}
+    if separate:
+        cards["CFASCALE"] = ("separate", "colour planes normalised to 1 each")
+        for n, value in enumerate(raw, start=1):
+            cards[f"FLATLV{n}"] = (round(value, 3), f"[adu] raw level of 1 in colour plane {n}")
+    elif cfa:
+        cards["CFASCALE"] = ("global", "normalised to 1 over all colour planes")
+    return replace(result, frame=normalised.with_header(cards))
+
+
+def _mean_level(values: np.ndarray, result: CombineResult) -> float:
+    good = np.isfinite(values)
+    level = float(np.mean(values[good], dtype=np.float64)) if good.any() else np.nan
     if not np.isfinite(level) or level <= 0:
         names = ", ".join(result.names)
         raise ValueError(f"flats {names}: no positive signal after bias/dark subtraction "
                          f"(mean level {level:.3g})")
-    normalised = frame * (1.0 / level)
-    low = ~(normalised.data >= min_flat)
-    normalised = normalised.with_flags(low, Flag.LOW_FLAT)
-    # Renormalise to mean 1 over the pixels that are still good.
-    usable = ~normalised.bad
-    mean = float(np.mean(normalised.data[usable], dtype=np.float64))
-    normalised = normalised * (1.0 / mean)
-    # The raw level (ADU) one unit of the flat stands for: to model its noise when the
-    # stack is too small to measure it.
-    level_adu = float(np.median(result.scales)) * level * mean
-    normalised = normalised.with_header({"FLATLVL": (round(level_adu, 3),
-                                                     "[adu] raw level of a flat value of 1")})
-    return replace(result, frame=normalised)
+    return level
+
+
+def _scaled(frame: Frame, parts: list[tuple[slice, slice]], levels: list[float]) -> Frame:
+    """Divide each part (a colour plane, or the whole frame) by its level."""
+    if len(parts) == 1:
+        return frame * (1.0 / levels[0])
+    factors = np.empty(frame.shape, np.float32)
+    for part, level in zip(parts, levels, strict=True):
+        factors[part] = np.float32(1.0 / level)
+    variance = None if frame.variance is None else frame.variance * factors * factors
+    return frame.replace(data=frame.data * factors, variance=variance)
 
 
 def _source(item: object, subtract: list[tuple[Frame, float]], saturation: float | None,
@@ -252,22 +289,25 @@ def _source(item: object, subtract: list[tuple[Frame, float]], saturation: float
                           overscan=overscan)
 
 
-def find_hot_pixels(dark: Frame, *, k: float = 5.0) -> Frame:
-    """Flag HOT the pixels of a master dark above ``median + k sigma`` (sigma-clipped).
+def find_hot_pixels(dark: Frame, *, k: float = 5.0, cfa: str | None = None) -> Frame:
+    """Flag HOT the pixels of a master dark ``k`` local sigmas above their local level.
 
-    Pixels that saturated in the darks are hot too.
+    The local level is the 5x5 median of pixels of the same colour (`ccdred.kernels.defects`),
+    so a smooth amp glow is never flagged. Pixels that saturated in the darks are hot too.
     """
     saturated = flagged(dark.dq, Flag.SATURATED)
-    hot = find_hot(dark.data, k=k, exclude=dark.bad) | saturated
+    hot = find_hot(dark.data, k=k, exclude=dark.bad, cfa=cfa) | saturated
     return dark.with_flags(hot, Flag.HOT)
 
 
-def find_dead_pixels(flat: Frame, *, k: float = 5.0, box: int = 5) -> Frame:
+def find_dead_pixels(flat: Frame, *, k: float = 5.0, box: int = 5, cfa: str | None = None
+                     ) -> Frame:
     """Flag DEAD the pixels of a master flat ``k`` sigma below their local response.
 
-    Pixels already flagged LOW_FLAT are candidates too (a fully dead pixel is both); only
-    pixels without data are left out.
+    The local response is the median of a ``box`` of pixels of the same colour. Pixels
+    already flagged LOW_FLAT are candidates too (a fully dead pixel is both); only pixels
+    without data are left out.
     """
     no_data = flagged(flat.dq, Flag.NO_DATA)
-    dead = find_dead(flat.data, k=k, box=box, exclude=no_data)
+    dead = find_dead(flat.data, k=k, box=box, exclude=no_data, cfa=cfa)
     return flat.with_flags(dead, Flag.DEAD)
