@@ -54,8 +54,11 @@ def test_plan_of_a_typical_night():
 def test_without_bias_darks_do_not_scale_and_the_plan_says_so():
     infos = [info("d1.fits", "dark", 300.0), info("s1.fits", "science", 600.0, "R")]
     plan = build_plan(infos, Path("/raw"))
-    assert plan.science[0].dark is None
-    assert any("no bias to scale them" in w for w in plan.warnings)
+    # The dark is not scaled; only its median level (the pedestal) is taken off, and said so.
+    dark = plan.science[0].dark
+    assert dark.level_only and dark.scale == 1.0 and "pedestal only" in dark.reason
+    assert any("no bias to scale them" in w and "pedestal is estimated" in w
+               for w in plan.warnings)
 
 
 def test_duplicate_stems_get_distinct_outputs():

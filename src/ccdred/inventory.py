@@ -153,14 +153,15 @@ def classify(header: fits.Header | None, path: Path, root: Path | None = None,
     """
     conv = conventions or load_conventions()
     by_header = _kind_from_header(header, conv)
-    by_name = _kind_from_name(path, root, conv)
-    if by_header[0] == "dark" and by_name[0] == "darkflat":
-        # Programs without a dark-flat type (ASIAIR, INDI) write a dark into a dark-flat folder.
-        return "darkflat", f"{by_header[1]} in a dark-flat {by_name[1]}"
-    if by_header[0]:
-        return by_header
-    if by_name[0]:
-        return by_name
+    by_name = _kind_from_file_name(path, conv)
+    by_folder = _kind_from_folders(path, root, conv)
+    for hint in (by_name, by_folder):
+        if by_header[0] == "dark" and hint[0] == "darkflat":
+            # Programs without a dark-flat type (ASIAIR, INDI) write darks in a dark-flat folder.
+            return "darkflat", f"{by_header[1]} in a dark-flat {hint[1]}"
+    for found in (by_header, by_name, by_folder):
+        if found[0]:
+            return found
     seen = [f"{k}={as_text(header_value(header, [k]))!r}" for k in conv.type_keywords
             if header is not None and header_value(header, [k]) is not None]
     hint = f" ({', '.join(seen)} not understood)" if seen else ""
@@ -178,8 +179,8 @@ def _kind_from_header(header: fits.Header | None, conv: Conventions) -> tuple[st
     return None, ""
 
 
-def _kind_from_name(path: Path, root: Path | None, conv: Conventions) -> tuple[str | None, str]:
-    """Return the frame type the file name or its folders tell, and which."""
+def _kind_from_file_name(path: Path, conv: Conventions) -> tuple[str | None, str]:
+    """Return the frame type the file name tells, and how."""
     tokens = _tokens(path.name)
     # Two neighbouring tokens first: "Dark_Flat_001" is a dark-flat, not a dark.
     for token in [a + b for a, b in zip(tokens, tokens[1:], strict=False)] + tokens:
@@ -189,6 +190,12 @@ def _kind_from_name(path: Path, root: Path | None, conv: Conventions) -> tuple[s
     for substring, kind in conv.filename_substrings:
         if substring in lowered:
             return kind, f"file name contains {substring!r}"
+    return None, ""
+
+
+def _kind_from_folders(path: Path, root: Path | None, conv: Conventions
+                       ) -> tuple[str | None, str]:
+    """Return the frame type the nearest telling folder gives, and which."""
     parents = path.parent.relative_to(root).parts if root and path.is_relative_to(root) else (
         path.parent.parts[-3:])
     for folder in reversed(parents):

@@ -7,6 +7,7 @@ in worker processes and written to PNG without a display.
 from __future__ import annotations
 
 import io as _bytes_io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,13 +18,14 @@ from matplotlib.patches import Rectangle
 
 from .atomic import atomic_output
 from .flags import Flag
+from .instruments.camera import cfa_pattern
 from .kernels.stats import robust_stats
 
 if TYPE_CHECKING:
     from .frame import Frame
 
 __all__ = ["Cutout", "colour_limits", "frame_figure", "histogram_figure", "compare_figure",
-           "save", "png_bytes", "default_cutout", "SCALES"]
+           "save", "png_bytes", "default_cutout", "SCALES", "colour_preview", "frame_colour"]
 
 SCALES = ("sigma", "zscale")
 
@@ -97,8 +99,53 @@ def _title(frame: Frame, title: str | None) -> str:
     return frame.path.name if frame.path else "frame"
 
 
+def frame_colour(frame: Frame) -> str | None:
+    """Return the Bayer pattern of a colour frame to preview in colour (None: masters, mono)."""
+    if "MASTER" in str(frame.header.get("IMAGETYP", "")).upper():
+        return None
+    return cfa_pattern(frame.header, frame.shape)
+
+
+def colour_preview(data: np.ndarray, cfa: str) -> np.ndarray:
+    """Return an RGB image (rows x columns x 3, 0-1) of a Bayer mosaic, to look at, not to measure.
+
+    Demosaiced bilinearly by ``colour-demosaicing``, then each channel stretched as
+    PixInsight's automatic screen transfer function does: clipped 2.8 sigma below its sky,
+    and bent by a midtones transfer function that puts the sky at a quarter of full scale,
+    so the sky comes out neutral dark grey and star cores stay below white.
+    """
+    with warnings.catch_warnings():
+        # colour-demosaicing imports a scipy namespace that scipy deprecates.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from colour_demosaicing import demosaicing_CFA_Bayer_bilinear
+
+    finite = np.isfinite(data)
+    filled = np.where(finite, data, np.median(data[finite]) if finite.any() else 0.0)
+    rgb = demosaicing_CFA_Bayer_bilinear(filled.astype(np.float64), cfa)
+    out = np.empty_like(rgb)
+    for channel in range(3):
+        out[..., channel] = _auto_stretch(rgb[..., channel])
+    return out
+
+
+def _auto_stretch(values: np.ndarray, background: float = 0.25) -> np.ndarray:
+    """Stretch one channel to 0-1: shadows 2.8 sigma below the sky, the sky at ``background``."""
+    stats = robust_stats(values)
+    low = stats.median - 2.8 * stats.std
+    high = max(float(np.percentile(values, 99.99)), low + 1e-9)
+    x = np.clip((values - low) / (high - low), 0.0, 1.0)
+    sky = float(np.clip((stats.median - low) / (high - low), 1e-6, 1 - 1e-6))
+    # The midtones balance m that takes the sky to ``background``: MTF(x) = (m-1)x/((2m-1)x-m).
+    m = sky * (background - 1) / (2 * background * sky - background - sky)
+    return np.clip((m - 1) * x / ((2 * m - 1) * x - m), 0.0, 1.0)
+
+
 def _image_panels(fig: Figure, axes, frame: Frame, cutout: Cutout, scale: str,
                   title: str) -> None:
+    cfa = frame_colour(frame)
+    if cfa:
+        _colour_panels(axes, frame, cfa, cutout, title)
+        return
     full_ax, zoom_ax = axes
     limits = colour_limits(frame.data, scale)
     kwargs = {"origin": "lower", "cmap": "gray", "vmin": limits[0], "vmax": limits[1],
@@ -116,6 +163,23 @@ def _image_panels(fig: Figure, axes, frame: Frame, cutout: Cutout, scale: str,
         ax.set_ylabel("y (pixel)")
     bar = fig.colorbar(image, ax=list(axes), fraction=0.025, pad=0.02)
     bar.set_label(_unit(frame))
+
+
+def _colour_panels(axes, frame: Frame, cfa: str, cutout: Cutout, title: str) -> None:
+    full_ax, zoom_ax = axes
+    rgb = colour_preview(frame.data, cfa)
+    kwargs = {"origin": "lower", "interpolation": "nearest"}
+    full_ax.imshow(rgb, **kwargs)
+    row0, row1, col0, col1 = cutout.bounds(frame.shape)
+    full_ax.add_patch(Rectangle((col0 - 0.5, row0 - 0.5), col1 - col0, row1 - row0,
+                                fill=False, edgecolor="tab:red", linewidth=1.2))
+    full_ax.set_title(f"{title} (colour preview, {cfa})", fontsize=9)
+    zoom_ax.imshow(rgb[row0:row1, col0:col1], extent=(col0 - 0.5, col1 - 0.5, row0 - 0.5,
+                                                        row1 - 0.5), **kwargs)
+    zoom_ax.set_title(f"cutout [{col0}:{col1}, {row0}:{row1}]", fontsize=9)
+    for ax in axes:
+        ax.set_xlabel("x (pixel)")
+        ax.set_ylabel("y (pixel)")
 
 
 def frame_figure(frame: Frame, *, cutout: Cutout | None = None, scale: str = "sigma",

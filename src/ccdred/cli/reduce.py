@@ -88,6 +88,12 @@ def reduce(
     overscan: Annotated[str, typer.Option(
         help="Overscan model where headers give BIASSEC: median, mean, poly, or none (no "
              "overscan, no trimming).")] = "median",
+    bayer: Annotated[str | None, typer.Option(
+        help="Bayer pattern at the first pixel (RGGB, BGGR, GRBG, GBRG) of a colour camera "
+             "whose headers do not say (BAYERPAT is read otherwise).")] = None,
+    cfa_flat_scaling: Annotated[str, typer.Option(
+        help="Colour flats normalised per colour plane (separate: frames keep their colour "
+             "balance) or over all pixels (global).")] = "separate",
     report: Annotated[bool, typer.Option(
         "--report/--no-report", help="Write OUT/report/index.html (figures, checks).")] = True,
     workers: Annotated[int | None, typer.Option(
@@ -120,14 +126,16 @@ def reduce(
                              dead_sigma=dead_sigma, repair=repair, cosmics=cosmics, gain=gain,
                              read_noise=read_noise, saturation=saturation, skip_bad=skip_bad,
                              overscan=overscan, optimize_dark=optimize_dark,
-                             instrument=instrument)
+                             instrument=instrument, bayer=bayer,
+                             cfa_flat_scaling=cfa_flat_scaling)
     rules = Rules(validity_days=validity_days, temperature_tolerance=temperature_tolerance)
     found = find_nights(raw_dirs, out, subfolders=nights)
     library_path = library or out / LIBRARY_NAME
     for night in found:
         if len(found) > 1:
             console.rule(f"night {night.raw_dir} -> {night.out_dir}")
-        print_plan(plan_night(night.raw_dir, night.out_dir, library=library_path, rules=rules))
+        print_plan(plan_night(night.raw_dir, night.out_dir, library=library_path, rules=rules,
+                              bayer=options.bayer))
     if len(found) > 1:
         console.print("Each night's masters are registered in the library first; then every "
                       "night is planned again, so a night lacking a calibration can take "
@@ -175,11 +183,12 @@ def _print_results(results: list[Any], many: bool) -> None:
 
 def reduce_options(*, combine: Any, overscan: str, instrument: Path | None,
                    gain: float | None, read_noise: float | None, saturation: float | None,
-                   **rest: Any) -> Any:
+                   bayer: str | None, **rest: Any) -> Any:
     """`ReduceOptions` from the command line: an instrument file fills what is not given."""
     from ..pipeline import ReduceOptions
 
-    settings = {"gain": gain, "read_noise": read_noise, "saturation": saturation}
+    settings = {"gain": gain, "read_noise": read_noise, "saturation": saturation,
+                "bayer": bayer}
     sources = {}
     if instrument is not None:
         from ..instruments import load_instrument
@@ -188,6 +197,7 @@ def reduce_options(*, combine: Any, overscan: str, instrument: Path | None,
             if settings[key] is None:
                 settings[key] = value
                 sources[key] = f"instrument file {instrument.name}"
+    sources.pop("bayer", None)
     return ReduceOptions(combine=combine, sources=sources,
                          overscan=None if overscan == "none" else overscan, **settings, **rest)
 

@@ -65,20 +65,22 @@ def load_conventions(name: str = "conventions.toml") -> Conventions:
     )
 
 
-INSTRUMENT_KEYS = {"gain": "e-/ADU", "read_noise": "e-", "saturation": "raw ADU"}
+INSTRUMENT_KEYS = {"gain": "e-/ADU", "read_noise": "e-", "saturation": "raw ADU",
+                   "bayer": "Bayer pattern at the first pixel: RGGB, BGGR, GRBG or GBRG"}
 
 
-def load_instrument(path: str | Path) -> dict[str, float]:
-    """Read a camera's settings from a TOML file: ``gain``, ``read_noise``, ``saturation``.
+def load_instrument(path: str | Path) -> dict[str, float | str]:
+    """Read a camera's settings from a TOML file: gain, read noise, saturation, Bayer pattern.
 
     Example::
 
         # arcsat.toml
-        gain = 1.33        # e-/ADU
+        gain = 1.33        # e-/ADU of the saved file
         read_noise = 17.0  # e-
         saturation = 60000 # raw ADU
+        bayer = "RGGB"     # a colour camera whose headers do not say
 
-    Every key is optional; unknown keys and non-positive values are refused.
+    Every key is optional; unknown keys, non-positive numbers and unknown patterns are refused.
 
     Raises
     ------
@@ -94,8 +96,13 @@ def load_instrument(path: str | Path) -> dict[str, float]:
     if unknown:
         raise ValueError(f"{path}: unknown setting(s) {', '.join(unknown)}; "
                          f"known: {', '.join(INSTRUMENT_KEYS)}")
-    settings = {}
+    settings: dict[str, float | str] = {}
     for key, value in raw.items():
+        if key == "bayer":
+            if value not in ("RGGB", "BGGR", "GRBG", "GBRG"):
+                raise ValueError(f"{path}: bayer must be RGGB, BGGR, GRBG or GBRG, got {value!r}")
+            settings[key] = value
+            continue
         if isinstance(value, bool) or not isinstance(value, int | float) or not (
                 math.isfinite(value) and value > 0):
             raise ValueError(f"{path}: {key} must be a positive number "

@@ -21,7 +21,7 @@ from . import Conventions, load_conventions
 from .headers import as_float, as_int, as_text, header_value, positive
 
 __all__ = ["Program", "CameraHeader", "read_camera", "load_programs", "cfa_pattern",
-           "CFA_PATTERNS", "identify_program"]
+           "CFA_PATTERNS", "identify_program", "bayer_cards"]
 
 CFA_PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
 """Bayer patterns, read row by row from the 2x2 cell at the array's first pixel."""
@@ -192,3 +192,13 @@ def shift_pattern(pattern: str, dx: int, dy: int) -> str:
     """Return the pattern seen from pixel (dx, dy) of a mosaic whose first pixel has ``pattern``."""
     cell = [[pattern[0], pattern[1]], [pattern[2], pattern[3]]]
     return "".join(cell[(r + dy) % 2][(c + dx) % 2] for r in (0, 1) for c in (0, 1))
+
+
+def bayer_cards(cfa: str | None) -> dict[str, tuple[object, str]]:
+    """Return a mosaic's Bayer keywords as stacking programs read them (none for mono)."""
+    if not cfa:
+        return {}
+    return {"BAYERPAT": (cfa, "Bayer pattern at the first pixel"),
+            "XBAYROFF": (0, "X offset of the Bayer pattern"),
+            "YBAYROFF": (0, "Y offset of the Bayer pattern"),
+            "ROWORDER": ("TOP-DOWN", "BAYERPAT applies to the first row stored")}

@@ -15,6 +15,7 @@ from .. import io, steps
 from ..combine import CombineOptions, CombineResult
 from ..flags import Flag
 from ..frame import Frame
+from ..instruments.camera import bayer_cards
 from ..inventory import FrameInfo
 from .executors import Executor, threads_per_worker
 from .noise import NoiseModel, read_noise_cards
@@ -26,7 +27,7 @@ from .sensor import Sensor
 from .tasks import MasterRef, limit_threads, load_master
 
 __all__ = ["MasterBuild", "build_master", "master_key", "combine_master", "badpix_maps",
-           "geometry_history"]
+           "geometry_history", "median_level"]
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,8 @@ def build_master(master: MasterPlan, options: ReduceOptions, build: MasterBuild)
     bias = build.built[master.bias] if master.bias else None
     job = _MasterJob(master.kind, master.inputs,
                      str(bias.path) if bias is not None else None,
-                     tuple(None if d is None else (str(build.built[d.master].path), d.scale)
+                     tuple(None if d is None else (str(build.built[d.master].path), d.scale,
+                                                   d.level_only)
                            for d in master.darks),
                      view.combine, saturation, view.overscan, 1)
     shape = master.setup[0] or build.infos[master.inputs[0]].shape
@@ -107,10 +109,13 @@ def _header(master: MasterPlan, recipe: Recipe, frame: Frame, view: OptionsView,
         history.extend(geometry_notes)
     if master.bias:
         history.append(f"bias subtracted: masters/{master.bias}.fits")
-    for key, value in recipe.cards(frame, master, view).items():
+    cfa = master.setup[5] if len(master.setup) > 5 else None
+    for key, value in {**bayer_cards(cfa), **recipe.cards(frame, master, view)}.items():
         header[key] = value
     for path, choice in zip(master.inputs, master.darks, strict=False):
-        if choice is not None:
+        if choice is not None and choice.level_only:
+            history.append(f"{path.name}: pedestal = median of masters/{choice.master}.fits")
+        elif choice is not None:
             history.append(f"{path.name}: dark masters/{choice.master}.fits x {choice.scale:.5g}")
     history.extend(recipe.notes)
     temperatures = [build.infos[p].temperature for p in master.inputs]
@@ -147,7 +152,8 @@ class _MasterJob:
     kind: str
     inputs: tuple[Path, ...]
     bias: str | None
-    darks: tuple[tuple[str, float] | None, ...]
+    darks: tuple[tuple[str, float, bool] | None, ...]
+    """Each input's dark: (path, scale, only its median level), or None."""
     options: CombineOptions
     saturation: float | None
     overscan: str | None
@@ -176,10 +182,20 @@ def _master_band_task(job: _MasterJob) -> CombineResult:
     """Combine rows ``job.rows`` of a master's stack (runs in any executor's worker)."""
     limit_threads(job.threads)
     bias = load_master(MasterRef("bias", job.bias, "master", "")) if job.bias else None
-    darks = [None if d is None else (load_master(MasterRef("dark", d[0], "master", "")), d[1])
-             for d in job.darks]
+    darks = [None if d is None else (_dark_for(d[0], d[2]), d[1]) for d in job.darks]
     return combine_master(job.kind, job.inputs, bias=bias, darks=darks, options=job.options,
                           saturation=job.saturation, overscan=job.overscan, rows=job.rows)
+
+
+def _dark_for(path: str, level_only: bool) -> Frame:
+    """Return a master dark, or (``level_only``) a frame of its median level: the pedestal."""
+    dark = load_master(MasterRef("dark", path, "master", ""))
+    return dark if not level_only else Frame(np.full(dark.shape, median_level(dark), np.float32))
+
+
+def median_level(frame: Frame) -> float:
+    """Return the median of a master's good pixels (its level, pedestal included)."""
+    return float(np.median(frame.data[~frame.bad]))
 
 
 def combine_master(kind: str, inputs: Sequence[object], *, bias: Frame | None = None,

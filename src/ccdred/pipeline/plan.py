@@ -19,7 +19,7 @@ from ..library import Match
 
 __all__ = ["MasterPlan", "DarkChoice", "SciencePlan", "NightPlan", "choose_dark", "exptime_key",
            "setups", "output_names", "master_name", "safe_name", "same_exptime",
-           "most_common", "middle"]
+           "most_common", "middle", "temperature_ok"]
 
 EXPTIME_TOLERANCE = 0.01
 """Relative difference under which two exposure times count as equal (1 per cent)."""
@@ -37,12 +37,17 @@ def safe_name(text: str) -> str:
 
 @dataclass(frozen=True)
 class DarkChoice:
-    """A master dark applied to a frame, times ``scale`` (exposure ratio, or 1 when matched)."""
+    """A master dark applied to a frame, times ``scale`` (exposure ratio, or 1 when matched).
+
+    With ``level_only`` only the dark's median level is subtracted: an estimate of the
+    camera's pedestal for a frame that has no bias and no dark of its exposure.
+    """
 
     master: str
     """The master's name, e.g. ``dark_300s``."""
     scale: float
     reason: str
+    level_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,8 @@ class MasterPlan:
     """For darks: bias-subtracted, so it scales with exposure time."""
     darktime: float | None = None
     """For darks: the mean DARKTIME of the inputs, when every input has one."""
+    temperature: float | None = None
+    """Mean sensor temperature of the inputs (deg C), when every input has one."""
     library: Match | None = None
     """A master taken from the calibration library instead of built (no inputs)."""
 
@@ -119,14 +126,16 @@ class NightPlan:
                  "library": m.library.reason if m.library else None,
                  "inputs": [str(p) for p in m.inputs], "exptime": m.exptime,
                  "filter": m.filter, "bias": m.bias, "scalable": m.scalable,
-                 "darks": [None if d is None else {"master": d.master, "scale": d.scale}
+                 "darks": [None if d is None else {"master": d.master, "scale": d.scale,
+                                                   "level_only": d.level_only}
                            for d in m.darks]}
                 for m in self.masters],
             "science": [
                 {"input": str(s.input.path), "output": f"reduced/{s.output}", "bias": s.bias,
                  "dark": None if s.dark is None else {"master": s.dark.master,
                                                       "scale": s.dark.scale,
-                                                      "reason": s.dark.reason},
+                                                      "reason": s.dark.reason,
+                                                      "level_only": s.dark.level_only},
                  "flat": s.flat}
                 for s in self.science],
             "skipped": [{"path": str(i.path), "reason": i.error} for i in self.skipped],
@@ -140,23 +149,30 @@ def same_exptime(a: float, b: float) -> bool:
 
 
 def choose_dark(exptime: float | None, darks: Sequence[MasterPlan],
-                darktime: float | None = None) -> DarkChoice | None:
+                darktime: float | None = None, *, temperature: float | None = None,
+                tolerance: float = 2.0, level_ok: bool = False) -> DarkChoice | None:
     """Pick the master dark for a frame of ``exptime`` seconds.
 
-    A dark of the same exposure time is used as is. Otherwise only bias-subtracted (scalable)
-    darks may serve, scaled by the exposure ratio; the one whose exposure is closest in ratio
-    is taken (the longer on a tie), so the scaling stays small. When the frame and the dark
-    both have a DARKTIME (the time charge really built up, shutter closed included), the
-    scale is the ratio of dark times. Returns None when no dark can serve.
+    Only darks within ``tolerance`` deg C of the frame's ``temperature`` serve (when both are
+    known). A dark of the same exposure time is used as is. Otherwise only bias-subtracted
+    (scalable) darks may serve, scaled by the exposure ratio; the one whose exposure is
+    closest in ratio is taken (the longer on a tie), so the scaling stays small. When the frame
+    and the dark both have a DARKTIME (the time charge really built up, shutter closed
+    included), the scale is the ratio of dark times. With ``level_ok`` (a night without
+    bias), a frame no dark can serve gets the shortest dark's median level as an estimate of
+    the pedestal. Returns None when no dark can serve.
     """
-    if exptime is None or exptime <= 0 or not darks:
+    if exptime is None or exptime <= 0:
+        return None
+    darks = [d for d in darks if temperature_ok(d.temperature, temperature, tolerance)]
+    if not darks:
         return None
     for dark in darks:
         if dark.exptime is not None and same_exptime(dark.exptime, exptime):
             return DarkChoice(dark.name, 1.0, f"matched exposure {exptime_key(dark.exptime)}")
     scalable = [d for d in darks if d.scalable and d.exptime and d.exptime > 0]
     if not scalable:
-        return None
+        return _pedestal_only(darks) if level_ok else None
     best = min(scalable, key=lambda d: (abs(math.log(exptime / d.exptime)), -d.exptime))
     if darktime and best.darktime:
         return DarkChoice(best.name, darktime / best.darktime,
@@ -164,6 +180,20 @@ def choose_dark(exptime: float | None, darks: Sequence[MasterPlan],
     scale = exptime / best.exptime
     return DarkChoice(best.name, scale,
                       f"scaled {exptime_key(best.exptime)} -> {exptime_key(exptime)}")
+
+
+def _pedestal_only(darks: Sequence[MasterPlan]) -> DarkChoice | None:
+    known = [d for d in darks if d.exptime is not None]
+    if not known:
+        return None
+    shortest = min(known, key=lambda d: d.exptime)
+    return DarkChoice(shortest.name, 1.0, f"pedestal only: the median level of {shortest.name} "
+                                          f"(no bias, no dark of this exposure)", level_only=True)
+
+
+def temperature_ok(dark: float | None, frame: float | None, tolerance: float) -> bool:
+    """Tell whether a dark's sensor temperature is within ``tolerance`` of a frame's."""
+    return dark is None or frame is None or abs(dark - frame) <= tolerance
 
 
 def setups(infos: Iterable[FrameInfo]) -> dict[tuple[Any, ...], str]:
@@ -222,6 +252,10 @@ def master_name(kind: str, group_by: str, key: Any, suffix: str) -> str:
     """``bias``, ``dark_300s``, ``flat_R``: the kind, the group's key, the setup's suffix."""
     if group_by == "setup":
         return f"{kind}{suffix}"
+    if group_by == "exptime" and isinstance(key, tuple):
+        exptime, point = key
+        temperature = "" if point is None else f"_{point:+g}C"
+        return f"{kind}_{exptime_key(exptime)}{temperature}{suffix}"
     if group_by == "exptime":
         return f"{kind}_{exptime_key(key)}{suffix}"
     return f"{kind}_{safe_name(key)}{suffix}"

@@ -51,11 +51,14 @@ def build_plan(infos: Sequence[FrameInfo], raw_dir: Path,
     masters: list[MasterPlan] = []
     science: list[SciencePlan] = []
     out_names = output_names([i for i in usable if i.kind == "science"], raw_dir)
+    planners = []
     for setup, suffix in setup_suffixes.items():
         group = [i for i in usable if i.setup == setup]
         planner = _SetupPlanner(setup, suffix, group, library, rules or Rules(), warnings)
         masters.extend(planner.masters())
         science.extend(planner.science(out_names))
+        planners.append(planner)
+    warnings.extend(_settings_notes(planners))
     if not usable:
         warnings.append("no usable frames found")
     warnings.extend(_header_notes(usable))
@@ -148,16 +151,21 @@ class _SetupPlanner:
         darks: tuple[DarkChoice | None, ...] = ()
         serving = self._darks_for(recipe)
         if recipe.dark_kinds:
-            darks = tuple(choose_dark(f.exptime, serving, f.darktime) for f in members)
-            _warn_missing_darks(members, darks, serving, self.warnings)
+            darks = tuple(self._choose_dark(f, serving, level_ok=bias is None) for f in members)
+            _warn_missing_darks(name, members, darks, serving, bias, self.warnings)
         if recipe.group_by == "filter" and len(members) == 1:
             self.warnings.append(f"{name}: a single {recipe.frames}; its noise goes straight "
                                  f"into every science frame (take several)")
         exptime = 0.0 if recipe.group_by == "setup" else (
             key if recipe.group_by == "exptime" else None)
+        if isinstance(exptime, tuple):
+            exptime = exptime[0]  # (exposure, set temperature)
         darktimes = [m.darktime for m in members if m.darktime and m.darktime > 0]
+        temperatures = [m.temperature for m in members if m.temperature is not None]
         return MasterPlan(
             name, recipe.kind, tuple(m.path for m in members), exptime=exptime,
+            temperature=(float(sum(temperatures) / len(temperatures))
+                         if len(temperatures) == len(members) else None),
             filter=key if recipe.group_by == "filter" else None, setup=self.setup, bias=bias,
             darks=darks, scalable=recipe.scalable_with_bias and bias is not None,
             darktime=(sum(darktimes) / len(darktimes)
@@ -182,14 +190,24 @@ class _SetupPlanner:
             self.warnings.append("no flat frames: science frames are not flat-fielded")
         return plans
 
+    def _choose_dark(self, info: FrameInfo, darks: Sequence[MasterPlan], *, level_ok: bool
+                     ) -> DarkChoice | None:
+        return choose_dark(info.exptime, darks, info.darktime, temperature=info.temperature,
+                           tolerance=self.rules.temperature_tolerance, level_ok=level_ok)
+
     def _science_dark(self, info: FrameInfo, darks: Sequence[MasterPlan]) -> DarkChoice | None:
-        dark = choose_dark(info.exptime, darks, info.darktime)
-        if dark is None and darks:
-            listed = ", ".join(exptime_key(d.exptime) for d in darks)
+        dark = self._choose_dark(info, darks, level_ok=self.bias is None)
+        if (dark is None or dark.level_only) and darks:
+            listed = ", ".join(exptime_key(d.exptime) + _temperature_text(d.temperature)
+                               for d in darks)
+            what = (f"{info.exptime}s" if info.temperature is None
+                    else f"{info.exptime}s at {info.temperature:+.1f} C")
+            done = ("the pedestal is estimated from the median of " + dark.master
+                    if dark else "not subtracted")
             self.warnings.append(
-                f"{info.path.name}: no dark for {info.exptime}s (darks are {listed}"
-                f"{'' if self.bias else ' and there is no bias to scale them'}): dark current "
-                f"not subtracted")
+                f"{info.path.name}: no dark for {what} (darks are {listed}"
+                f"{'' if self.bias else ', no bias to scale them'}; within "
+                f"{self.rules.temperature_tolerance:g} C): dark current {done}")
         return dark
 
     def _science_flat(self, info: FrameInfo, flats: dict[str, str]) -> str | None:
@@ -201,6 +219,35 @@ class _SetupPlanner:
         return flat
 
 
+def _settings_notes(planners: Sequence[_SetupPlanner]) -> list[str]:
+    """Say when a setup's lights lack a kind of master that frames at other settings have.
+
+    A dark or flat taken at another gain setting, offset or readout mode is never applied:
+    the plan names the settings that differ.
+    """
+    notes = []
+    for planner in planners:
+        if not planner.of_kind("science"):
+            continue
+        for kind in ("dark", "flat"):
+            if planner.planned.get(kind):
+                continue
+            others = [p for p in planners if p is not planner and p.planned.get(kind)
+                      and p.setup[:2] == planner.setup[:2]]
+            for other in others:
+                notes.append(f"the lights at {_settings(planner.setup)} get no {kind}: the "
+                             f"night's {kind}s are at {_settings(other.setup)}, and a {kind} "
+                             f"of other camera settings is never applied")
+    return notes
+
+
+def _settings(setup: Any) -> str:
+    names = ("gain", "offset", "readout mode", "Bayer pattern")
+    parts = [f"{name} {value:g}" if isinstance(value, float) else f"{name} {value}"
+             for name, value in zip(names, setup[2:6], strict=False) if value is not None]
+    return ", ".join(parts) or "no camera settings"
+
+
 def _by_setup(frames: Sequence[FrameInfo], recipe: Recipe, warnings: list[str]
               ) -> list[tuple[Any, list[FrameInfo]]]:
     return [(None, list(frames))]
@@ -208,6 +255,7 @@ def _by_setup(frames: Sequence[FrameInfo], recipe: Recipe, warnings: list[str]
 
 def _by_exptime(frames: Sequence[FrameInfo], recipe: Recipe, warnings: list[str]
                 ) -> list[tuple[Any, list[FrameInfo]]]:
+    """One group per exposure time, and per cooler set point when the night has several."""
     groups: list[tuple[float, list[FrameInfo]]] = []
     for info in sorted(frames, key=lambda i: i.exptime or 0.0):
         if info.exptime is None:
@@ -218,7 +266,17 @@ def _by_exptime(frames: Sequence[FrameInfo], recipe: Recipe, warnings: list[str]
             groups[-1][1].append(info)
         else:
             groups.append((info.exptime, [info]))
-    return list(groups)
+    set_points = {i.set_temperature for i in frames if i.set_temperature is not None}
+    if len(set_points) <= 1:
+        return list(groups)
+    split = []
+    for exptime, members in groups:
+        by_point: dict[float | None, list[FrameInfo]] = defaultdict(list)
+        for info in members:
+            by_point[info.set_temperature].append(info)
+        split += [((exptime, point), part) for point, part in sorted(
+            by_point.items(), key=lambda item: (item[0] is None, item[0] or 0.0))]
+    return split
 
 
 def _by_filter(frames: Sequence[FrameInfo], recipe: Recipe, warnings: list[str]
@@ -235,12 +293,26 @@ def _by_filter(frames: Sequence[FrameInfo], recipe: Recipe, warnings: list[str]
 _GROUPERS = {"setup": _by_setup, "exptime": _by_exptime, "filter": _by_filter}
 
 
-def _warn_missing_darks(frames: Sequence[FrameInfo], choices: Sequence[DarkChoice | None],
-                        darks: Sequence[MasterPlan], warnings: list[str]) -> None:
-    if not darks:
-        return
+def _temperature_text(temperature: float | None) -> str:
+    return "" if temperature is None else f" at {temperature:+.1f} C"
+
+
+def _warn_missing_darks(name: str, frames: Sequence[FrameInfo],
+                        choices: Sequence[DarkChoice | None], darks: Sequence[MasterPlan],
+                        bias: str | None, warnings: list[str]) -> None:
+    """Say which input frames go without their dark, and what that leaves in them."""
     missing = [f.path.name for f, c in zip(frames, choices, strict=True) if c is None]
-    if missing:
-        warnings.append(f"no dark can serve {frames[0].kind}s {', '.join(missing)} (different "
-                        f"exposure and no bias to scale a dark): their dark current stays in "
-                        f"them")
+    estimated = [c for c in choices if c is not None and c.level_only]
+    kind = f"{frames[0].kind}s"
+    if estimated:
+        warnings.append(f"{name}: no bias and no dark-flat or dark of the {kind}' exposure: "
+                        f"their pedestal is estimated from the median of {estimated[0].master}"
+                        f" (take dark-flats)")
+    if missing and not darks and bias is None:
+        warnings.append(f"{name}: NO bias, dark-flat or dark for its {kind}: they keep the "
+                        f"camera's pedestal, which skews every flat-fielded value (take "
+                        f"dark-flats or biases)")
+    elif missing and darks:
+        warnings.append(f"no dark can serve {kind} {', '.join(missing)} (different exposure "
+                        f"or temperature, and no bias to scale a dark): their dark current "
+                        f"stays in them")

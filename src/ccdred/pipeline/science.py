@@ -14,7 +14,8 @@ from .. import io, steps
 from ..flags import Flag
 from ..frame import Frame
 from ..geometry import ReadoutGeometry, readout_geometry
-from .masters import geometry_history
+from ..instruments.camera import bayer_cards
+from .masters import geometry_history, median_level
 from .noise import NoiseModel
 from .options import ReduceOptions
 from .plan import SciencePlan
@@ -76,6 +77,8 @@ def _step_noise_model(frame: Frame, ctx: _Context) -> Frame:
     zero = ctx.masters.get(ctx.plan.bias) if ctx.plan.bias else None
     if zero is None and ctx.plan.dark is not None:
         zero = ctx.masters[ctx.plan.dark.master]
+        if ctx.plan.dark.level_only:
+            zero = median_level(zero)
     if zero is None:
         zero = ctx.noise.zero_level
     return steps.add_noise_model(frame, gain=ctx.noise.gain, read_noise=ctx.noise.read_noise,
@@ -93,6 +96,11 @@ def _step_subtract_dark(frame: Frame, ctx: _Context) -> Frame:
         return frame
     dark = ctx.masters[ctx.plan.dark.master]
     scale = ctx.plan.dark.scale
+    if ctx.plan.dark.level_only:
+        level = median_level(dark)
+        return (frame - level).with_header({
+            "DARKSCL": (0.0, "the master dark itself is not applied"),
+            "PEDESTAL": (round(level, 3), "[adu] pedestal subtracted: median of the dark")})
     cards = {"DARKSCL": (round(scale, 6), "factor applied to the master dark")}
     if ctx.options.optimize_dark and dark.header.get("DARKSCAL", False):
         try:
@@ -208,7 +216,7 @@ def _provenance(frame: Frame, job: ScienceJob, out: Path) -> Frame:
                              "GAINSRC": (noise.gain_source[:68], "where the gain came from"),
                              "RDNOISE": (round(noise.read_noise, 3), "[e-] read noise used"),
                              "RNSRC": (noise.read_noise_source[:68], "where read noise came from"),
-                             "BUNIT": "adu", **_bayer_cards(sci.input.cfa)}
+                             "BUNIT": "adu", **bayer_cards(sci.input.cfa)}
     history = [f"ccdred {version()}: calibrated as (raw - bias - dark) / flat"]
     history.extend(geometry_history(sci.input, job.options.overscan))
     refs = {ref.name: (master_reference(Path(ref.path), out), ref.sha256) for ref in job.masters}
@@ -225,16 +233,6 @@ def _provenance(frame: Frame, job: ScienceJob, out: Path) -> Frame:
     return frame.with_header(cards, history)
 
 
-def _bayer_cards(cfa: str | None) -> dict[str, Any]:
-    """Return the mosaic's Bayer keywords, as stacking programs read them."""
-    if not cfa:
-        return {}
-    return {"BAYERPAT": (cfa, "Bayer pattern at the first pixel"),
-            "XBAYROFF": (0, "X offset of the Bayer pattern"),
-            "YBAYROFF": (0, "Y offset of the Bayer pattern"),
-            "ROWORDER": ("TOP-DOWN", "BAYERPAT applies to the first row stored")}
-
-
 def _dark_history(frame: Frame, sci: SciencePlan, refs: Mapping[str, tuple[str, str]],
                   cards: dict[str, Any]) -> str:
     if not sci.dark:
@@ -242,6 +240,8 @@ def _dark_history(frame: Frame, sci: SciencePlan, refs: Mapping[str, tuple[str, 
     reference, checksum = refs[sci.dark.master]
     cards["DARKFILE"] = (reference[-68:], "master dark")
     cards["DARKSHA"] = (checksum, "SHA-256 of master dark")
+    if sci.dark.level_only:
+        return f"dark: not applied; pedestal {frame.header['PEDESTAL']:.5g} = median of {reference}"
     scale = frame.header["DARKSCL"]
     how = (f"fitted; exposure ratio {frame.header['DARKEXPS']:.5g}"
            if "DARKEXPS" in frame.header else sci.dark.reason)

@@ -1,0 +1,29 @@
+"""Quality checks: the notebook's questions, answered with numbers and a verdict.
+
+Each check returns a `Metric` with its value, the thresholds it was judged by and a verdict:
+``pass``, ``warn``, ``fail``, or ``info`` (a finding to look at, not a judgement). The checks
+work on `Frame` objects and never modify them.
+
+Science frames: `flatness` (is the flat field corrected?), `defect_residuals` (are hot and
+dead pixels corrected?), `dark_residual` and `negative_outliers` (is the dark correctly
+subtracted?), `flat_imprint` (did signals appear that were not in the raw frame?). Masters:
+`master_noise`, `defect_count`, `find_donuts`. A colour frame is checked colour plane by colour
+plane (its Bayer pattern read from its header).
+"""
+
+from __future__ import annotations
+
+from .masters import Donut, defect_count, donut_metric, find_donuts, master_noise
+from .metric import VERDICTS, Metric
+from .science import (
+    dark_residual,
+    defect_residuals,
+    flat_imprint,
+    flatness,
+    negative_outliers,
+    science_checks,
+)
+
+__all__ = ["Metric", "Donut", "flatness", "defect_residuals", "dark_residual",
+           "negative_outliers", "flat_imprint", "master_noise", "defect_count", "find_donuts",
+           "donut_metric", "science_checks", "VERDICTS"]
