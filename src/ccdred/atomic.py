@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Iterator
@@ -10,7 +11,26 @@ from pathlib import Path
 
 from .errors import OutputError
 
-__all__ = ["atomic_output"]
+__all__ = ["atomic_output", "file_mode"]
+
+
+@functools.cache
+def file_mode() -> int:
+    """Return the permissions a new file gets here: 0o666 less the umask (0644 for 022).
+
+    Read from /proc where it is (no change to the process); elsewhere the umask is set and
+    put back, once.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 @contextmanager
@@ -18,7 +38,8 @@ def atomic_output(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; it becomes ``path`` only if the block succeeds.
 
     On any failure the temporary file is removed, so no partial output is ever left, and a
-    system error (full disk, no permission) is raised as `OutputError` naming ``path``.
+    system error (full disk, no permission) is raised as `OutputError` naming ``path``. The
+    file gets the permissions the user's umask gives any new file (`file_mode`).
     """
     path = Path(path)
     tmp = None
@@ -29,6 +50,9 @@ def atomic_output(path: Path) -> Iterator[Path]:
         yield Path(tmp)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        # mkstemp makes the file private (0600): give it the permissions any new file gets,
+        # so a shared calibration library or a served report can be read.
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     except OutputError:
         raise

@@ -206,7 +206,8 @@ def _html(manifest: Manifest, sections: list[_Section]) -> str:
                 for s in sections for m in s.metrics if m["verdict"] in ("warn", "fail")]
     warnings = ([f"unusable file skipped: {_e(i['path'])}: {_e(i['reason'])}"
                  for i in plan.get("skipped", [])]
-                + [_e(w) for w in plan.get("warnings", [])] + problems)
+                + [_e(w) for w in plan.get("warnings", [])]
+                + [_e(w) for w in manifest.warnings] + problems)
     parts = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
              "<title>ccdred night report</title>", f"<style>{_CSS}</style></head><body>",
              "<h1>ccdred night report</h1>",

@@ -172,6 +172,8 @@ def _print_results(results: list[Any], many: bool) -> None:
             console.print(f"gain {model.gain:.3f} e-/ADU ({model.gain_source}); read noise "
                           f"{model.read_noise:.2f} e- ({model.read_noise_source})"
                           + (f" [{name}]" if name else ""), soft_wrap=True)
+        for warning in result.warnings:
+            console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
         made = len(result.rebuilt)
         borrowed = sum(m.library is not None for m in result.plan.masters)
         kept = len(result.masters) + len(result.reduced) - made - borrowed

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["RobustStats", "robust_stats", "subsample", "Slope", "clipped_slope"]
+__all__ = ["RobustStats", "robust_stats", "subsample", "Slope", "clipped_slope", "block_medians"]
 
 
 @dataclass(frozen=True)
@@ -94,3 +94,21 @@ def clipped_slope(x: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None
             break
         keep = new_keep
     return Slope(slope, error)
+
+
+def block_medians(image: np.ndarray, bad: np.ndarray | None = None, block: int = 32
+                  ) -> np.ndarray:
+    """Median of each ``block`` x ``block`` cell of the good pixels (NaN where none).
+
+    The image's last rows and columns that do not fill a cell are left out.
+    """
+    values = np.where(bad, np.nan, image) if bad is not None else np.asarray(image, np.float64)
+    rows, cols = values.shape[0] // block, values.shape[1] // block
+    if rows == 0 or cols == 0:
+        return np.full((1, 1), np.nan)
+    cells = values[:rows * block, :cols * block].reshape(rows, block, cols, block)
+    cells = cells.transpose(0, 2, 1, 3).reshape(rows, cols, block * block)
+    finite = np.isfinite(cells).any(axis=2)
+    out = np.full((rows, cols), np.nan)
+    out[finite] = np.nanmedian(cells[finite], axis=1)
+    return out

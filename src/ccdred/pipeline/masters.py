@@ -27,7 +27,7 @@ from .sensor import Sensor
 from .tasks import MasterRef, limit_threads, load_master
 
 __all__ = ["MasterBuild", "build_master", "master_key", "combine_master", "badpix_maps",
-           "geometry_history", "median_level"]
+           "geometry_history", "median_level", "glow_warnings"]
 
 
 @dataclass(frozen=True)
@@ -232,6 +232,29 @@ def badpix_maps(plan: NightPlan, masters: Mapping[str, Frame]
         else:
             maps[name] = (dq, [master.name])
     return maps
+
+
+def glow_warnings(plan: NightPlan, masters: Mapping[str, Frame], optimize_dark: bool
+                  ) -> list[str]:
+    """Warn where a dark with amp glow is scaled to another exposure (glow does not scale)."""
+    scaled: dict[str, list[str]] = {}
+    warnings: list[str] = []
+    for sci in plan.science:
+        dark = sci.dark
+        if dark is None or dark.level_only or abs(dark.scale - 1.0) < 1e-6:
+            continue
+        if masters[dark.master].header.get("DARKGLOW", False):
+            scaled.setdefault(dark.master, []).append(sci.input.path.name)
+    for name, frames in scaled.items():
+        glow = masters[name].header.get("GLOWADU", 0.0)
+        fitted = ("; --optimize-dark fits the dark current's factor, not the glow's"
+                  if optimize_dark else "")
+        warnings.append(
+            f"{name} shows amp glow ({glow:g} ADU above its median) and is scaled for "
+            f"{len(frames)} frame(s), e.g. {frames[0]}: glow does not scale with exposure "
+            f"like dark current, so some is left or over-subtracted; take darks of the "
+            f"lights' exposure{fitted}")
+    return warnings
 
 
 def geometry_history(info: FrameInfo, overscan: str | None) -> list[str]:

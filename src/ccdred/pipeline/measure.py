@@ -10,7 +10,7 @@ from .. import io
 from ..frame import Frame
 from ..geometry import readout_geometry
 from ..inventory import FrameInfo
-from ..kernels.noise import NoiseLine, fit_noise_line, gain_from_flats, read_noise_adu, sky_points
+from ..kernels.noise import gain_from_flats, read_noise_adu, sky_points
 from ..steps.overscan import apply_geometry
 
 __all__ = ["Measured", "measure_read_noise", "measure_gain", "measure_sky", "read_trimmed",
@@ -89,8 +89,9 @@ def measure_gain(group: Sequence[FrameInfo], zero_for: Callable[[FrameInfo], Fra
     return Measured(gain, f"photon transfer ({pair[0].path.name}, {pair[1].path.name})")
 
 
-def measure_sky(group: Sequence[FrameInfo], overscan: str | None) -> tuple[NoiseLine | None, str]:
-    """Return the noise-against-level line of a night's own frames (science first), and which."""
+def measure_sky(group: Sequence[FrameInfo], overscan: str | None
+                ) -> tuple[list[tuple[float, float]], str]:
+    """Return the sky's (level, variance) in a night's own frames (science first), and which."""
     for kind in ("science", "flat", "dark", "darkflat"):
         frames = sorted((i for i in group if i.kind == kind), key=lambda i: str(i.path))
         if frames:
@@ -98,5 +99,5 @@ def measure_sky(group: Sequence[FrameInfo], overscan: str | None) -> tuple[Noise
             for info in frames[:SKY_FRAMES]:
                 points += sky_points(read_trimmed(info.path, overscan).data, info.cfa)
             planes = "colour plane" if frames[0].cfa else "frame"
-            return fit_noise_line(points), f"{len(points)} {planes}s of {kind} frames"
-    return None, ""
+            return points, f"{len(points)} {planes}s of {kind} frames"
+    return [], ""

@@ -11,7 +11,8 @@ from ..library import Rules
 from .executors import Executor
 from .options import ReduceOptions
 from .plan import NightPlan
-from .run import NightResult, Progress, plan_night, run_night
+from .planner import plan_night
+from .run import NightResult, Progress, run_night
 
 __all__ = ["Night", "find_nights", "plan_nights", "reduce_nights"]
 

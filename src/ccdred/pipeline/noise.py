@@ -11,12 +11,13 @@ noise against their level), never a constant.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..frame import Frame
 from ..inventory import FrameInfo
+from ..kernels.noise import fit_noise_line
 from .measure import Measured, measure_gain, measure_read_noise, measure_sky
 from .options import ReduceOptions
 from .sensor import Sensor
@@ -57,7 +58,8 @@ class NoiseModel:
 
 def noise_model(group: Sequence[FrameInfo], bias: Frame | None, options: ReduceOptions,
                 sensor: Sensor | None = None,
-                zero_for: Callable[[FrameInfo], Frame | None] | None = None) -> NoiseModel:
+                zero_for: Callable[[FrameInfo], Frame | None] | None = None, *,
+                needs_zero: bool = False) -> NoiseModel:
     """Gain and read noise of one setup's frames, each checked against the data.
 
     Parameters
@@ -72,18 +74,42 @@ def noise_model(group: Sequence[FrameInfo], bias: Frame | None, options: ReduceO
         The setup's ADC step (an ``EGAIN`` per ADC code is divided by it).
     zero_for : callable, optional
         ``zero_for(flat)``: the zero level of a flat (bias, dark-flat, dark), for photon transfer.
+    needs_zero : bool
+        The setup's frames have no bias or dark to say where photon noise starts: the sky
+        noise of the frames gives that level (and the read noise, when nothing else does).
     """
     sensor = sensor or Sensor()
     rn_adu = _measured_read_noise(group, bias, options)
-    header_rn = _header_value(group, "read_noise")
-    rn_guess = rn_adu.value
-    gain, gain_source, line = _gain(group, options, sensor, zero_for, rn_guess)
-    no_read_noise = rn_adu.value is None and header_rn.value is None and (
-        options.read_noise is None)
-    if line is not None and no_read_noise:
-        return _from_sky_line(line, gain_source, sensor)
-    rn, rn_source = _read_noise(options, header_rn, rn_adu, gain)
-    return NoiseModel(gain, gain_source, rn, rn_source, sensor.quantisation_variance)
+    gain, gain_source, points = _gain(group, options, sensor, zero_for, rn_adu.value)
+    rn, rn_source = _read_noise(options, _header_value(group, "read_noise"), rn_adu, gain)
+    model = NoiseModel(gain, gain_source, rn, rn_source, sensor.quantisation_variance)
+    known = not rn_source.startswith("unknown")
+    if needs_zero or not known:
+        points = points if points is not None else measure_sky(group, options.overscan)[0]
+        if points:
+            model = _sky_zero(model, points, known)
+    return model
+
+
+def _sky_zero(model: NoiseModel, points: list[tuple[float, float]], known_read_noise: bool
+              ) -> NoiseModel:
+    """Complete a model with what the frames' sky says: the read noise, or where it starts.
+
+    With the slope fixed at one over the gain, the sky's variance against level gives the
+    intercept ``c``: ``variance = rn^2 + q + (level - zero) / gain = c + level / gain``.
+    """
+    slope = 1.0 / model.gain
+    intercept = float(np.median([variance - slope * level for level, variance in points]))
+    floor = intercept - model.quantisation
+    if not known_read_noise:
+        if floor >= 0:
+            return replace(model, read_noise=float(np.sqrt(floor)) * model.gain,
+                           read_noise_source="from the sky noise at its level")
+        return replace(model, read_noise=0.0, zero_level=-floor * model.gain,
+                       read_noise_source="within the sky noise (not separable from it)")
+    rn_adu2 = (model.read_noise / model.gain) ** 2
+    zero = (rn_adu2 - floor) * model.gain
+    return replace(model, zero_level=zero) if zero > 0 else model
 
 
 def _measured_read_noise(group: Sequence[FrameInfo], bias: Frame | None,
@@ -144,27 +170,17 @@ def _gain(group: Sequence[FrameInfo], options: ReduceOptions, sensor: Sensor,
 
 
 def _sky_gain(group: Sequence[FrameInfo], options: ReduceOptions, header: Measured):
-    line, frames = measure_sky(group, options.overscan)
+    points, frames = measure_sky(group, options.overscan)
     why = header.how or "no e-/ADU keyword"
+    line = fit_noise_line(points)
     if line is None:
         return 1.0, f"unknown ({why}; no frame to measure): 1.0", None
     if line.fitted:
-        return 1.0 / line.slope, (f"from the sky noise against level of {frames} ({why})"), line
+        return 1.0 / line.slope, (f"from the sky noise against level of {frames} ({why})"), \
+            points
     return 1.0 / line.slope, (f"from the sky noise of {frames}, all taken as photon noise "
-                              f"({why}; one sky level, so read noise cannot be told apart)"), line
-
-
-def _from_sky_line(line, source: str, sensor: Sensor) -> NoiseModel:
-    """Return a noise model from ``variance = intercept + level / gain``, measured on the frames."""
-    gain = 1.0 / line.slope
-    floor = line.intercept - sensor.quantisation_variance
-    if floor >= 0:
-        return NoiseModel(gain, source, float(np.sqrt(floor)) * gain,
-                          "from the same sky noise line (intercept)",
-                          sensor.quantisation_variance)
-    # Below this raw level the line says the photon noise vanishes (a pedestal).
-    return NoiseModel(gain, source, 0.0, "within the sky noise line (not separable)",
-                      sensor.quantisation_variance, zero_level=-floor * gain)
+                              f"({why}; one sky level)"), [(level, variance) for level, variance
+                                                           in points]
 
 
 def _agree(value: float, measured: float) -> bool:

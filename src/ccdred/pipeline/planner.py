@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..inventory import FrameInfo
+from ..inventory import FrameInfo, scan
 from ..library import CalibrationLibrary, Rules
 from .borrow import Borrower
 from .plan import (
@@ -29,7 +29,60 @@ from .plan import (
 )
 from .recipes import RECIPES, Recipe
 
-__all__ = ["build_plan"]
+__all__ = ["build_plan", "plan_night", "library_path_for", "LIBRARY_NAME"]
+
+
+LIBRARY_NAME = "calibrations.sqlite"
+"""The calibration library's file name in an output folder (the default library)."""
+
+def plan_night(raw_dir: str | Path, out_dir: str | Path | None = None, *,
+               library: str | Path | None = None, rules: Rules | None = None,
+               bayer: str | None = None) -> NightPlan:
+    """Scan ``raw_dir`` and plan its reduction (headers only; nothing is written).
+
+    Parameters
+    ----------
+    raw_dir : path
+        The night's raw frames.
+    out_dir : path, optional
+        Where the products will go (excluded from the scan).
+    library : path, optional
+        Calibration library that serves what the night lacks; by default
+        ``out_dir/calibrations.sqlite``. Used only when the file exists.
+    rules : Rules, optional
+        When a library master may serve (`ccdred.library.Rules`).
+    bayer : str, optional
+        The Bayer pattern of every frame, whatever the headers say (``RGGB``...).
+
+    Raises
+    ------
+    ValueError
+        ``raw_dir`` is not a directory, or ``out_dir`` is the raw directory itself.
+    """
+    raw = Path(raw_dir)
+    if not raw.is_dir():
+        raise ValueError(f"{raw}: not a directory")
+    exclude = []
+    if out_dir is not None:
+        out = Path(out_dir)
+        if out.resolve() == raw.resolve():
+            raise ValueError(f"{out}: the output directory cannot be the raw directory itself")
+        exclude.append(out)
+    library_path = library_path_for(library, out_dir)
+    infos = scan(raw, exclude=exclude)
+    if bayer is not None:
+        infos = [replace(i, cfa=bayer) for i in infos]
+    if library_path is None or not library_path.is_file():
+        return build_plan(infos, raw, rules=rules)
+    with CalibrationLibrary(library_path) as calibrations:
+        return build_plan(infos, raw, calibrations, rules)
+
+
+def library_path_for(library: str | Path | None, out_dir: str | Path | None) -> Path | None:
+    """Return the library a run uses: the one given, else ``out_dir/calibrations.sqlite``."""
+    if library is not None:
+        return Path(library)
+    return Path(out_dir) / LIBRARY_NAME if out_dir is not None else None
 
 
 def build_plan(infos: Sequence[FrameInfo], raw_dir: Path,

@@ -96,6 +96,8 @@ class Manifest:
     noise: Mapping[str, Any]
     plan: Mapping[str, Any]
     products: tuple[Product, ...]
+    warnings: tuple[str, ...] = ()
+    """What the run found beyond the plan's warnings (from the masters' pixels)."""
 
     def masters(self) -> list[Product]:
         """Return the master products (including borrowed ones), in plan order."""
@@ -110,7 +112,8 @@ class Manifest:
         return {"ccdred_version": self.ccdred_version, "created": self.created,
                 "raw_dir": self.raw_dir, "options": dict(self.options),
                 "noise": dict(self.noise), "plan": dict(self.plan),
-                "products": [p.to_json() for p in self.products]}
+                "products": [p.to_json() for p in self.products],
+                "warnings": list(self.warnings)}
 
 
 def write_manifest(out: Path, manifest: Manifest) -> Path:
@@ -137,7 +140,8 @@ def read_manifest(out: str | Path) -> Manifest:
                         created=str(data.get("created", "")), raw_dir=str(data["plan"]["raw_dir"]),
                         options=data.get("options", {}), noise=data.get("noise", {}),
                         plan=data["plan"],
-                        products=tuple(Product.from_json(p) for p in data["products"]))
+                        products=tuple(Product.from_json(p) for p in data["products"]),
+                        warnings=tuple(data.get("warnings", [])))
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise BadInputError(path, f"no readable manifest: reduce the night first ({err})"
                             ) from err

@@ -25,6 +25,7 @@ from ..combine import CombineResult
 from ..flags import Flag
 from ..frame import Frame
 from ..kernels.mosaic import plane_slices
+from ..kernels.stats import block_medians
 from .noise import NOISE_OPTIONS, NoiseModel
 
 if TYPE_CHECKING:
@@ -147,8 +148,29 @@ def _dead_pixels(frame: Frame, view: OptionsView, cfa: str | None) -> Frame:
 
 def _dark_cards(frame: Frame, master: MasterPlan, view: OptionsView) -> dict[str, Any]:
     return {"NHOTPIX": (int(frame.has(Flag.HOT).sum()),
-                        f"hot pixels (> median + {view.hot_sigma:g} sigma)"),
-            "DARKSCAL": (master.scalable, "bias-subtracted: scales with exposure time")}
+                        f"hot pixels (> local level + {view.hot_sigma:g} sigma)"),
+            "DARKSCAL": (master.scalable, "bias-subtracted: scales with exposure time"),
+            **_glow_cards(frame, master)}
+
+
+GLOW_RATIO = 2.0
+"""A scalable dark shows amp glow when its brightest cells stand this many times its median
+dark current above it (a dark-current gradient across a CCD is a fraction of it)."""
+
+
+def _glow_cards(frame: Frame, master: MasterPlan) -> dict[str, Any]:
+    """Measure large-scale structure in a bias-subtracted dark: amp glow does not scale."""
+    if not master.scalable:
+        return {}
+    cells = block_medians(frame.data, frame.bad)
+    cells = cells[np.isfinite(cells)]
+    if cells.size < 4:
+        return {}
+    level = float(np.median(cells))
+    excess = float(np.percentile(cells, 99)) - level
+    glow = excess > GLOW_RATIO * max(abs(level), 1e-6)
+    return {"DARKGLOW": (glow, "large-scale glow: does not scale with exposure"),
+            "GLOWADU": (round(excess, 2), "[adu] brightest 1% of 32x32 cells above median")}
 
 
 def _darkflat_cards(frame: Frame, master: MasterPlan, view: OptionsView) -> dict[str, Any]:
@@ -156,8 +178,11 @@ def _darkflat_cards(frame: Frame, master: MasterPlan, view: OptionsView) -> dict
 
 
 def _flat_cards(frame: Frame, master: MasterPlan, view: OptionsView) -> dict[str, Any]:
+    levels = {key: (frame.header[key], frame.header.comments[key]) for key in
+              ("CFASCALE", "FLATLV1", "FLATLV2", "FLATLV3", "FLATLV4") if key in frame.header}
     return {"FILTER": master.filter or "",
             "FLATLVL": (frame.header["FLATLVL"], "[adu] raw level of a flat value of 1"),
+            **levels,
             "NDEADPIX": (int(frame.has(Flag.DEAD).sum()),
                          f"dead/weak pixels (< local - {view.dead_sigma:g} sig)")}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +14,14 @@ from astropy.io import fits
 from .. import io
 from ..errors import BadInputError
 from ..frame import Frame
-from ..inventory import FrameInfo, describe_file, scan
-from ..library import CalibrationLibrary, Rules
+from ..inventory import FrameInfo, describe_file
+from ..library import CalibrationLibrary
 from .executors import Executor, InProcess, threads_per_worker
-from .masters import MasterBuild, badpix_maps, build_master, master_key
+from .masters import MasterBuild, badpix_maps, build_master, glow_warnings, master_key
 from .noise import NoiseModel, noise_model
 from .options import ReduceOptions
 from .plan import MasterPlan, NightPlan, SciencePlan
-from .planner import build_plan
+from .planner import LIBRARY_NAME, library_path_for, plan_night
 from .products import (
     BADPIX,
     MASTER,
@@ -40,13 +40,10 @@ from .science import SCIENCE_STEPS, ScienceJob, science_product, science_task
 from .sensor import Sensor, analyse_sensor
 from .tasks import MasterRef
 
-__all__ = ["NightResult", "plan_night", "reduce_night", "LIBRARY_NAME", "Progress"]
+__all__ = ["NightResult", "plan_night", "reduce_night", "run_night", "LIBRARY_NAME", "Progress"]
 
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: called as work advances."""
-
-LIBRARY_NAME = "calibrations.sqlite"
-"""The calibration library's file name in an output folder (the default library)."""
 
 DEFECT_WARN_FRACTION = 0.01
 """A master with more than this fraction of flagged pixels is registered with verdict 'warn'."""
@@ -64,56 +61,8 @@ class NightResult:
     manifest: Path | None = None
     rebuilt: list[Path] = field(default_factory=list)
     """Products made by this run (the others were up to date and kept)."""
-
-
-def plan_night(raw_dir: str | Path, out_dir: str | Path | None = None, *,
-               library: str | Path | None = None, rules: Rules | None = None,
-               bayer: str | None = None) -> NightPlan:
-    """Scan ``raw_dir`` and plan its reduction (headers only; nothing is written).
-
-    Parameters
-    ----------
-    raw_dir : path
-        The night's raw frames.
-    out_dir : path, optional
-        Where the products will go (excluded from the scan).
-    library : path, optional
-        Calibration library that serves what the night lacks; by default
-        ``out_dir/calibrations.sqlite``. Used only when the file exists.
-    rules : Rules, optional
-        When a library master may serve (`ccdred.library.Rules`).
-    bayer : str, optional
-        The Bayer pattern of every frame, whatever the headers say (``RGGB``...).
-
-    Raises
-    ------
-    ValueError
-        ``raw_dir`` is not a directory, or ``out_dir`` is the raw directory itself.
-    """
-    raw = Path(raw_dir)
-    if not raw.is_dir():
-        raise ValueError(f"{raw}: not a directory")
-    exclude = []
-    if out_dir is not None:
-        out = Path(out_dir)
-        if out.resolve() == raw.resolve():
-            raise ValueError(f"{out}: the output directory cannot be the raw directory itself")
-        exclude.append(out)
-    library_path = library_path_for(library, out_dir)
-    infos = scan(raw, exclude=exclude)
-    if bayer is not None:
-        infos = [replace(i, cfa=bayer) for i in infos]
-    if library_path is None or not library_path.is_file():
-        return build_plan(infos, raw, rules=rules)
-    with CalibrationLibrary(library_path) as calibrations:
-        return build_plan(infos, raw, calibrations, rules)
-
-
-def library_path_for(library: str | Path | None, out_dir: str | Path | None) -> Path | None:
-    """Return the library a run uses: the one given, else ``out_dir/calibrations.sqlite``."""
-    if library is not None:
-        return Path(library)
-    return Path(out_dir) / LIBRARY_NAME if out_dir is not None else None
+    warnings: list[str] = field(default_factory=list)
+    """What the run found that the plan could not know (from the masters' pixels)."""
 
 
 def reduce_night(raw_dir: str | Path, out_dir: str | Path, *,
@@ -258,8 +207,11 @@ class _Run:
         if suffix not in self.result.noise:
             bias = next((self.masters.get(m.name) for m in self.plan.masters
                          if m.kind == "bias" and m.setup == setup), None)
+            zeros = [m for m in self.plan.masters if m.setup == setup and m.kind in ("bias",
+                                                                                    "dark")]
             self.result.noise[suffix] = noise_model(self.group(setup), bias, self.options,
-                                                    self.sensor_for(setup), self._flat_zero)
+                                                    self.sensor_for(setup), self._flat_zero,
+                                                    needs_zero=not zeros)
         return self.result.noise[suffix]
 
     def _flat_zero(self, flat: FrameInfo) -> Frame | None:
@@ -331,6 +283,8 @@ class _Run:
 
     def science(self, report: Progress) -> None:
         """Calibrate every science frame that is not up to date, as executor tasks."""
+        self.result.warnings.extend(glow_warnings(self.plan, self.masters,
+                                                  self.options.optimize_dark))
         stamp = io.reduction_time()
         jobs, products = [], {}
         for index, sci in enumerate(self.plan.science):
@@ -374,7 +328,8 @@ class _Run:
                         raw_dir=str(self.plan.raw_dir), options=self.options.as_dict(),
                         noise={k or "default": asdict(v) for k, v in self.result.noise.items()},
                         plan=self.plan.to_json(),
-                        products=(*self.products.values(), *self.reduced))
+                        products=(*self.products.values(), *self.reduced),
+                        warnings=tuple(self.result.warnings))
 
 
 def _register(run: _Run, library: Path | None) -> None:
