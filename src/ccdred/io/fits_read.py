@@ -1,0 +1,177 @@
+"""Reading FITS files: headers without data, whole frames, completeness checks."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+from astropy.io.fits.verify import VerifyWarning
+from astropy.utils.exceptions import AstropyUserWarning
+
+from .. import flags as _flags
+from ..errors import BadInputError
+from ..frame import Frame
+
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz", ".fz")
+
+_STRUCTURAL = ("SIMPLE", "XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "EXTEND",
+               "BZERO", "BSCALE", "BLANK", "PCOUNT", "GCOUNT", "CHECKSUM", "DATASUM", "EXTNAME",
+               "ZIMAGE", "ZBITPIX", "ZNAXIS", "ZNAXIS1", "ZNAXIS2", "ZCMPTYPE", "ZTILE1", "ZTILE2")
+
+
+def is_fits_name(path: Path) -> bool:
+    """Return True when the file name ends like a FITS file (any case)."""
+    name = path.name.lower()
+    return any(name.endswith(suffix) for suffix in FITS_SUFFIXES)
+
+
+@contextmanager
+def _open(path: Path) -> Iterator[fits.HDUList]:
+    path = Path(path)
+    if path.is_dir():
+        raise BadInputError(path, "is a directory, not a FITS file")
+    if not path.exists():
+        raise BadInputError(path, "does not exist")
+    if path.stat().st_size == 0:
+        raise BadInputError(path, "is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", (AstropyUserWarning, VerifyWarning))
+            hdul = fits.open(path, mode="readonly", memmap=False, lazy_load_hdus=False)
+    except (OSError, ValueError, TypeError, IndexError) as err:
+        raise BadInputError(path, f"not a readable FITS file ({err})") from err
+    try:
+        yield hdul
+    finally:
+        hdul.close()
+
+
+def _image_hdu(hdul: fits.HDUList, path: Path) -> fits.hdu.base._BaseHDU:
+    """Return the HDU holding the 2-D image: primary if it has one, else the first extension."""
+    for hdu in hdul:
+        naxis = hdu.header.get("ZNAXIS", hdu.header.get("NAXIS", 0))
+        if isinstance(hdu, fits.BinTableHDU) and not isinstance(hdu, fits.CompImageHDU):
+            continue
+        if naxis == 2:
+            return hdu
+        if naxis and naxis > 2:
+            dims = [hdu.header.get(f"NAXIS{i}") for i in range(1, naxis + 1)]
+            raise BadInputError(path, f"holds a {naxis}-D cube {dims}; ccdred reduces 2-D images")
+    raise BadInputError(path, "has no 2-D image in any HDU")
+
+
+def _stream_compressed(hdu: fits.hdu.base._BaseHDU) -> bool:
+    """Tell whether the whole file is a gzip/bzip2/zip stream (offsets are not on disk)."""
+    info = hdu.fileinfo()
+    return info is None or getattr(info["file"], "compression", None) is not None
+
+
+def _data_bytes(header: fits.Header) -> int:
+    """Bytes of an HDU's data on disk without the final padding (FITS standard 4.4.1)."""
+    naxis = int(header.get("NAXIS", 0))
+    if naxis == 0:
+        return 0
+    count = math.prod(int(header[f"NAXIS{i}"]) for i in range(1, naxis + 1))
+    return (abs(int(header["BITPIX"])) // 8 * int(header.get("GCOUNT", 1))
+            * (int(header.get("PCOUNT", 0)) + count))
+
+
+def _check_complete(hdu: fits.hdu.base._BaseHDU, path: Path) -> None:
+    """Refuse a file whose image data is cut short, before any work is done with it.
+
+    Plain files are checked by size (a missing final padding is tolerated); a compressed stream
+    can only be checked by decoding it.
+    """
+    if _stream_compressed(hdu):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", (AstropyUserWarning, VerifyWarning))
+                np.asarray(hdu.data)
+        except (OSError, ValueError, TypeError, EOFError) as err:
+            raise BadInputError(path, f"truncated or corrupt compressed data ({err})") from err
+        return
+    info = hdu.fileinfo()
+    if isinstance(hdu, fits.CompImageHDU):
+        needed = info["datLoc"] + info["datSpan"] - (2880 - 1)
+    else:
+        needed = info["datLoc"] + _data_bytes(hdu.header)
+    size = path.stat().st_size
+    if size < needed:
+        raise BadInputError(path, f"truncated: the file has {size} bytes, its header needs "
+                                  f"{needed}")
+
+
+def _clean_header(header: fits.Header) -> fits.Header:
+    out = header.copy()
+    for key in _STRUCTURAL:
+        out.remove(key, ignore_missing=True, remove_all=True)
+    return out
+
+
+def read_header(path: str | Path, *, check_data: bool = True) -> fits.Header:
+    """Return the header of the file's image HDU, checking the data is all there.
+
+    Plain files are not read beyond their headers; a gzip-compressed file is decoded, unless
+    ``check_data`` is False (the file was checked already).
+    """
+    path = Path(path)
+    with _open(path) as hdul:
+        try:
+            hdu = _image_hdu(hdul, path)
+            if check_data:
+                _check_complete(hdu, path)
+            return hdu.header.copy()
+        except (OSError, ValueError) as err:
+            if isinstance(err, BadInputError):
+                raise
+            raise BadInputError(path, f"unreadable header ({err})") from err
+
+
+def read(path: str | Path) -> Frame:
+    """Read a FITS file into a `Frame`.
+
+    Raw frames give data only (float32). Files written by ccdred also give variance (from the
+    ``UNCERT`` extension) and flags (from ``DQ``). Non-finite pixels are flagged NO_DATA.
+
+    Raises
+    ------
+    BadInputError
+        The file is missing, empty, not FITS, truncated, or holds no 2-D image.
+    """
+    path = Path(path)
+    with _open(path) as hdul:
+        hdu = _image_hdu(hdul, path)
+        try:
+            data = np.array(hdu.data, dtype=np.float32)
+        except (OSError, ValueError, TypeError) as err:
+            raise BadInputError(path, f"truncated or corrupt image data ({err})") from err
+        if data.ndim != 2:
+            raise BadInputError(path, f"image has shape {data.shape}; ccdred reduces 2-D images")
+        names = {h.name for h in hdul}
+        variance = None
+        dq = None
+        if "UNCERT" in names:
+            variance = np.asarray(hdul["UNCERT"].data, dtype=np.float32) ** 2
+        if "DQ" in names:
+            dq = np.asarray(hdul["DQ"].data, dtype=np.uint16)
+        header = _clean_header(hdu.header)
+    nonfinite = ~np.isfinite(data)
+    if nonfinite.any():
+        dq = (dq if dq is not None else np.zeros(data.shape, np.uint16)) | np.where(
+            nonfinite, np.uint16(_flags.Flag.NO_DATA), np.uint16(0))
+    return Frame(data, variance=variance, dq=dq, header=header, path=path)
+
+
+def sha256(path: str | Path) -> str:
+    """Return the hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
