@@ -123,6 +123,28 @@ def _mad(values, lo, hi, median):
                   + _kth_deviation(values, lo, hi, middle, median, k))
 
 
+@njit(cache=True)
+def _biweight_scale(values, lo, hi, median):
+    """Biweight scale of the window ``[lo, hi)`` about ``median`` (astropy's `biweight_scale`).
+
+    Tukey's biweight with tuning constant 9 MADs: robust to outliers like the MAD, but with
+    about 87% of the standard deviation's efficiency on Gaussian data (the MAD has 37%), so
+    its estimate of a pixel's own scatter is not often far too small. 0 when the MAD is 0.
+    """
+    mad = _mad(values, lo, hi, median)
+    if not mad > 0.0:
+        return 0.0
+    numerator = 0.0
+    denominator = 0.0
+    for i in range(lo, hi):
+        d = np.float64(values[i]) - median
+        u2 = (d / (9.0 * mad)) ** 2
+        if u2 < 1.0:
+            numerator += d * d * (1.0 - u2) ** 4
+            denominator += (1.0 - u2) * (1.0 - 5.0 * u2)
+    return math.sqrt((hi - lo) * numerator) / abs(denominator)
+
+
 @njit(cache=True, inline="always")
 def _kth_deviation(values, lo, hi, middle, median, k):
     """Return the ``k``-th smallest (from 0) of the deviations ``|values[i] - median|``.

@@ -13,6 +13,7 @@ from numba import njit
 
 from .order import (
     MAD_TO_SIGMA,
+    _biweight_scale,
     _mad,
     _mean,
     _median_sorted,
@@ -46,27 +47,32 @@ segment also takes the columns left over: 32 to 63 of them)."""
 
 @njit(cache=True)
 def _clip_window(values, lo, hi, centre_kind, spread_kind, sigma_low, sigma_high, maxiters,
-                 floor, first_mad_spread):
-    """Sigma-clip the sorted window; ``first_mad_spread`` is its MAD spread if known, or NaN."""
+                 floor):
+    """Sigma-clip the sorted window of one pixel; ``floor`` is its row's pooled noise.
+
+    Each pass measures the centre of the values still kept. The ``std`` and ``mad`` spreads
+    are measured again each pass too (as astropy does). The ``pooled`` spread is measured
+    once, from all the pixel's values: the larger of their biweight scale and the row's
+    noise. A pixel noisier than its row (a hot pixel) is so clipped against its own scatter,
+    estimated robustly and efficiently, and never against a spread that shrinks pass after
+    pass as the tails are cut (the MAD's did, and good values went).
+    """
     n = hi
     lower = -np.inf
     upper = np.inf
     iteration = 0
+    pooled = max(_biweight_scale(values, lo, hi, _median_sorted(values, lo, hi)), floor) if (
+        spread_kind == SPREAD_POOLED) else 0.0
     while hi - lo > 1 and (maxiters <= 0 or iteration < maxiters):
         iteration += 1
-        if centre_kind == CENTRE_MEDIAN:
-            centre = _median_sorted(values, lo, hi)
-        else:
-            centre = _mean(values, lo, hi)
+        median = _median_sorted(values, lo, hi)
+        centre = median if centre_kind == CENTRE_MEDIAN else _mean(values, lo, hi)
         if spread_kind == SPREAD_STD:
             spread = _std(values, lo, hi, _mean(values, lo, hi))
+        elif spread_kind == SPREAD_POOLED:
+            spread = pooled
         else:
-            if iteration == 1 and not math.isnan(first_mad_spread):
-                spread = first_mad_spread
-            else:
-                spread = MAD_TO_SIGMA * _mad(values, lo, hi, _median_sorted(values, lo, hi))
-            if spread_kind == SPREAD_POOLED and spread < floor:
-                spread = floor
+            spread = MAD_TO_SIGMA * _mad(values, lo, hi, median)
         lower = centre - sigma_low * spread
         upper = centre + sigma_high * spread
         new_lo, new_hi = _within(values, lo, hi, lower, upper)
@@ -258,12 +264,19 @@ def _sigclip_row(values, counts, lo, hi, centre_kind, spread_kind, sigma_low, si
         if n < 2:
             continue
         centre = medians[col] if centre_kind == CENTRE_MEDIAN else means[col]
-        spread = stds[col] if spread_kind == SPREAD_STD else max(mads[col], floor[col])
+        # A lower bound of the first pass's spread: when every value is inside the bounds it
+        # gives, the first pass rejects nothing and is the whole clip.
+        if spread_kind == SPREAD_STD:
+            spread = stds[col]
+        elif spread_kind == SPREAD_POOLED:
+            spread = floor[col]
+        else:
+            spread = mads[col]
         if (values[0, col] >= centre - sigma_low * spread
                 and values[n - 1, col] <= centre + sigma_high * spread):
             continue
         lo[col], hi[col] = _clip_window(columns[col], 0, n, centre_kind, spread_kind,
-                                        sigma_low, sigma_high, maxiters, floor[col], mads[col])
+                                        sigma_low, sigma_high, maxiters, floor[col])
 
 
 @njit(cache=True)
