@@ -16,7 +16,7 @@ LAYERS = [
     ["ccdred.plots"],
     ["ccdred.frame"],
     ["ccdred.io"],
-    ["ccdred.combine", "ccdred.inventory", "ccdred.simulate", "ccdred.simulate_cmos",
+    ["ccdred.stacking", "ccdred.inventory", "ccdred.simulate", "ccdred.simulate_cmos",
      "ccdred.simulate_files"],
     ["ccdred.steps", "ccdred.library", "ccdred.qa"],
     ["ccdred.pipeline"],

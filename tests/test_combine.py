@@ -8,7 +8,7 @@ from astropy.io import fits
 from astropy.stats import sigma_clip
 
 from ccdred import Frame, combine
-from ccdred.combine import rows_per_block
+from ccdred.stacking import rows_per_block
 
 
 def stack_with_outliers(n, rows=24, cols=31, seed=0, dtype=np.float32):
@@ -439,6 +439,22 @@ def test_pooled_clip_keeps_good_values_of_pixels_noisier_than_their_row(n):
     stack[3, 10, 8] = 17175.0 + 8 * 30.0
     result = combine(frames(stack), method="mean", reject="sigclip", rejection_map=True)
     assert result.rejected[3, 10, 8] == 1
+
+
+def test_mad_bias_table_is_the_monte_carlo_it_says():
+    from ccdred.kernels.order import MAD_TO_SIGMA
+    from ccdred.kernels.reject import MEDIAN_MAD_VARIANCE, median_mad_variance
+
+    rng = np.random.default_rng(12345)
+    expected = np.ones(65)
+    for k in range(2, 65):
+        draws = rng.standard_normal((20_000, k))
+        med = np.median(draws, axis=1, keepdims=True)
+        mad = MAD_TO_SIGMA * np.median(np.abs(draws - med), axis=1)
+        expected[k] = np.median(mad**2)
+    np.testing.assert_allclose(MEDIAN_MAD_VARIANCE, expected, rtol=1e-12)
+    np.testing.assert_array_equal(median_mad_variance(5), expected[:6])
+    assert median_mad_variance(100)[65:].tolist() == [1.0] * 36
 
 
 def test_biweight_scale_is_astropys():

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from ccdred.combine import CombineOptions
 from ccdred.pipeline import RECIPES, ReduceOptions
 from ccdred.pipeline.masters import master_key
 from ccdred.pipeline.options import OptionsView
 from ccdred.pipeline.plan import DarkChoice, MasterPlan
 from ccdred.pipeline.recipes import recipe_for
+from ccdred.stacking import CombineOptions
 
 CHANGED = {
     "combine": CombineOptions(method="median"),

@@ -17,11 +17,11 @@ import pytest
 
 import ccdred
 from ccdred import io
-from ccdred.combine import combine
 from ccdred.pipeline import DaskCluster, InProcess, LocalProcesses, ReduceOptions
 from ccdred.pipeline.executors import MALLOC_TRIM, environment_variable
 from ccdred.pipeline.masters import combine_master
 from ccdred.simulate import CameraModel, simulate_night
+from ccdred.stacking import combine
 from ccdred.steps import CombineOptions, stack_bands
 
 from .conftest import ccdred_command

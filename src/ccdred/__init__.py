@@ -2,39 +2,44 @@
 
 The public API: `read`, `write`, `combine` (with `CombineOptions`), `reduce_night`,
 `plan_night`, `scan`, the steps in `ccdred.steps`, the `Frame` type and the `Flag` registry.
+Each is imported when first used, so ``import ccdred`` (and the command line's start) stays
+quick: numba, scipy and astropy load only for the work that needs them.
 """
 
 from __future__ import annotations
 
+import importlib
+
 from ._version import __version__
-from .combine import CombineOptions, CombineResult, combine
-from .errors import BadInputError
-from .flags import Flag
-from .frame import Frame
-from .inventory import FrameInfo, scan
-from .io import read, write
 
-__all__ = [
-    "BadInputError",
-    "CombineOptions",
-    "CombineResult",
-    "Flag",
-    "Frame",
-    "FrameInfo",
-    "__version__",
-    "combine",
-    "plan_night",
-    "read",
-    "reduce_night",
-    "scan",
-    "write",
-]
+_HOMES = {
+    "BadInputError": "errors",
+    "CombineOptions": "stacking",
+    "CombineResult": "stacking",
+    "Flag": "flags",
+    "Frame": "frame",
+    "FrameInfo": "inventory",
+    "combine": "stacking",
+    "plan_night": "pipeline",
+    "read": "io",
+    "reduce_night": "pipeline",
+    "scan": "inventory",
+    "write": "io",
+}
+"""Where each public name lives (a submodule of this package)."""
+
+__all__ = ["BadInputError", "CombineOptions", "CombineResult", "Flag", "Frame", "FrameInfo",
+           "__version__", "combine", "plan_night", "read", "reduce_night", "scan", "write"]
 
 
-def __getattr__(name: str):
-    # The pipeline pulls in more; load it only when asked for.
-    if name in ("reduce_night", "plan_night"):
-        from . import pipeline
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'ccdred' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{home}", __name__), name)
+    globals()[name] = value
+    return value
 
-        return getattr(pipeline, name)
-    raise AttributeError(f"module 'ccdred' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))

@@ -1,8 +1,3 @@
-"""The installed ccdred version (written into every product)."""
+"""The ccdred version (written into every product; the package metadata reads it from here)."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("ccdred")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0.0.0"
+__version__ = "0.1.0"

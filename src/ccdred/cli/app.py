@@ -76,7 +76,7 @@ def _format_size(size: int) -> str:
 
 def _combine_parameters() -> list[inspect.Parameter]:
     """Return the combine options of every combining command, with `CombineOptions`' defaults."""
-    from ..combine import CombineOptions
+    from ..stacking import CombineOptions
 
     default = CombineOptions()
     specs: list[tuple[str, Any, str]] = [
@@ -119,7 +119,7 @@ def combine_option_group(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from ..combine import CombineOptions
+        from ..stacking import CombineOptions
 
         values = {name: kwargs.pop(name) for name in _GROUP}
         values["memory_limit"] = parse_size(values["memory_limit"])

@@ -152,7 +152,7 @@ def combine(
 ) -> None:
     """Combine frames into one file (image, UNCERT, MASK and DQ extensions)."""
     from .. import io
-    from ..combine import combine as combine_frames
+    from ..stacking import combine as combine_frames
     from ..steps import master_header
 
     options = combine_options.replace(scale=scale, zero=zero, gain=gain, read_noise=read_noise)

@@ -23,6 +23,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from .codes import MEAN, MEDIAN, SUM
 from .order import (  # noqa: F401 - re-exported: callers and tests reach them here
     MAD_TO_SIGMA,
     NETWORK_MAX,
@@ -30,6 +31,7 @@ from .order import (  # noqa: F401 - re-exported: callers and tests reach them h
     _median_sorted,
     _sort_columns,
     _sort_large,
+    _sort_values,
     sorting_network,
 )
 from .reject import (  # noqa: F401 - re-exported: the codes callers pass
@@ -51,10 +53,6 @@ from .reject import (  # noqa: F401 - re-exported: the codes callers pass
 
 __all__ = ["combine_block", "sorting_network", "MEDIAN", "MEAN", "SUM", "NETWORK_MAX"]
 
-# Estimators.
-MEDIAN = 0
-MEAN = 1
-SUM = 2
 MEDIAN_VARIANCE_FACTOR = math.pi / 2.0
 """Variance of the median of n Gaussian values is about (pi/2) sigma^2 / n."""
 
@@ -104,22 +102,31 @@ def combine_block(stack, variance, weights, pairs, method, reject, centre_kind, 
     weighted = False
     for f in range(n_frames):
         weighted = weighted or weights[f] != 1.0
+    # Which frame a sorted value came from matters only for weights, input variances and the
+    # rejection map; without them the values alone are sorted (half the work).
+    track_frames = weighted or variance.shape[0] > 0 or out_rejected.shape[0] > 0
     for row in prange(n_rows):
         # Each pixel's values sorted down its column, with the frame each came from (float32
         # both, exact for frame numbers: twice the values per vector instruction). Missing
         # values sort last as +inf and are not counted.
         values = np.empty((n_frames, n_cols), np.float32)
-        frames = np.empty((n_frames, n_cols), np.float32)
+        frames = np.empty((n_frames, n_cols) if track_frames else (0, 0), np.float32)
         counts = np.zeros(n_cols, np.int64)
         for f in range(n_frames):
             for col in range(n_cols):
                 v = stack[f, row, col]
                 missing = math.isnan(v)
                 values[f, col] = np.float32(np.inf) if missing else v
-                frames[f, col] = f
                 counts[col] += 0 if missing else 1
-        if n_frames <= NETWORK_MAX:
+            if track_frames:
+                frames[f, :] = f
+        if n_frames <= NETWORK_MAX and not track_frames:
+            _sort_values(values, pairs)
+        elif n_frames <= NETWORK_MAX:
             _sort_columns(values, frames, pairs)
+        elif not track_frames:
+            for col in range(n_cols):
+                values[:, col] = np.sort(values[:, col])
         else:
             for col in range(n_cols):
                 _sort_large(values[:, col], frames[:, col])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
-from scipy import ndimage
 
 __all__ = ["median_filter", "grow_mask"]
 
@@ -54,6 +53,8 @@ def median_filter(image: np.ndarray, size: int) -> np.ndarray:
     The same values as ``scipy.ndimage.median_filter(image, size, mode="reflect")`` for an image
     without NaN; a 5x5 box (the defect search's) runs as a compiled network, others in scipy.
     """
+    from scipy import ndimage  # loaded on first use: a quick start
+
     image = np.asarray(image, dtype=np.float32)
     if size != 5:
         return ndimage.median_filter(image, size=size, mode="reflect")

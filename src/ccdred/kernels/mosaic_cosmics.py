@@ -12,7 +12,6 @@ dropped whole. A track still passes: along a line, at most two edge neighbours a
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
 
 from .filters import median_filter
 from .lacosmic import detect_cosmics
@@ -87,6 +86,8 @@ def _lit_neighbours(significance: np.ndarray, data: np.ndarray, cfa: str) -> np.
 def _without_sources(hits: np.ndarray, significance: np.ndarray, lit: np.ndarray
                      ) -> np.ndarray:
     """Drop every group of detections whose most significant pixel is part of a source."""
+    from scipy import ndimage  # loaded on first use: a quick start
+
     if not hits.any():
         return hits
     labels, count = ndimage.label(hits, structure=np.ones((3, 3), np.int8))

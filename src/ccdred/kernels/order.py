@@ -70,6 +70,24 @@ def _sort_columns(values, order, pairs):
             order_b[col] = ox if swap else oy
 
 
+@njit(cache=True, inline="always")
+def _sort_values(values, pairs):
+    """Sort every column of ``values`` (frames x columns) in place.
+
+    `_sort_columns` without the frame order: a minimum and a maximum per pair, over a whole
+    row of columns.
+    """
+    n_cols = values.shape[1]
+    for k in range(pairs.shape[0]):
+        a = values[pairs[k, 0]]
+        b = values[pairs[k, 1]]
+        for col in range(n_cols):
+            x = a[col]
+            y = b[col]
+            a[col] = min(x, y)
+            b[col] = max(x, y)
+
+
 @njit(cache=True)
 def _sort_large(values, order):
     """Sort one column by value, ``order`` alongside; stable, so ties stay in frame order."""

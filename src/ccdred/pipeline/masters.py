@@ -12,11 +12,11 @@ import numpy as np
 from astropy.io import fits
 
 from .. import io, steps
-from ..combine import CombineOptions, CombineResult
 from ..flags import Flag
 from ..frame import Frame
 from ..instruments.camera import bayer_cards
 from ..inventory import FrameInfo
+from ..stacking import CombineOptions, CombineResult
 from .executors import Executor, threads_per_worker
 from .noise import NoiseModel, read_noise_cards
 from .options import OptionsView, ReduceOptions

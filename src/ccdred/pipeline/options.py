@@ -6,9 +6,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from ..combine import CombineOptions
 from ..instruments.camera import CFA_PATTERNS
 from ..kernels.overscan import OVERSCAN_MODELS
+from ..stacking import CombineOptions
 from ..steps.masters import CFA_FLAT_SCALINGS
 
 __all__ = ["ReduceOptions", "OptionsView"]

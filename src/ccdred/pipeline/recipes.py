@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import steps
-from ..combine import CombineResult
 from ..flags import Flag
 from ..frame import Frame
 from ..kernels.mosaic import plane_slices
 from ..kernels.stats import block_medians
+from ..stacking import CombineResult
 from .noise import NOISE_OPTIONS, NoiseModel
 
 if TYPE_CHECKING:

@@ -16,11 +16,11 @@ from datetime import datetime, timedelta
 import numpy as np
 from astropy.io import fits
 
-from ..combine import CombineOptions, CombineResult, RowSource, as_source, combine
 from ..flags import Flag, flagged
 from ..frame import Frame, set_card
 from ..kernels.defects import find_dead, find_hot
 from ..kernels.mosaic import plane_slices
+from ..stacking import CombineOptions, CombineResult, RowSource, as_source, combine
 from .stream import CalibratedRows
 
 __all__ = ["CombineOptions", "make_master_bias", "make_master_dark", "make_master_flat",

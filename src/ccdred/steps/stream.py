@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..combine import RowSource
 from ..flags import Flag
 from ..frame import Frame
 from ..geometry import Section, readout_geometry
 from ..kernels.overscan import overscan_levels
+from ..stacking import RowSource
 from .calibrate import flag_saturation, subtract_dark
 from .overscan import subtract_row_levels, trim
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from ..kernels import combine as _k
+from ..kernels import codes as _k
 
 __all__ = ["CombineOptions", "METHODS", "REJECTIONS", "CENTRES", "SPREADS", "SCALINGS",
            "DEFAULT_MEMORY_LIMIT", "clip_description"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from ..frame import Frame
 from ..geometry import parse_section
 from ..instruments.headers import header_exptime
 from ..kernels import combine as _k
+from ..kernels.reject import median_mad_variance
 from ..kernels.stats import robust_stats
 from .options import CENTRES, METHODS, REJECTIONS, SPREADS, CombineOptions
 from .sources import FileSource, RowSource, as_source
@@ -324,7 +324,7 @@ class _BlockKernel:
         pooled = options.reject == "sigclip" and options.spread == "pooled"
         return cls(options, weights,
                    _k.sorting_network(n) if n <= _k.NETWORK_MAX else np.zeros((0, 2), np.int64),
-                   _median_mad_variance(n) if pooled else np.ones(n + 1))
+                   median_mad_variance(n) if pooled else np.ones(n + 1))
 
     def run(self, stack: np.ndarray, variance: np.ndarray, out: _Outputs, start: int,
             stop: int) -> None:
@@ -356,22 +356,3 @@ def _read_rows(source: RowSource, start: int, stop: int, values: np.ndarray,
         var_stack[index, :rows] = source.read_variance_rows(start, stop)
         if inv_scale is not None:
             var_stack[index, :rows] *= inv_scale ** 2
-
-
-@functools.cache
-def _median_mad_variance(n: int) -> np.ndarray:
-    """Median of ``(1.4826 MAD)^2`` for k = 0..n unit Gaussian values (Monte Carlo, seeded).
-
-    Small samples' MAD spread is biased low in the median; dividing by this makes the pooled
-    spread unbiased. Beyond 64 values the bias is under 1 per cent and taken as 1.
-    """
-    rng = np.random.default_rng(12345)
-    out = np.ones(n + 1)
-    for k in range(2, min(n, 64) + 1):
-        draws = rng.standard_normal((20_000, k))
-        med = np.median(draws, axis=1, keepdims=True)
-        mad = _k.MAD_TO_SIGMA * np.median(np.abs(draws - med), axis=1)
-        out[k] = np.median(mad**2)
-    return out
-
-

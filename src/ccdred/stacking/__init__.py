@@ -5,7 +5,12 @@ object (validated on construction) that `combine`, the night pipeline and both c
 Inputs are files (each opened once and read in row blocks), `Frame` objects, or any
 `RowSource`; rows are read in blocks sized so the working set stays under ``memory_limit``,
 and every pixel's result is independent of the block size.
+
+The options load at once (the command line validates them before any work); the streaming
+stack and its compiled kernels when first used.
 """
+
+import importlib
 
 from .options import (
     DEFAULT_MEMORY_LIMIT,
@@ -15,9 +20,20 @@ from .options import (
     CombineOptions,
     clip_description,
 )
-from .sources import FileSource, FrameRows, RowSource, as_source
-from .stack import CombineResult, combine, rows_per_block
+
+_LAZY = {"FileSource": "sources", "FrameRows": "sources", "RowSource": "sources",
+         "as_source": "sources", "CombineResult": "stack", "combine": "stack",
+         "rows_per_block": "stack"}
 
 __all__ = ["combine", "CombineOptions", "CombineResult", "RowSource", "FrameRows", "FileSource",
            "as_source", "rows_per_block", "clip_description", "METHODS", "REJECTIONS",
            "SCALINGS", "DEFAULT_MEMORY_LIMIT"]
+
+
+def __getattr__(name: str) -> object:
+    home = _LAZY.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{home}", __name__), name)
+    globals()[name] = value
+    return value
