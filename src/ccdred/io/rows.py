@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -56,37 +57,54 @@ class FileRows:
             self._dtype.itemsize <= 2 and self._bzero.is_integer() and abs(self._bzero) <= 2**23))
         self._offset = offset
         self._handle = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+        self._buffers = threading.local()
 
     def read_rows(self, start: int, stop: int) -> np.ndarray:
         """Return rows ``start:stop`` as float32, NaN where the pixel has no valid value."""
+        block = np.empty((stop - start, self.shape[1]), np.float32)
+        self.read_rows_into(start, stop, block)
+        return block
+
+    def read_rows_into(self, start: int, stop: int, out: np.ndarray) -> None:
+        """Put rows ``start:stop`` into ``out`` (float32, C-contiguous), NaN where invalid.
+
+        The file's bytes are read into a buffer kept per thread and converted in one pass
+        into ``out``: no array is allocated per block, so a stack is filled in place.
+        """
         if self._handle is None:
             source = self._hdu.section if isinstance(self._hdu, fits.CompImageHDU) else (
                 self._hdu.data)  # a gzip stream cannot seek: astropy decodes it once
-            block = np.asarray(source[start:stop, :], dtype=np.float32)
+            out[...] = source[start:stop, :]
         else:
-            block = self._read_uncompressed(start, stop)
+            self._convert(self._read_raw(start, stop), out)
         if self._floating:
-            block[np.isinf(block)] = np.nan
-        return block
+            out[np.isinf(out)] = np.nan
 
-    def _read_uncompressed(self, start: int, stop: int) -> np.ndarray:
+    def _read_raw(self, start: int, stop: int) -> np.ndarray:
+        """Read the rows' bytes, as stored, into this thread's buffer."""
         cols = self.shape[1]
         count = (stop - start) * cols
-        raw = np.empty(count, self._dtype)
+        buffer = getattr(self._buffers, "raw", None)
+        if buffer is None or buffer.size < count:
+            buffer = np.empty(count, self._dtype)
+            self._buffers.raw = buffer
+        raw = buffer[:count]
         read = os.preadv(self._handle.fileno(), [raw],
                          self._offset + start * cols * self._dtype.itemsize)
         if read != raw.nbytes:
             raise BadInputError(self.path, f"truncated: rows {start}-{stop} could not be read")
-        raw = raw.reshape(stop - start, cols)
+        return raw.reshape(stop - start, cols)
+
+    def _convert(self, raw: np.ndarray, out: np.ndarray) -> None:
+        """Convert stored values to float32 in ``out``: BSCALE/BZERO applied, BLANK as NaN."""
         if self._scale_in_float32:
-            block = raw.astype(np.float32)
+            np.copyto(out, raw, casting="unsafe")
             if self._bzero != 0.0:
-                block += np.float32(self._bzero)
+                out += np.float32(self._bzero)
         else:
-            block = (raw * self._bscale + self._bzero).astype(np.float32)
+            out[...] = raw * self._bscale + self._bzero
         if self._blank is not None:
-            block[raw == self._blank] = np.nan
-        return block
+            out[raw == self._blank] = np.nan
 
     def close(self) -> None:
         """Release the file."""

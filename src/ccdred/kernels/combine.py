@@ -57,7 +57,7 @@ MEDIAN_VARIANCE_FACTOR = math.pi / 2.0
 """Variance of the median of n Gaussian values is about (pi/2) sigma^2 / n."""
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def combine_block(stack, variance, weights, pairs, method, reject, centre_kind, spread_kind,
                   sigma_low, sigma_high, maxiters, nlow, nhigh, pclip_low, pclip_high, nkeep,
                   gain, read_noise, snoise, median_mad_var, out_value, out_variance,

@@ -67,6 +67,10 @@ class FileSource:
         """Rows as float32, NaN where the file has no valid value."""
         return self._rows.read_rows(start, stop)
 
+    def read_rows_into(self, start: int, stop: int, out: np.ndarray) -> None:
+        """Put those rows into ``out`` (float32), converted straight from the file's bytes."""
+        self._rows.read_rows_into(start, stop, out)
+
     def read_variance_rows(self, start: int, stop: int) -> None:
         """Raw files carry no variance."""
         return None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import numba
@@ -12,15 +12,18 @@ from astropy.io import fits
 
 from ..flags import Flag
 from ..frame import Frame
-from ..geometry import parse_section
-from ..instruments.headers import header_exptime
 from ..kernels import combine as _k
 from ..kernels.reject import median_mad_variance
-from ..kernels.stats import robust_stats
 from .options import CENTRES, METHODS, REJECTIONS, SPREADS, CombineOptions
+from .scaling import input_scales, input_zeros
 from .sources import FileSource, RowSource, as_source
 
 __all__ = ["combine", "CombineResult", "rows_per_block"]
+
+#: Bytes of one block of the stack (values, and variances when the inputs carry them). Blocks
+#: of a few MiB stay in the processor's caches between reading and combining and let reading
+#: the next block overlap combining this one; a larger block is no faster.
+BLOCK_BYTES = 16 * 2**20
 
 
 @dataclass(frozen=True)
@@ -148,91 +151,34 @@ def _band(rows: tuple[int, int] | None, shape: tuple[int, int]) -> tuple[int, in
     return start, stop
 
 
-def _sample(source: RowSource, section: str | None, max_rows: int = 64) -> np.ndarray:
-    """Read a representative sample: the section, or up to ``max_rows`` rows spread evenly."""
-    rows, cols = source.shape
-    if section:
-        try:
-            area = parse_section(section, source.shape)
-        except ValueError as err:
-            raise ValueError(f"statistics section: {err}") from None
-        return source.read_rows(area.row0, area.row1)[:, area.col0:area.col1]
-    picks = np.unique(np.linspace(0, rows - 1, min(rows, max_rows)).astype(int))
-    return np.concatenate([source.read_rows(r, r + 1) for r in picks])
-
-
-def _statistic(sample: np.ndarray, kind: str) -> float:
-    stats = robust_stats(sample)
-    if kind == "median":
-        return stats.median
-    if kind == "mean":
-        return stats.mean
-    # Pearson's empirical mode of the clipped distribution.
-    return 3.0 * stats.median - 2.0 * stats.mean
-
-
-def _exptime(source: RowSource) -> float:
-    header = getattr(source, "header", None)
-    value = header_exptime(header) if header is not None else None
-    if value is None or value <= 0:
-        raise ValueError(f"{source.name}: scale='exptime' needs a positive exposure time")
-    return value
-
-
-def _scales(sources: Sequence[RowSource], options: CombineOptions) -> np.ndarray | None:
-    """Each input's scale statistic (None: no scaling)."""
-    spec = options.scale
-    if spec is None:
-        return None
-    if spec == "exptime":
-        values = np.array([_exptime(s) for s in sources])
-    elif isinstance(spec, str):
-        values = np.array([_statistic(_sample(s, options.stat_section), spec) for s in sources])
-    else:
-        values = np.asarray(spec, dtype=np.float64)
-    _check_finite(sources, values, "scale")
-    if np.any(values / values.mean() <= 0):
-        raise ValueError(f"scale factors must be positive, got {values}")
-    return values
-
-
-def _zeros(sources: Sequence[RowSource], options: CombineOptions, scales: np.ndarray
-           ) -> np.ndarray:
-    """Each input's additive offset from the mean level, after scaling (zeros: none)."""
-    spec = options.zero
-    if spec is None:
-        return np.zeros(len(sources))
-    if isinstance(spec, str):
-        values = np.array([_statistic(_sample(s, options.stat_section) / scales[i], spec)
-                           for i, s in enumerate(sources)])
-    else:
-        values = np.asarray(spec, dtype=np.float64)
-    _check_finite(sources, values, "zero")
-    return values - values.mean()
-
-
-def _check_finite(sources: Sequence[RowSource], values: np.ndarray, what: str) -> None:
-    if not np.all(np.isfinite(values)):
-        bad = [s.name for s, v in zip(sources, values, strict=True) if not np.isfinite(v)]
-        raise ValueError(f"{what}: no finite statistic for {', '.join(bad)}")
-
-
 def rows_per_block(n_inputs: int, shape: tuple[int, int], memory_limit: int, *,
-                   with_variance: bool = False, with_map: bool = False, readers: int = 1) -> int:
+                   with_variance: bool = False, with_map: bool = False, readers: int = 1,
+                   double_buffered: bool = False) -> int:
     """Rows per block so that the block buffers and the full outputs fit in ``memory_limit``.
 
-    ``readers`` is how many inputs are read at once, each with a frame block in flight.
+    ``readers`` is how many inputs are read at once, each with a frame block in flight;
+    ``double_buffered``: a second stack block is filled while the first is combined.
     """
     rows, cols = shape
     outputs = rows * cols * (4 + 4 + 2) + (n_inputs * rows * cols if with_map else 0)
     per_value = 4 + (4 if with_variance else 0)
-    per_row = cols * (n_inputs * per_value + 2 * readers * per_value)
+    stacks = 2 if double_buffered else 1
+    per_row = cols * (stacks * n_inputs * per_value + 2 * readers * per_value)
     budget = memory_limit - outputs
     if budget < per_row:
         raise ValueError(
             f"memory_limit of {memory_limit / 2**20:.1f} MiB is too small for {n_inputs} frames of "
             f"{cols}x{rows}: at least {(outputs + per_row) / 2**20:.1f} MiB is needed")
     return int(min(rows, budget // per_row))
+
+
+def _block_rows(n: int, shape: tuple[int, int], options: CombineOptions, has_variance: bool,
+                rejection_map: bool, readers: int) -> int:
+    """Rows per block: `BLOCK_BYTES` of stack, fewer when the memory limit asks for it."""
+    fitting = rows_per_block(n, shape, int(options.memory_limit), with_variance=has_variance,
+                             with_map=rejection_map, readers=readers, double_buffered=True)
+    per_row = n * shape[1] * (8 if has_variance else 4)
+    return max(1, min(fitting, BLOCK_BYTES // per_row))
 
 
 def _check_shapes(sources: Sequence[RowSource]) -> tuple[int, int]:
@@ -260,41 +206,68 @@ class _Outputs:
                    np.zeros((n, rows, cols), np.uint8) if rejection_map else None)
 
 
+class _StackBuffer:
+    """One block of the stack (values and variances), filled by reader threads."""
+
+    def __init__(self, n: int, rows: int, cols: int, has_variance: bool) -> None:
+        self.values = np.empty((n, rows, cols), np.float32)
+        self.variance = np.empty((n, rows, cols) if has_variance else (0, 0, 0), np.float32)
+        self.pending: list[Future] = []
+        self.rows = 0
+
+    def fill(self, pool: ThreadPoolExecutor, sources: Sequence[RowSource], start: int,
+             stop: int, inv_scales: np.ndarray | None, zeros: np.ndarray) -> None:
+        """Start reading rows ``start:stop`` of every input into this buffer."""
+        self.rows = stop - start
+        self.pending = [pool.submit(_read_rows, source, start, stop, self.values[i],
+                                    self.variance, i,
+                                    None if inv_scales is None else inv_scales[i], zeros[i])
+                        for i, source in enumerate(sources)]
+
+    def ready(self) -> tuple[np.ndarray, np.ndarray]:
+        """Wait for the reads; return the filled values and variances."""
+        wait(self.pending)
+        for future in self.pending:
+            future.result()  # a failed read raises here
+        rows = self.rows
+        return self.values[:, :rows], (self.variance[:, :rows] if self.variance.shape[0]
+                                       else self.variance)
+
+
 def _combine_sources(sources: Sequence[RowSource], options: CombineOptions,
                      weights: np.ndarray, rejection_map: bool, dtype: type,
                      band: tuple[int, int], progress: Callable[[int, int], None] | None
                      ) -> CombineResult:
     cols = _check_shapes(sources)[1]
     n = len(sources)
-    scale_values = _scales(sources, options)
+    scale_values = input_scales(sources, options)
     scales = np.ones(n) if scale_values is None else scale_values / scale_values.mean()
-    zeros = _zeros(sources, options, scales)
+    zeros = input_zeros(sources, options, scales)
     has_variance = all(s.read_variance_rows(0, 1) is not None for s in sources)
     first, last = band
     readers = min(n, numba.get_num_threads())
-    block_rows = rows_per_block(n, (last - first, cols), int(options.memory_limit),
-                                with_variance=has_variance, with_map=rejection_map,
-                                readers=readers)
+    block_rows = _block_rows(n, (last - first, cols), options, has_variance, rejection_map,
+                             readers)
     out = _Outputs.empty(n, last - first, cols, dtype, rejection_map)
-    stack = np.empty((n, block_rows, cols), np.float32)
-    var_stack = np.empty((n, block_rows, cols) if has_variance else (0, 0, 0), np.float32)
     inv_scales = None if scale_values is None else (1.0 / scales).astype(np.float32)
     kernel = _BlockKernel.make(options, n, weights)
-    # Reads and conversions release the GIL: the inputs are read by several threads at once.
+    starts = list(range(first, last, block_rows))
+    buffers = [_StackBuffer(n, block_rows, cols, has_variance)
+               for _ in range(min(2, len(starts)))]
+    # Reads release the GIL, and so does the kernel: the next block is read while this one
+    # is combined, by several reader threads at once.
     with ThreadPoolExecutor(readers) as pool:
-        for start in range(0, last - first, block_rows):
-            stop = min(last - first, start + block_rows)
-
-            def load(i: int, start: int = start, stop: int = stop) -> None:
-                _read_rows(sources[i], first + start, first + stop, stack[i], var_stack, i,
-                           None if inv_scales is None else inv_scales[i], zeros[i])
-
-            list(pool.map(load, range(n)))
-            nb = stop - start
-            kernel.run(stack[:, :nb], var_stack[:, :nb] if has_variance else var_stack, out,
-                       start, stop)
+        buffers[0].fill(pool, sources, first, min(last, first + block_rows), inv_scales, zeros)
+        for k, start in enumerate(starts):
+            values, variance = buffers[k % 2].ready()
+            if k + 1 < len(starts):
+                following = starts[k + 1]
+                buffers[(k + 1) % 2].fill(pool, sources, following,
+                                          min(last, following + block_rows), inv_scales, zeros)
+            stop = start + values.shape[1]
+            kernel.run(values, variance, out, start - first, stop - first)
             if progress is not None:
-                progress(stop, last - first)
+                progress(stop - first, last - first)
     return _result(out, options, sources, scales, zeros)
 
 
@@ -347,7 +320,11 @@ def _read_rows(source: RowSource, start: int, stop: int, values: np.ndarray,
     The values go to ``values``; the variance to ``var_stack[index]`` when that holds any.
     """
     rows = stop - start
-    values[:rows] = source.read_rows(start, stop)
+    read_into = getattr(source, "read_rows_into", None)
+    if read_into is not None:
+        read_into(start, stop, values[:rows])
+    else:
+        values[:rows] = source.read_rows(start, stop)
     if inv_scale is not None:
         values[:rows] *= inv_scale
     if zero != 0.0:
