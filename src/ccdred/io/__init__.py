@@ -7,7 +7,8 @@ Writing is atomic (temporary file + rename): an output appears only when complet
 from __future__ import annotations
 
 from ..atomic import atomic_output
-from .fits_read import FITS_SUFFIXES, is_fits_name, read, read_header, sha256
+from .digests import sha256
+from .fits_read import FITS_SUFFIXES, is_fits_name, read, read_header
 from .fits_write import reduction_time, write, write_dq, write_raw
 from .rows import FileRows
 

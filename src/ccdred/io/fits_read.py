@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import math
 import warnings
 from collections.abc import Iterator
@@ -167,11 +166,3 @@ def read(path: str | Path) -> Frame:
             nonfinite, np.uint16(_flags.Flag.NO_DATA), np.uint16(0))
     return Frame(data, variance=variance, dq=dq, header=header, path=path)
 
-
-def sha256(path: str | Path) -> str:
-    """Return the hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

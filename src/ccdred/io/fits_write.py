@@ -12,6 +12,7 @@ from astropy.io import fits
 from .. import flags as _flags
 from ..atomic import atomic_output
 from ..frame import Frame
+from .digests import HashingWriter, remember
 from .fits_read import _clean_header
 
 
@@ -31,8 +32,11 @@ def _atomic_writeto(hdul: fits.HDUList, path: Path) -> None:
     when = hdul[0].header.get("CCDRDATE") or reduction_time()
     for hdu in hdul:
         hdu.add_checksum(when=f"HDU checksum, {when}")
-    with atomic_output(path) as tmp:
-        hdul.writeto(tmp, overwrite=True, output_verify="exception", checksum=False)
+    # The bytes are hashed on their way to disk, so the manifest never reads a product back.
+    with atomic_output(path) as tmp, open(tmp, "wb") as handle:
+        writer = HashingWriter(handle)
+        hdul.writeto(writer, output_verify="exception", checksum=False)
+    remember(path, writer.digest.hexdigest())
 
 
 def _dq_header() -> fits.Header:

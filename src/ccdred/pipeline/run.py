@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,7 +190,10 @@ class _Run:
     reduced: list[Product] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.checksums = {path: io.sha256(path) for path in self.infos}
+        # hashlib releases the GIL: the raw frames are hashed by a few threads at once.
+        with ThreadPoolExecutor(4) as pool:
+            self.checksums = dict(zip(self.infos, pool.map(io.sha256, self.infos),
+                                      strict=True))
 
     def group(self, setup: tuple[Any, ...]) -> list[FrameInfo]:
         """Return the raw frames of one setup."""
