@@ -46,3 +46,26 @@ def test_grow_mask_equals_binary_dilation(radius):
     np.testing.assert_array_equal(filters.grow_mask(mask, radius),
                                   ndimage.binary_dilation(mask, structure=square))
     assert not filters.grow_mask(np.zeros((5, 5), bool), 2).any()
+
+
+def test_block_clipped_std_is_robust_stats_of_each_block():
+    from ccdred.kernels.stats import block_clipped_std, robust_stats
+
+    rng = np.random.default_rng(3)
+    image = rng.normal(0, 5, (70, 100)).astype(np.float32)
+    image[rng.random(image.shape) < 0.02] += 400  # outliers the clip must remove
+    image[:16, 32:64] *= 4  # a noisier block
+    bad = rng.random(image.shape) < 0.1
+    bad[32:64, :32] = True  # a block with no good pixel
+    std, count = block_clipped_std(image, bad, 32)
+    assert std.shape == count.shape == (2, 3)
+    for i in range(2):
+        for j in range(3):
+            cell = (slice(32 * i, 32 * i + 32), slice(32 * j, 32 * j + 32))
+            values = image[cell][~bad[cell]]
+            assert count[i, j] == values.size
+            if values.size == 0:
+                assert np.isnan(std[i, j])
+            else:
+                expected = robust_stats(values, max_values=values.size).std
+                assert std[i, j] == pytest.approx(expected, rel=1e-6)

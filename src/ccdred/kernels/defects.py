@@ -20,7 +20,7 @@ import numpy as np
 
 from .filters import median_filter
 from .mosaic import assemble, per_plane
-from .stats import robust_stats
+from .stats import block_clipped_std, robust_stats
 
 __all__ = ["find_hot", "find_dead", "NOISE_BLOCK"]
 
@@ -75,14 +75,8 @@ def _local_noise(residual: np.ndarray, missing: np.ndarray) -> np.ndarray:
     n_r, n_c = rows // NOISE_BLOCK, cols // NOISE_BLOCK
     if n_r < 2 or n_c < 2 or not np.isfinite(overall):
         return np.full(residual.shape, overall, np.float32)
-    grid = np.full((n_r, n_c), overall)
-    for i in range(n_r):
-        for j in range(n_c):
-            block = (slice(i * NOISE_BLOCK, (i + 1) * NOISE_BLOCK),
-                     slice(j * NOISE_BLOCK, (j + 1) * NOISE_BLOCK))
-            values = residual[block][~missing[block]]
-            if values.size > NOISE_BLOCK:
-                grid[i, j] = max(robust_stats(values, max_values=values.size).std, overall)
+    block_std, count = block_clipped_std(residual, missing, NOISE_BLOCK)
+    grid = np.where(count > NOISE_BLOCK, np.fmax(block_std, overall), overall)
     row_index = np.minimum(np.arange(rows) // NOISE_BLOCK, n_r - 1)
     col_index = np.minimum(np.arange(cols) // NOISE_BLOCK, n_c - 1)
     return grid[np.ix_(row_index, col_index)].astype(np.float32)
