@@ -53,6 +53,12 @@ def flagged(dq: np.ndarray, flags: Flag) -> np.ndarray:
     return (dq & np.uint16(flags)) != 0
 
 
+def count_flags(dq: np.ndarray) -> dict[Flag, int]:
+    """Return how many pixels have each flag set, in one pass over ``dq``."""
+    values, counts = np.unique(dq[dq != 0], return_counts=True)
+    return {flag: int(counts[(values & np.uint16(flag)) != 0].sum()) for flag in Flag}
+
+
 def describe() -> list[tuple[str, int, str]]:
     """Return ``(keyword, value, comment)`` header cards documenting every bit."""
     return [(f"DQ_{flag.name[:5]}", int(flag), DESCRIPTIONS[flag]) for flag in Flag]

@@ -150,14 +150,19 @@ class Frame:
         self._check_shape(other)
         with np.errstate(divide="ignore", invalid="ignore"):
             quotient = self.data / other.data
-            inv2 = np.float32(1.0) / (other.data * other.data)
             variance = None
             if self.variance is not None or other.variance is not None:
+                # var_a / b^2 + q^2 var_b / b^2, in place: two full-frame arrays, not six.
+                inv2 = other.data * other.data
+                np.reciprocal(inv2, out=inv2)
                 variance = np.zeros(self.shape, np.float32)
-                if self.variance is not None:
-                    variance += self.variance * inv2
                 if other.variance is not None:
-                    variance += quotient * quotient * other.variance * inv2
+                    np.multiply(quotient, quotient, out=variance)
+                    variance *= other.variance
+                    variance *= inv2
+                if self.variance is not None:
+                    inv2 *= self.variance
+                    variance += inv2
         return self.replace(data=quotient, variance=variance, dq=self.dq | other.dq)
 
     # -- astropy interoperability ------------------------------------------------------------

@@ -54,9 +54,10 @@ def repair_pixels(data: np.ndarray, bad: np.ndarray, *, box: int = 5
         raise ValueError(f"box must be an odd number >= 3, got {box}")
     if bad.shape != data.shape:
         raise ValueError(f"bad-pixel mask shape {bad.shape} != image shape {data.shape}")
-    out = np.array(data, dtype=np.float32, copy=True)
+    source = np.ascontiguousarray(data, dtype=np.float32)  # read only: no copy if float32
+    out = source.copy()
     done = np.zeros(data.shape, dtype=np.bool_)
-    _repair(out.copy(), np.ascontiguousarray(bad, dtype=np.bool_), box // 2, out, done)
+    _repair(source, np.ascontiguousarray(bad, dtype=np.bool_), box // 2, out, done)
     return out, done
 
 

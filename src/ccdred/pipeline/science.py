@@ -11,7 +11,7 @@ import numpy as np
 from astropy.io import fits
 
 from .. import io, steps
-from ..flags import Flag
+from ..flags import Flag, count_flags
 from ..frame import Frame
 from ..geometry import ReadoutGeometry, readout_geometry
 from ..instruments.camera import bayer_cards
@@ -228,8 +228,8 @@ def _provenance(frame: Frame, job: ScienceJob, out: Path) -> Frame:
         else:
             history.append(f"{key.lower()}: none applied")
     history.append(_dark_history(frame, sci, refs, cards))
-    counts = {flag.name: int(frame.has(flag).sum()) for flag in Flag}
-    history.append("flags: " + ", ".join(f"{k}={v}" for k, v in counts.items() if v))
+    counts = count_flags(frame.dq)
+    history.append("flags: " + ", ".join(f"{f.name}={v}" for f, v in counts.items() if v))
     return frame.with_header(cards, history)
 
 

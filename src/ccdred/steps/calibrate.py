@@ -51,13 +51,13 @@ def add_noise_model(frame: Frame, *, gain: float, read_noise: float,
         raise ValueError(f"read noise must be >= 0 (e-), got {read_noise}")
     if not quantisation >= 0:
         raise ValueError(f"quantisation variance must be >= 0, got {quantisation}")
-    if isinstance(zero_level, Frame):
-        signal = frame.data - zero_level.data
-    else:
-        signal = frame.data if zero_level is None else frame.data - np.float32(zero_level)
-    floor = np.float32((read_noise / gain) ** 2 + quantisation)
-    variance = floor + np.maximum(signal, 0) / np.float32(gain)
-    return frame.replace(variance=variance.astype(np.float32))
+    zero = zero_level.data if isinstance(zero_level, Frame) else np.float32(zero_level or 0.0)
+    # floor + max(signal, 0) / gain, built in place in one new array.
+    variance = np.subtract(frame.data, zero, dtype=np.float32)
+    np.maximum(variance, 0, out=variance)
+    variance /= np.float32(gain)
+    variance += np.float32((read_noise / gain) ** 2 + quantisation)
+    return frame.replace(variance=variance)
 
 
 def subtract_bias(frame: Frame, bias: Frame) -> Frame:
