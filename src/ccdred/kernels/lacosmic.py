@@ -11,10 +11,12 @@ so that it finds the same pixels (the tests compare them), but faster in two way
   ``_REACH`` pixels, so a pixel farther than that from any change gives the same answer as in
   the previous iteration; recomputing it, as astroscrappy does, repeats work exactly.
 
-All functions here are pure: arrays in, new arrays out.
+`detect_cosmics` is pure (arrays in, new arrays out); it cleans its own copies in place.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 from numba import njit, prange
@@ -30,6 +32,8 @@ __all__ = ["detect_cosmics"]
 _REACH = 8
 # Rows and columns per block of the incremental iterations.
 _BLOCK = 32
+# Windows covering more than this fraction of the image (halo included): one full pass instead.
+_FULL_PASS_AREA = 0.6
 
 _F32 = np.float32
 _MIN_VARIANCE = _F32(0.00001)
@@ -98,18 +102,25 @@ def _candidates(s, s_median, fine, fine_median, noise, good, sigclip, objlim):
 
 @njit(cache=True, parallel=True)
 def _grow(seed, sharp, good, limit):
-    """3x3 dilation (border copied, as astroscrappy's dilate3), kept where good and sharp."""
+    """3x3 dilation (border copied, as astroscrappy's dilate3), kept where good and sharp.
+
+    The interior is written with bitwise, not short-circuit, operators so that it vectorises.
+    """
     rows, cols = seed.shape
     out = np.empty_like(seed)
     for r in prange(rows):
-        for c in range(cols):
-            if r == 0 or c == 0 or r == rows - 1 or c == cols - 1:
-                hit = seed[r, c]
-            else:
-                hit = (seed[r - 1, c - 1] or seed[r - 1, c] or seed[r - 1, c + 1]
-                       or seed[r, c - 1] or seed[r, c] or seed[r, c + 1]
-                       or seed[r + 1, c - 1] or seed[r + 1, c] or seed[r + 1, c + 1])
-            out[r, c] = hit and good[r, c] and sharp[r, c] > limit
+        o = out[r]
+        if r == 0 or r == rows - 1:
+            for c in range(cols):
+                o[c] = seed[r, c] & good[r, c] & (sharp[r, c] > limit)
+            continue
+        up, mid, down, g, sh = seed[r - 1], seed[r], seed[r + 1], good[r], sharp[r]
+        for c in (0, cols - 1):
+            o[c] = mid[c] & g[c] & (sh[c] > limit)
+        for c in range(1, cols - 1):
+            hit = (up[c - 1] | up[c] | up[c + 1] | mid[c - 1] | mid[c] | mid[c + 1]
+                   | down[c - 1] | down[c] | down[c + 1])
+            o[c] = hit & g[c] & (sh[c] > limit)
     return out
 
 
@@ -124,46 +135,65 @@ def _detect(clean, variance, good, sigclip, sigcliplow, objlim):
 
 
 @njit(cache=True, parallel=True)
-def _clean_meanmask(clean, crmask, mask, background):
-    """Replace every cosmic-ray pixel by the mean of the good pixels in its 5x5 box.
+def _meanmask_values(image, rs, cs, crmask, mask):
+    """Mean of the good pixels in each listed pixel's 5x5 box; ``starved`` where none is good."""
+    n = rs.size
+    values = np.empty(n, np.float32)
+    starved = np.zeros(n, np.bool_)
+    for i in prange(n):
+        r, c = rs[i], cs[i]
+        total = _F32(0.0)
+        count = 0
+        for dr in range(-2, 3):
+            for dc in range(-2, 3):
+                if not (crmask[r + dr, c + dc] or mask[r + dr, c + dc]):
+                    total = total + image[r + dr, c + dc]
+                    count += 1
+        starved[i] = count == 0
+        values[i] = total / _F32(count) if count > 0 else _F32(0.0)
+    return values, starved
 
-    Pixels in the 2-pixel border are left alone and a box with no good pixel gets
-    ``background`` (NaN when the caller has not computed it), as in astroscrappy.
-    Returns the new image, where it changed, and whether some box had no good pixel.
+
+@njit(cache=True)
+def _put(image, rs, cs, values):
+    """Write ``values`` at the listed pixels; return which of them changed."""
+    changed = np.zeros(rs.size, np.bool_)
+    for i in range(rs.size):
+        if values[i] != image[rs[i], cs[i]]:
+            image[rs[i], cs[i]] = values[i]
+            changed[i] = True
+    return changed
+
+
+def _clean_meanmask(image, crmask, mask, background):
+    """Replace, IN PLACE, every cosmic-ray pixel by the mean of the good pixels of its 5x5 box.
+
+    Pixels in the 2-pixel border are left alone; a box with no good pixel gets ``background()``
+    (a callable, evaluated only then), as in astroscrappy. Only cosmic-ray pixels are written and
+    they are never read as neighbours, so the result is the same as from a copy.
+    Returns the (row, column) coordinates of the pixels whose value changed.
     """
-    rows, cols = clean.shape
-    out = clean.copy()
-    changed = np.zeros(clean.shape, np.bool_)
-    starved = np.zeros(rows, np.bool_)
-    for r in prange(2, rows - 2):
-        for c in range(2, cols - 2):
-            if not crmask[r, c]:
-                continue
-            total = _F32(0.0)
-            count = 0
-            for dr in range(-2, 3):
-                for dc in range(-2, 3):
-                    if not (crmask[r + dr, c + dc] or mask[r + dr, c + dc]):
-                        total = total + clean[r + dr, c + dc]
-                        count += 1
-            starved[r] |= count == 0
-            value = background if count == 0 else total / _F32(count)
-            if value != clean[r, c]:
-                out[r, c] = value
-                changed[r, c] = True
-    return out, changed, starved.any()
+    rows, cols = image.shape
+    rs, cs = np.divmod(np.flatnonzero(crmask), cols)  # far faster than 2-D nonzero
+    inside = (rs >= 2) & (rs < rows - 2) & (cs >= 2) & (cs < cols - 2)
+    rs, cs = rs[inside], cs[inside]
+    values, starved = _meanmask_values(image, rs, cs, crmask, mask)
+    if starved.any():
+        values[starved] = background()
+    changed = _put(image, rs, cs, values)
+    return rs[changed], cs[changed]
 
 
-def _dirty_runs(changed: np.ndarray) -> list[tuple[int, int, int]]:
-    """Find the blocks with a change within ``_REACH`` pixels.
+def _dirty_runs(changed: tuple[np.ndarray, np.ndarray], shape: tuple[int, int]
+                ) -> list[tuple[int, int, int]]:
+    """Find the blocks with a change (pixel coordinates ``changed``) within ``_REACH`` pixels.
 
     Returns runs of adjacent such blocks in one block row, as (block_row, first, stop).
     """
-    rows, cols = changed.shape
+    rows, cols = shape
     nr, nc = -(-rows // _BLOCK), -(-cols // _BLOCK)
-    padded = np.zeros((nr * _BLOCK, nc * _BLOCK), bool)
-    padded[:rows, :cols] = changed
-    has_change = padded.reshape(nr, _BLOCK, nc, _BLOCK).any(axis=(1, 3))
+    has_change = np.zeros((nr, nc), bool)
+    has_change[changed[0] // _BLOCK, changed[1] // _BLOCK] = True
     # _REACH < _BLOCK, so a change reaches at most the 8 neighbouring blocks.
     dirty = grow_mask(has_change, 1)
     runs = []
@@ -175,10 +205,21 @@ def _dirty_runs(changed: np.ndarray) -> list[tuple[int, int, int]]:
 
 
 def _redetect(clean, variance, good, found, changed, thresholds):
-    """Detect again where ``changed`` can alter the answer, updating ``found`` in place."""
+    """Detect again where ``changed`` can alter the answer; return the new detection.
+
+    Windows with their halo cost more per pixel than one pass over the image: when they would
+    cover most of it (a long exposure's first cleaning touches nearly every block), the whole
+    image is detected again instead.
+    """
     rows, cols = clean.shape
     halo = _REACH
-    for br, first, stop in _dirty_runs(changed):
+    runs = _dirty_runs(changed, (rows, cols))
+    area = sum(min(_BLOCK + 2 * halo, rows) * min((stop - first) * _BLOCK + 2 * halo, cols)
+               for _, first, stop in runs)
+    if area > _FULL_PASS_AREA * rows * cols:
+        return _detect(clean, variance, good, *thresholds)
+    found = found.copy()
+    for br, first, stop in runs:
         r0, r1 = br * _BLOCK, min(rows, (br + 1) * _BLOCK)
         c0, c1 = first * _BLOCK, min(cols, stop * _BLOCK)
         hr0, hr1 = max(0, r0 - halo), min(rows, r1 + halo)
@@ -188,6 +229,7 @@ def _redetect(clean, variance, good, found, changed, thresholds):
                         np.ascontiguousarray(variance[window]),
                         np.ascontiguousarray(good[window]), *thresholds)
         found[r0:r1, c0:c1] = local[r0 - hr0:r1 - hr0, c0 - hc0:c1 - hc0]
+    return found
 
 
 def _lower_median(values: np.ndarray) -> np.float32:
@@ -258,7 +300,7 @@ def detect_cosmics(data: np.ndarray, *, inmask: np.ndarray | None = None,
             else _dilate3(np.ascontiguousarray(inmask, dtype=bool)))
     good = ~mask
     thresholds = (_F32(sigclip), _F32(_F32(sigfrac) * _F32(sigclip)), _F32(objlim))
-    background = (_F32(np.nan), _F32(np.nan))
+    levels = functools.cache(lambda: _background_levels(data, invar, gain, readnoise, good))
 
     crmask = np.zeros(clean.shape, bool)
     found = _detect(clean, variance, good, *thresholds)
@@ -266,17 +308,16 @@ def detect_cosmics(data: np.ndarray, *, inmask: np.ndarray | None = None,
         if not found.any():
             break
         crmask |= found
-        cleaned, changed, starved = _clean_meanmask(clean, crmask, mask, background[0])
-        if starved and np.isnan(background[0]):
-            # Only now is the background level needed (rarely): a median of the whole image.
-            background = _background_levels(data, invar, gain, readnoise, good)
-            cleaned, changed, _ = _clean_meanmask(clean, crmask, mask, background[0])
-        clean = cleaned
-        variance, changed_variance, _ = _clean_meanmask(variance, crmask, mask, background[1])
+        # clean and variance are this function's own arrays: cleaned in place. The background
+        # levels (medians of the whole image) are computed only if a box has no good pixel.
+        changed = _clean_meanmask(clean, crmask, mask, lambda: levels()[0])
+        changed_variance = _clean_meanmask(variance, crmask, mask, lambda: levels()[1])
         if iteration + 1 == niter:
             break
         if incremental:
-            _redetect(clean, variance, good, found, changed | changed_variance, thresholds)
+            either = (np.concatenate((changed[0], changed_variance[0])),
+                      np.concatenate((changed[1], changed_variance[1])))
+            found = _redetect(clean, variance, good, found, either, thresholds)
         else:
             found = _detect(clean, variance, good, *thresholds)
     return crmask, clean / _F32(gain)
