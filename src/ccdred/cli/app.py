@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 __all__ = ["app", "console", "err_console", "handle_errors", "combine_option_group",
-           "parse_size", "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT"]
+           "parse_size", "note_first_compile", "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT"]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -28,6 +28,15 @@ app = typer.Typer(
 _WIDTH = None if sys.stdout.isatty() else 160
 console = Console(highlight=False, width=_WIDTH)
 err_console = Console(stderr=True, highlight=False, width=_WIDTH)
+
+
+def note_first_compile() -> None:
+    """Say so when this run compiles the kernels (once per machine), instead of seeming stuck."""
+    from ..kernels.cache import kernels_cached
+
+    if not kernels_cached():
+        err_console.print("Compiling ccdred's kernels for this machine: the first run takes a "
+                          "minute or two longer; later runs load them from the cache.")
 
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from .app import EXIT_BAD_INPUT, app, combine_option_group, console, err_console, handle_errors
+from .app import (
+    EXIT_BAD_INPUT,
+    app,
+    combine_option_group,
+    console,
+    err_console,
+    handle_errors,
+    note_first_compile,
+)
 
 __all__ = ["info", "scan", "show", "combine", "simulate"]
 
@@ -156,10 +165,13 @@ def combine(
     from ..steps import master_header
 
     options = combine_options.replace(scale=scale, zero=zero, gain=gain, read_noise=read_noise)
+    note_first_compile()
     result = combine_frames(files, options)
+    with ThreadPoolExecutor(4) as pool:  # hashlib releases the GIL
+        checksums = list(pool.map(io.sha256, files))
     header = master_header([io.read_header(p) for p in files], [p.name for p in files],
                            kind="combined", exptime=None, options=options,
-                           checksums=[io.sha256(p) for p in files])
+                           checksums=checksums)
     io.write(result.frame.replace(header=header), out)
     console.print(f"combined {len(files)} frames -> {out}")
 

@@ -10,7 +10,14 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from .app import app, combine_option_group, console, err_console, handle_errors
+from .app import (
+    app,
+    combine_option_group,
+    console,
+    err_console,
+    handle_errors,
+    note_first_compile,
+)
 
 __all__ = ["reduce", "report_command"]
 
@@ -130,6 +137,7 @@ def reduce(
                              cfa_flat_scaling=cfa_flat_scaling)
     rules = Rules(validity_days=validity_days, temperature_tolerance=temperature_tolerance)
     found = find_nights(raw_dirs, out, subfolders=nights)
+    note_first_compile()
     library_path = library or out / LIBRARY_NAME
     for night in found:
         if len(found) > 1:
