@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean browser
+.PHONY: demo test bench lint clean browser siril
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11) on PATH"; exit 1; }
@@ -35,10 +35,21 @@ browser:
 	  echo "note: chromium could not be installed; the browser test will skip"; \
 	else echo "note: no chromium and no root apt-get; the browser test will skip"; fi
 
+# The Siril benchmark needs siril-cli: installed here when possible, else ccdred is timed alone.
+siril:
+	@if command -v siril-cli >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing siril for the side-by-side benchmark"; \
+	  ( apt-get install -y -q siril >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q siril >/dev/null 2>&1; } ) || \
+	  echo "note: siril could not be installed; the benchmark times ccdred alone"; \
+	else echo "note: no siril-cli and no root apt-get; the benchmark times ccdred alone"; fi
+
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+bench: $(STAMP) siril
+	$(BIN)/python benchmarks/bench_siril.py
 	$(BIN)/python benchmarks/bench_combine.py
 	$(BIN)/python benchmarks/bench_night.py
 
