@@ -525,3 +525,24 @@ def test_mad_by_bisection_equals_numpy_on_every_window():
         window = values[lo:hi]
         median = np.median(window)
         assert _mad(values, lo, hi, median) == np.median(np.abs(window - median))
+
+
+def test_files_are_hashed_as_they_are_read(tmp_path):
+    import hashlib
+    import os
+
+    from ccdred.io import digests, sha256
+
+    rng = np.random.default_rng(8)
+    paths = write_stack(tmp_path, rng.normal(1000, 20, (4, 40, 30)))
+    digests._KNOWN.clear()
+    combine(paths, method="median", reject="none", scale="median", memory_limit=100_000)
+    for path in paths:
+        truth = hashlib.sha256(path.read_bytes()).hexdigest()
+        assert digests._KNOWN[os.path.abspath(path)][1] == truth  # no second reading
+        assert sha256(path) == truth
+    # A file changed since is hashed afresh.
+    with open(paths[0], "r+b") as handle:
+        handle.seek(-1, os.SEEK_END)
+        handle.write(b"\x01")
+    assert sha256(paths[0]) == hashlib.sha256(paths[0].read_bytes()).hexdigest()

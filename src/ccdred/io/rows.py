@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from pathlib import Path
@@ -10,6 +11,7 @@ import numpy as np
 from astropy.io import fits
 
 from ..errors import BadInputError
+from .digests import remember
 from .fits_read import _image_hdu, _open, _stream_compressed
 
 
@@ -56,8 +58,41 @@ class FileRows:
         self._scale_in_float32 = self._bscale == 1.0 and (self._bzero == 0.0 or (
             self._dtype.itemsize <= 2 and self._bzero.is_integer() and abs(self._bzero) <= 2**23))
         self._offset = offset
+        self._data_end = expected
         self._handle = open(self.path, "rb")  # noqa: SIM115 - closed in close()
         self._buffers = threading.local()
+        self._start_digest()
+
+    def _start_digest(self) -> None:
+        """Hash the file as its rows are read in order, so it need not be read again to be hashed.
+
+        The header is hashed now; rows as they arrive (a row already hashed is skipped); the
+        rest of the file at `close`, where the digest is remembered (`ccdred.io.sha256`) if every
+        row was read and the file did not change meanwhile.
+        """
+        status = os.fstat(self._handle.fileno())
+        self._opened_as = (status.st_size, status.st_mtime_ns)
+        self._digest = hashlib.sha256(os.pread(self._handle.fileno(), self._offset, 0))
+        self._hashed_to = self._offset
+        self._digest_lock = threading.Lock()
+
+    def _hash_rows(self, first_byte: int, raw: np.ndarray) -> None:
+        with self._digest_lock:
+            skip = self._hashed_to - first_byte
+            if 0 <= skip < raw.nbytes:
+                self._digest.update(memoryview(raw).cast("B")[skip:])
+                self._hashed_to = first_byte + raw.nbytes
+
+    def _finish_digest(self) -> None:
+        if self._hashed_to != self._data_end:
+            return
+        handle = self._handle
+        handle.seek(self._hashed_to)
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            self._digest.update(chunk)
+        status = os.fstat(handle.fileno())
+        if (status.st_size, status.st_mtime_ns) == self._opened_as:
+            remember(self.path, self._digest.hexdigest())
 
     def read_rows(self, start: int, stop: int) -> np.ndarray:
         """Return rows ``start:stop`` as float32, NaN where the pixel has no valid value."""
@@ -89,10 +124,11 @@ class FileRows:
             buffer = np.empty(count, self._dtype)
             self._buffers.raw = buffer
         raw = buffer[:count]
-        read = os.preadv(self._handle.fileno(), [raw],
-                         self._offset + start * cols * self._dtype.itemsize)
+        first_byte = self._offset + start * cols * self._dtype.itemsize
+        read = os.preadv(self._handle.fileno(), [raw], first_byte)
         if read != raw.nbytes:
             raise BadInputError(self.path, f"truncated: rows {start}-{stop} could not be read")
+        self._hash_rows(first_byte, raw)
         return raw.reshape(stop - start, cols)
 
     def _convert(self, raw: np.ndarray, out: np.ndarray) -> None:
@@ -108,8 +144,13 @@ class FileRows:
 
     def close(self) -> None:
         """Release the file."""
-        handle, self._handle = getattr(self, "_handle", None), None
+        handle = getattr(self, "_handle", None)
         if handle is not None:
+            try:
+                self._finish_digest()
+            except OSError:
+                pass  # the digest is only a saving: the file is hashed again when needed
+            self._handle = None
             handle.close()
         self._hdul_cm.__exit__(None, None, None)
 
