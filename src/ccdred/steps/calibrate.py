@@ -119,6 +119,8 @@ def flat_correct(frame: Frame, flat: Frame, *, min_flat: float = 0.1) -> Frame:
     if not min_flat > 0:
         raise ValueError(f"min_flat must be positive, got {min_flat}")
     low = ~(flat.data >= np.float32(min_flat))
+    if not low.any():  # the usual case: three full-frame copies saved
+        return frame / flat
     safe_flat = flat.replace(data=np.where(low, np.float32(1.0), flat.data))
     out = (frame / safe_flat).with_flags(low, Flag.LOW_FLAT)
     data = np.where(low, np.float32(np.nan), out.data)
