@@ -65,7 +65,8 @@ def reduce(
     combine_options: Any,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop.")] = False,
     nights: Annotated[bool, typer.Option(
-        "--nights", help="Each sub-folder of RAW_DIRS holding FITS files is a night.")] = False,
+        "--nights",
+        help="Each sub-folder of RAW_DIRS holding FITS or XISF files is a night.")] = False,
     repair: Annotated[bool, typer.Option("--repair/--no-repair",
                                          help="Repair flagged pixels cosmetically.")] = True,
     cosmics: Annotated[bool, typer.Option("--cosmics/--no-cosmics",
