@@ -157,10 +157,16 @@ def combine(
     from ..steps import master_header
 
     options = combine_options.replace(scale=scale, zero=zero, gain=gain, read_noise=read_noise)
+    headers = [io.read_header(p) for p in files]
+    units = {str(h.get("BUNIT", "adu")).strip().lower() for h in headers}
+    if len(units) > 1:
+        raise ValueError(f"the frames are in different units (BUNIT {', '.join(sorted(units))}): "
+                         "combine frames of one unit")
     result = combine_frames(files, options)
-    header = master_header([io.read_header(p) for p in files], [p.name for p in files],
+    header = master_header(headers, [p.name for p in files],
                            kind="combined", exptime=None, options=options,
                            checksums=[io.sha256(p) for p in files])
+    header["BUNIT"] = (units.pop(), "data units (uncertainty too), as the inputs'")
     io.write(result.frame.replace(header=header), out)
     console.print(f"combined {len(files)} frames -> {out}")
 
