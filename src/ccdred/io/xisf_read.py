@@ -2,7 +2,8 @@
 
 An XISF image's FITS keywords are kept as they are (they mean what the capture program meant);
 the XISF properties fill the FITS keywords the file lacks (exposure, filter, gain, binning,
-temperatures, date, object), and a ``ColorFilterArray`` element gives ``BAYERPAT``. The
+temperatures, date, object), a ``ColorFilterArray`` element gives ``BAYERPAT``, and the file's
+``XISF:CreatorApplication`` names the writing program (``SWCREATE``) when no keyword does. The
 structural keywords (``NAXIS*``, ``BITPIX``, ``BZERO``) describe the XISF image itself, as they
 would a FITS file holding the same samples.
 
@@ -189,6 +190,21 @@ def _add_gain(header: fits.Header, properties: dict) -> None:
     header["EGAIN"] = (float(value), "[e-/ADU] from XISF Instrument:Camera:Gain")
 
 
+def _add_creator(header: fits.Header, file_properties: dict) -> None:
+    """``XISF:CreatorApplication`` as ``SWCREATE`` when no keyword names the writing program.
+
+    The program decides what ``GAIN`` means (``instruments/programs.toml``): N.I.N.A.'s is a
+    gain setting in XISF files as in FITS ones.
+    """
+    from ..instruments import load_conventions
+
+    if any(key in header for key in load_conventions().keywords["software"]):
+        return
+    creator = _property_value(file_properties.get("XISF:CreatorApplication") or {})
+    if isinstance(creator, str) and creator.strip():
+        header["SWCREATE"] = (creator.strip()[:68], "from XISF:CreatorApplication")
+
+
 def _image_element(meta: object, path: Path) -> ET.Element:
     images = meta.findall(f"{_NS}Image")
     if not images:
@@ -225,6 +241,7 @@ def open_image(path: str | Path) -> XisfImage:
         dtype = dtype.newbyteorder(">")
     header = _keywords(element)
     _add_properties(header, meta.get("XISFProperties", {}), element)
+    _add_creator(header, parsed.get_file_metadata())
     bitpix, bzero = _BITPIX[dtype.name]
     header.insert(0, ("NAXIS2", height, "rows"))
     header.insert(0, ("NAXIS1", width, "columns"))
