@@ -65,7 +65,7 @@ def night_as_xisf(raw_dir: Path, out_dir: Path, *, dtype: type = np.uint16,
                   codec: str | None = None, properties: tuple[str, ...] = (),
                   cards: dict | None = None, drop: tuple[str, ...] = ()) -> Path:
     """The same raw night (folders, names, headers, pixels) with every frame saved as XISF."""
-    for source in sorted(raw_dir.rglob("*.fits")):
+    for source in sorted(p for p in raw_dir.rglob("*") if io.is_fits_name(p)):
         target = out_dir / source.relative_to(raw_dir).with_suffix(".xisf")
         target.parent.mkdir(parents=True, exist_ok=True)
         with fits.open(source) as hdul:
@@ -285,3 +285,20 @@ def test_commands_read_xisf(sim_night, tmp_path):
     bad = run("reduce", cut.parent, "-o", tmp_path / "out", check=False)
     assert bad.returncode == 2 and "bias_cut.xisf" in bad.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("folder", ["asi224mc-als-lights", "sbig-dark-ramp",
+                                    "caha-cafos-ngc2420"])
+def test_real_frames_saved_as_xisf_describe_as_in_fits(shared_data, tmp_path, folder):
+    raw = night_as_xisf(shared_data / folder, tmp_path / folder)
+    by_name = {i.path.stem: i for i in scan(raw)}
+    originals = scan(shared_data / folder)
+    assert len(by_name) == len(originals) > 0
+    for original in originals:
+        copy = by_name[original.path.stem]
+        for field in ("kind", "exptime", "filter", "binning", "shape", "temperature", "date",
+                      "gain", "gain_setting", "cfa", "read_noise", "bitpix", "error"):
+            assert getattr(copy, field) == getattr(original, field), (original.path.name, field)
+        np.testing.assert_array_equal(ccdred.read(copy.path).data,
+                                      ccdred.read(original.path).data)

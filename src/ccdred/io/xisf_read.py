@@ -128,7 +128,7 @@ def _keywords(image: ET.Element) -> fits.Header:
     """Return the image's FITS keywords, typed as in a FITS header, structural ones dropped."""
     header = fits.Header()
     for element in image.findall(f"{_NS}FITSKeyword"):
-        name = element.get("name", "").strip().upper()
+        name = element.get("name", "").strip().upper().removeprefix("HIERARCH ").strip()
         value = _fits_value(element.get("value", ""))
         comment = element.get("comment", "")
         if not name or name in _STRUCTURAL:
@@ -136,6 +136,8 @@ def _keywords(image: ET.Element) -> fits.Header:
         if name in ("COMMENT", "HISTORY"):
             header.add_comment(comment) if name == "COMMENT" else header.add_history(comment)
             continue
+        if len(name) > 8 or " " in name:
+            name = f"HIERARCH {name}"  # as the FITS file it came from had it
         try:
             header.append(fits.Card(name, value, comment), end=True)
         except (ValueError, TypeError):
