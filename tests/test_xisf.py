@@ -289,7 +289,7 @@ def test_commands_read_xisf(sim_night, tmp_path):
 
 @pytest.mark.realdata
 @pytest.mark.parametrize("folder", ["asi224mc-als-lights", "sbig-dark-ramp",
-                                    "caha-cafos-ngc2420"])
+                                    "caha-cafos-ngc2420", "arcsat-eagle-halpha"])
 def test_real_frames_saved_as_xisf_describe_as_in_fits(shared_data, tmp_path, folder):
     raw = night_as_xisf(shared_data / folder, tmp_path / folder)
     by_name = {i.path.stem: i for i in scan(raw)}
