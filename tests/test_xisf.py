@@ -302,3 +302,32 @@ def test_real_frames_saved_as_xisf_describe_as_in_fits(shared_data, tmp_path, fo
             assert getattr(copy, field) == getattr(original, field), (original.path.name, field)
         np.testing.assert_array_equal(ccdred.read(copy.path).data,
                                       ccdred.read(original.path).data)
+
+
+@pytest.mark.parametrize("codec", [None, "zlib"])
+def test_big_endian_samples(tmp_path, codec):
+    data = np.arange(12 * 10, dtype=np.uint16).reshape(10, 12) * 401
+    path = tmp_path / "big.xisf"
+    if codec is None:
+        write_xisf(path, data, _header(IMAGETYP="BIAS"))
+        blob = bytearray(path.read_bytes())
+        start = len(blob) - data.nbytes
+        blob[start:] = data.astype(">u2").tobytes()
+        path.write_bytes(bytes(blob))
+    else:
+        # Compressed big-endian samples: the block compressed from the byte-swapped image.
+        swapped = data.byteswap().view(np.uint16)
+        write_xisf(path, swapped, _header(IMAGETYP="BIAS"), codec=codec)
+    rewrite_header(path, lambda xml: xml.replace(b'sampleFormat="UInt16"',
+                                                 b'sampleFormat="UInt16" byteOrder="big"'))
+    np.testing.assert_array_equal(ccdred.read(path).data, data.astype(np.float32))
+    with io.FileRows(path) as rows:
+        np.testing.assert_array_equal(rows.read_rows(2, 7), data[2:7].astype(np.float32))
+
+
+def test_reader_prints_nothing_on_standard_output(tmp_path, capsys):
+    path = write_xisf(tmp_path / "odd.xisf", np.zeros((4, 4), np.uint16), _header(IMAGETYP="BIAS"))
+    rewrite_header(path, lambda xml: xml.replace(b"</Image>", (
+        b'<Property id="Odd:Table" type="Table" rows="0"/></Image>')))
+    assert io.read_header(path)["IMAGETYP"] == "BIAS"
+    assert capsys.readouterr().out == ""
