@@ -3,15 +3,30 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The second environment: the newest Python found (3.14, 3.13, 3.12; a pyenv install counts)
+# and the newest releases of every dependency that pyproject.toml admits.
+PYTHON_LATEST ?= $(shell for v in 3.14 3.13 3.12; do \
+	  if python$$v -c '' >/dev/null 2>&1; then echo python$$v; exit; fi; \
+	  for p in $$HOME/.pyenv/versions/$$v*/bin/python$$v; do \
+	    if [ -x "$$p" ]; then echo $$p; exit; fi; done; done; echo $(PYTHON))
+VENV_LATEST  := .venv-latest
+STAMP_LATEST := $(VENV_LATEST)/.installed
 
-.PHONY: demo test bench lint clean browser siril
+.PHONY: demo test test-latest bench lint clean browser siril
 
-$(STAMP): pyproject.toml
+# `make test` tests one pinned set (constraints/pinned.txt: astropy 7.2) on Python 3.11.
+$(STAMP): pyproject.toml constraints/pinned.txt
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11) on PATH"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[all]'
+	$(BIN)/python -m pip install --quiet -c constraints/pinned.txt -e '.[all]'
 	touch $(STAMP)
+
+$(STAMP_LATEST): pyproject.toml
+	$(PYTHON_LATEST) -m venv $(VENV_LATEST)
+	$(VENV_LATEST)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV_LATEST)/bin/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[all]'
+	touch $(STAMP_LATEST)
 
 demo: $(STAMP)
 	rm -rf demo
@@ -48,6 +63,13 @@ siril:
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
+# The same suite against the newest releases (astropy 8, ...), in .venv-latest.
+test-latest: $(STAMP_LATEST) browser
+	@$(VENV_LATEST)/bin/python -c 'import sys, astropy, numpy, numba; print("test-latest: Python", \
+	  sys.version.split()[0], "astropy", astropy.__version__, "numpy", numpy.__version__, \
+	  "numba", numba.__version__)'
+	$(VENV_LATEST)/bin/python -m pytest -q -p no:cacheprovider
+
 bench: $(STAMP) siril
 	$(BIN)/python benchmarks/bench_siril.py
 	$(BIN)/python benchmarks/bench_combine.py
@@ -57,4 +79,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 clean:
-	rm -rf $(VENV) demo build src/*.egg-info
+	rm -rf $(VENV) $(VENV_LATEST) demo build src/*.egg-info

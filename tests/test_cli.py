@@ -2,15 +2,22 @@
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
+import ccdred
+
 from .conftest import ccdred_command
+
+# The console script imports the ccdred under test (a worktree's, not only the installed one).
+SOURCE_ROOT = str(Path(ccdred.__file__).resolve().parents[1])
 
 
 def run(*args, check=True):
     result = subprocess.run([*ccdred_command(), *map(str, args)], capture_output=True,
-                            text=True, timeout=600, env={"COLUMNS": "200", "PATH": "/usr/bin"})
+                            text=True, timeout=600, env={"COLUMNS": "200", "PATH": "/usr/bin",
+                                                         "PYTHONPATH": SOURCE_ROOT})
     if check and result.returncode != 0:
         raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
     return result
@@ -61,7 +68,8 @@ def test_bad_input_exits_2_with_the_file_named(tmp_path):
     assert missing.returncode == 2 and "does not exist" in missing.stderr
 
 
-@pytest.mark.parametrize("args", [["--method", "average"], ["--reject", "clipping"]])
+@pytest.mark.parametrize("args", [["--method", "average"], ["--reject", "clipping"],
+                                  ["--units", "furlongs"]])
 def test_bad_options_exit_2(sim_night, tmp_path, args):
     result = run("reduce", sim_night.raw_dir, "-o", tmp_path / "o", *args, check=False)
     assert result.returncode == 2

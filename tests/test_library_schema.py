@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 
 import numpy as np
 import pytest
@@ -36,14 +37,14 @@ def _master(path, kind, **cards):
 
 def test_a_first_version_library_is_migrated_and_keeps_its_entries(tmp_path):
     path = tmp_path / "old.sqlite"
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:  # closed: Python 3.13 warns otherwise
         db.executescript(V0_SCHEMA)
     with CalibrationLibrary(path) as lib:
         assert [e.path for e in lib.entries()] == ["/old/bias.fits"]
         entry = lib.add(_master(tmp_path / "df.fits", "darkflat", EXPTIME=3.0, GAIN=100,
                                 OFFSET=50, INSTRUME="ZWO ASI294MM Pro"))
         assert (entry.kind, entry.gain_setting, entry.offset) == ("darkflat", 100.0, 50.0)
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:  # closed: Python 3.13 warns otherwise
         assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
@@ -51,7 +52,7 @@ def test_a_library_of_a_newer_ccdred_is_refused(tmp_path):
     path = tmp_path / "new.sqlite"
     with CalibrationLibrary(path):
         pass
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:  # closed: Python 3.13 warns otherwise
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(BadInputError, match="newer ccdred"):
         CalibrationLibrary(path)
@@ -59,7 +60,7 @@ def test_a_library_of_a_newer_ccdred_is_refused(tmp_path):
 
 def test_another_sqlite_file_is_refused(tmp_path):
     path = tmp_path / "other.sqlite"
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:  # closed: Python 3.13 warns otherwise
         db.execute("CREATE TABLE notes (text TEXT)")
     with pytest.raises(BadInputError, match="not a calibration library"):
         CalibrationLibrary(path)

@@ -14,7 +14,7 @@ def test_science_steps_are_in_the_right_order():
     assert SCIENCE_STEPS == ("flag_nonfinite", "flag_saturation", "overscan", "trim",
                              "noise_model",
                              "subtract_bias", "subtract_dark", "flat_correct", "flag_defects",
-                             "reject_cosmics", "repair")
+                             "reject_cosmics", "repair", "convert_units")
 
 
 def test_products_and_manifest(sim_night, reduced_night):

@@ -30,6 +30,7 @@ CHANGED = {
     "overscan": "mean",
     "bayer": "GRBG",
     "cfa_flat_scaling": "global",
+    "units": "electron",
 }
 """Another value for every `ReduceOptions` field."""
 

@@ -1,4 +1,4 @@
-"""Find the FITS files of a night, classify each (bias/dark/flat/science) and read its metadata.
+"""Find a night's FITS and XISF files, classify each (bias/dark/flat/science), read metadata.
 
 Classification tries, in order: the frame-type header keywords, tokens of the file name, then
 folder names; the conventions are data in ``instruments/conventions.toml``.
@@ -27,7 +27,7 @@ from .instruments.headers import (
     header_value,
     positive,
 )
-from .io import is_fits_name, read_header
+from .io import is_image_name, read_header
 
 __all__ = ["FrameInfo", "Setup", "scan", "describe_file", "classify", "header_exptime",
            "KINDS", "find_fits"]
@@ -263,15 +263,15 @@ def _camera_fields(header: fits.Header, shape: tuple[int, int] | None,
 
 
 def find_fits(root: Path, exclude: Iterable[Path] = ()) -> list[Path]:
-    """Every FITS file below ``root`` (recursive, any case of suffix), sorted, skipping ``exclude``.
+    """Every FITS or XISF file below ``root`` (recursive, any case), sorted, less ``exclude``.
 
-    Directories whose names look like FITS files are returned too, so the caller can report them.
+    Directories whose names look like image files are returned too, so the caller can report them.
     """
     root = Path(root)
     excluded = [Path(p).resolve() for p in exclude]
     found = []
     for path in sorted(root.rglob("*")):
-        if not is_fits_name(path):
+        if not is_image_name(path):
             continue
         resolved = path.resolve()
         if any(resolved == ex or resolved.is_relative_to(ex) for ex in excluded):
@@ -283,7 +283,7 @@ def find_fits(root: Path, exclude: Iterable[Path] = ()) -> list[Path]:
 
 
 def scan(root: str | Path, *, exclude: Iterable[Path] = ()) -> list[FrameInfo]:
-    """Describe every FITS file below ``root``.
+    """Describe every FITS or XISF file below ``root``.
 
     Raises
     ------

@@ -101,6 +101,9 @@ def _science_section(product: Product, figures_dir: str, masters: Mapping[str, s
     metrics = qa.science_checks(reduced, raw if raw is not None and raw.shape == reduced.shape
                                 else None, dark=dark, dark_scale=dark_scale, flat=flat)
     section.metrics = [m.to_json() for m in metrics]
+    section.notes.append(f"units: {reduced.header.get('BUNIT', 'adu')}" + (
+        f" (ADU x GAIN={float(reduced.header['GAIN']):.4g} e-/ADU)"
+        if str(reduced.header.get("BUNIT")) == "electron" and "GAIN" in reduced.header else ""))
     section.notes.append(
         f"bias: {params.get('bias') or 'none'}; dark: "
         f"{params['dark']['master'] + ' x ' + format(dark_scale, '.4g') if dark else 'none'}; "
@@ -240,6 +243,10 @@ def _plan_html(manifest: Manifest) -> str:
         f"<tr><td>{_e(Path(s['input']).name)}</td><td>{_e(s.get('bias') or 'none')}</td>"
         f"<td>{_dark_text(s['dark'])}</td><td>{_e(s.get('flat') or 'none')}</td></tr>"
         for s in plan["science"])
+    units = manifest.options.get("units", "adu")
+    noise += ("<li>science frames in electrons: image and uncertainty x the gain above "
+              "(BUNIT='electron'); masters in ADU</li>" if units == "electron" else
+              "<li>science frames in ADU (BUNIT='adu')</li>")
     return (f"<h2>Plan</h2><ul>{noise}</ul>"
             f"<table><tr><th>master</th><th>from</th><th>bias</th></tr>{rows}</table>"
             f"<table><tr><th>science frame</th><th>bias</th><th>dark</th><th>flat</th></tr>"

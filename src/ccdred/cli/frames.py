@@ -37,7 +37,7 @@ def _summary_line(path: Path) -> str:
 
 @app.command()
 @handle_errors
-def info(files: Annotated[list[Path], typer.Argument(help="FITS files to describe.")],
+def info(files: Annotated[list[Path], typer.Argument(help="FITS or XISF files to describe.")],
          header: Annotated[bool, typer.Option("--header", help="Print the whole header.")] = False
          ) -> None:
     """Print one summary line per file (type, size, telescope, date, exposure)."""
@@ -65,14 +65,14 @@ def info(files: Annotated[list[Path], typer.Argument(help="FITS files to describ
 def scan(raw_dir: Annotated[Path, typer.Argument(help="Folder searched recursively.")],
          as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False
          ) -> None:
-    """List every FITS file with its detected type, exposure, filter, binning, shape, date."""
+    """List every FITS or XISF file: detected type, exposure, filter, binning, shape, date."""
     from ..inventory import scan as scan_dir
 
     infos = scan_dir(raw_dir)
     if as_json:
         sys.stdout.write(json.dumps([i.to_json() for i in infos], indent=2) + "\n")
         return
-    table = Table(title=f"{len(infos)} FITS files in {raw_dir}")
+    table = Table(title=f"{len(infos)} FITS or XISF files in {raw_dir}")
     for column in ("file", "type", "exptime", "filter", "bin", "shape", "temp", "date", "object"):
         table.add_column(column, overflow="fold")
     for i in infos:
@@ -94,7 +94,8 @@ def scan(raw_dir: Annotated[Path, typer.Argument(help="Folder searched recursive
 @app.command()
 @handle_errors
 def show(
-    files: Annotated[list[Path], typer.Argument(help="A FITS file (with --compare: RAW REDUCED).")],
+    files: Annotated[list[Path], typer.Argument(
+        help="A FITS or XISF file (with --compare: RAW REDUCED).")],
     cutout: Annotated[str | None, typer.Option(
         help="Zoom X,Y,SIZE in pixels (default: the centre).")] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write a PNG.")] = None,
@@ -165,13 +166,19 @@ def combine(
     from ..steps import master_header
 
     options = combine_options.replace(scale=scale, zero=zero, gain=gain, read_noise=read_noise)
+    headers = [io.read_header(p) for p in files]
+    units = {str(h.get("BUNIT", "adu")).strip().lower() for h in headers}
+    if len(units) > 1:
+        raise ValueError(f"the frames are in different units (BUNIT {', '.join(sorted(units))}): "
+                         "combine frames of one unit")
     note_first_compile()
     result = combine_frames(files, options)
-    with ThreadPoolExecutor(4) as pool:  # hashlib releases the GIL
+    with ThreadPoolExecutor(4) as pool:  # hashlib releases the GIL; files read are remembered
         checksums = list(pool.map(io.sha256, files))
-    header = master_header([io.read_header(p) for p in files], [p.name for p in files],
+    header = master_header(headers, [p.name for p in files],
                            kind="combined", exptime=None, options=options,
                            checksums=checksums)
+    header["BUNIT"] = (units.pop(), "data units (uncertainty too), as the inputs'")
     io.write(result.frame.replace(header=header), out)
     console.print(f"combined {len(files)} frames -> {out}")
 

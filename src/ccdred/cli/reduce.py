@@ -72,7 +72,8 @@ def reduce(
     combine_options: Any,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and stop.")] = False,
     nights: Annotated[bool, typer.Option(
-        "--nights", help="Each sub-folder of RAW_DIRS holding FITS files is a night.")] = False,
+        "--nights",
+        help="Each sub-folder of RAW_DIRS holding FITS or XISF files is a night.")] = False,
     repair: Annotated[bool, typer.Option("--repair/--no-repair",
                                          help="Repair flagged pixels cosmetically.")] = True,
     cosmics: Annotated[bool, typer.Option("--cosmics/--no-cosmics",
@@ -101,6 +102,9 @@ def reduce(
     cfa_flat_scaling: Annotated[str, typer.Option(
         help="Colour flats normalised per colour plane (separate: frames keep their colour "
              "balance) or over all pixels (global).")] = "separate",
+    units: Annotated[str, typer.Option(
+        help="Units of the reduced science frames: adu, or electrons (image and uncertainty "
+             "x the gain used, BUNIT='electron'; masters stay in ADU).")] = "adu",
     report: Annotated[bool, typer.Option(
         "--report/--no-report", help="Write OUT/report/index.html (figures, checks).")] = True,
     workers: Annotated[int | None, typer.Option(
@@ -134,7 +138,7 @@ def reduce(
                              read_noise=read_noise, saturation=saturation, skip_bad=skip_bad,
                              overscan=overscan, optimize_dark=optimize_dark,
                              instrument=instrument, bayer=bayer,
-                             cfa_flat_scaling=cfa_flat_scaling)
+                             cfa_flat_scaling=cfa_flat_scaling, units=units)
     rules = Rules(validity_days=validity_days, temperature_tolerance=temperature_tolerance)
     found = find_nights(raw_dirs, out, subfolders=nights)
     note_first_compile()
@@ -191,11 +195,19 @@ def _print_results(results: list[Any], many: bool) -> None:
                       + f"), manifest {result.manifest}", soft_wrap=True)
 
 
+UNIT_NAMES = {"adu": "adu", "electron": "electron", "electrons": "electron", "e-": "electron",
+              "e": "electron"}
+"""What ``--units`` accepts, and the `ReduceOptions.units` each means."""
+
+
 def reduce_options(*, combine: Any, overscan: str, instrument: Path | None,
                    gain: float | None, read_noise: float | None, saturation: float | None,
-                   bayer: str | None, **rest: Any) -> Any:
+                   bayer: str | None, units: str = "adu", **rest: Any) -> Any:
     """`ReduceOptions` from the command line: an instrument file fills what is not given."""
     from ..pipeline import ReduceOptions
+
+    if units.lower() not in UNIT_NAMES:
+        raise ValueError(f"--units must be adu or electrons, got {units!r}")
 
     settings = {"gain": gain, "read_noise": read_noise, "saturation": saturation,
                 "bayer": bayer}
@@ -208,7 +220,7 @@ def reduce_options(*, combine: Any, overscan: str, instrument: Path | None,
                 settings[key] = value
                 sources[key] = f"instrument file {instrument.name}"
     sources.pop("bayer", None)
-    return ReduceOptions(combine=combine, sources=sources,
+    return ReduceOptions(combine=combine, sources=sources, units=UNIT_NAMES[units.lower()],
                          overscan=None if overscan == "none" else overscan, **settings, **rest)
 
 

@@ -1,4 +1,8 @@
-"""Reading FITS files: headers without data, whole frames, completeness checks."""
+"""Reading FITS files: headers without data, whole frames, completeness checks.
+
+`read` and `read_header` are the readers the whole tool uses: an ``.xisf`` file is handed to
+`ccdred.io.xisf_read`, so every command that reads FITS reads XISF too.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 from .. import flags as _flags
 from ..errors import BadInputError
 from ..frame import Frame
+from .xisf_read import is_xisf_name
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fts.gz", ".fits.fz", ".fz")
 
@@ -28,6 +33,11 @@ def is_fits_name(path: Path) -> bool:
     """Return True when the file name ends like a FITS file (any case)."""
     name = path.name.lower()
     return any(name.endswith(suffix) for suffix in FITS_SUFFIXES)
+
+
+def is_image_name(path: Path) -> bool:
+    """Return True when the file name ends like an image ccdred reads: FITS or XISF."""
+    return is_fits_name(path) or is_xisf_name(path)
 
 
 @contextmanager
@@ -120,6 +130,10 @@ def read_header(path: str | Path, *, check_data: bool = True) -> fits.Header:
     ``check_data`` is False (the file was checked already).
     """
     path = Path(path)
+    if is_xisf_name(path):
+        from . import xisf_read
+
+        return xisf_read.read_header(path, check_data=check_data)
     with _open(path) as hdul:
         try:
             hdu = _image_hdu(hdul, path)
@@ -133,7 +147,7 @@ def read_header(path: str | Path, *, check_data: bool = True) -> fits.Header:
 
 
 def read(path: str | Path) -> Frame:
-    """Read a FITS file into a `Frame`.
+    """Read a FITS (or XISF) file into a `Frame`.
 
     Raw frames give data only (float32). Files written by ccdred also give variance (from the
     ``UNCERT`` extension) and flags (from ``DQ``). Non-finite pixels are flagged NO_DATA.
@@ -144,6 +158,10 @@ def read(path: str | Path) -> Frame:
         The file is missing, empty, not FITS, truncated, or holds no 2-D image.
     """
     path = Path(path)
+    if is_xisf_name(path):
+        from . import xisf_read
+
+        return xisf_read.read(path)
     with _open(path) as hdul:
         hdu = _image_hdu(hdul, path)
         try:

@@ -13,6 +13,7 @@ from astropy.io import fits
 from ..errors import BadInputError
 from .digests import remember
 from .fits_read import _image_hdu, _open, _stream_compressed
+from .xisf_read import XisfRows, is_xisf_name
 
 
 class FileRows:
@@ -22,12 +23,17 @@ class FileRows:
     on disk), converted to float32 with BSCALE/BZERO applied; nothing else of the file is held
     in memory (a memory map would keep every touched page resident). Compressed images fall
     back to astropy (tile-compressed: its section reader; gzip: the image decoded once).
-    Non-finite values and BLANK come back as NaN.
+    Non-finite values and BLANK come back as NaN. An XISF file is streamed by `XisfRows`.
     """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.name = self.path.name
+        self._xisf = None
+        if is_xisf_name(self.path):
+            self._xisf = XisfRows(self.path)
+            self.header, self.shape = self._xisf.header, self._xisf.shape
+            return
         self._hdul_cm = _open(self.path)
         hdul = self._hdul_cm.__enter__()
         self._hdul = hdul
@@ -96,6 +102,8 @@ class FileRows:
 
     def read_rows(self, start: int, stop: int) -> np.ndarray:
         """Return rows ``start:stop`` as float32, NaN where the pixel has no valid value."""
+        if self._xisf is not None:
+            return self._xisf.read_rows(start, stop)
         block = np.empty((stop - start, self.shape[1]), np.float32)
         self.read_rows_into(start, stop, block)
         return block
@@ -106,6 +114,9 @@ class FileRows:
         The file's bytes are read into a buffer kept per thread and converted in one pass
         into ``out``: no array is allocated per block, so a stack is filled in place.
         """
+        if self._xisf is not None:
+            out[...] = self._xisf.read_rows(start, stop)
+            return
         if self._handle is None:
             source = self._hdu.section if isinstance(self._hdu, fits.CompImageHDU) else (
                 self._hdu.data)  # a gzip stream cannot seek: astropy decodes it once
@@ -144,6 +155,9 @@ class FileRows:
 
     def close(self) -> None:
         """Release the file."""
+        if self._xisf is not None:
+            self._xisf.close()
+            return
         handle = getattr(self, "_handle", None)
         if handle is not None:
             try:

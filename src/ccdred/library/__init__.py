@@ -91,6 +91,7 @@ class CalibrationLibrary:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        self._db: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
@@ -101,6 +102,9 @@ class CalibrationLibrary:
             self._db.close()
             raise BadInputError(self.path, f"not a usable calibration library: {err}") from None
         except sqlite3.DatabaseError as err:
+            # Closed here: Python 3.13 warns (ResourceWarning) about a connection left open.
+            if self._db is not None:
+                self._db.close()
             raise BadInputError(self.path, f"not a usable calibration library ({err})") from err
 
     def close(self) -> None:

@@ -11,7 +11,10 @@ from ..kernels.overscan import OVERSCAN_MODELS
 from ..stacking import CombineOptions
 from ..steps.masters import CFA_FLAT_SCALINGS
 
-__all__ = ["ReduceOptions", "OptionsView"]
+__all__ = ["ReduceOptions", "OptionsView", "UNITS"]
+
+UNITS = ("adu", "electron")
+"""Units of the reduced science frames: ADU as read, or electrons (ADU x the gain used)."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,9 @@ class ReduceOptions:
     cfa_flat_scaling: str = "separate"
     """A colour flat normalised to 1 in each colour plane (``separate``) or over all pixels
     (``global``); see `ccdred.steps.finish_flat`."""
+    units: str = "adu"
+    """Units of the reduced science frames (`UNITS`): ``adu``, or ``electron`` (image and
+    uncertainty multiplied by the gain used; masters stay in ADU)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.combine, CombineOptions):
@@ -60,6 +66,8 @@ class ReduceOptions:
         if self.cfa_flat_scaling not in CFA_FLAT_SCALINGS:
             raise ValueError(f"cfa_flat_scaling must be one of {', '.join(CFA_FLAT_SCALINGS)}, "
                              f"got {self.cfa_flat_scaling!r}")
+        if self.units not in UNITS:
+            raise ValueError(f"units must be one of {', '.join(UNITS)}, got {self.units!r}")
         for name in ("hot_sigma", "dead_sigma", "min_flat"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")

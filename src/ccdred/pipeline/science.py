@@ -37,10 +37,12 @@ SCIENCE_STEPS = (
     "flag_defects",
     "reject_cosmics",
     "repair",
+    "convert_units",
 )
 """The ordered calibration of a science frame. Saturation is flagged on the raw values; the
 overscan and trim come before anything else changes the values; the noise model is attached
-before any master is subtracted; defects are repaired last."""
+before any master is subtracted; defects are repaired in ADU; the conversion to electrons, if
+asked, comes last so that every step before it works in the masters' units."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,15 @@ def _step_repair(frame: Frame, ctx: _Context) -> Frame:
     return steps.repair(frame, cfa=ctx.plan.input.cfa) if ctx.options.repair else frame
 
 
+def _step_convert_units(frame: Frame, ctx: _Context) -> Frame:
+    if ctx.options.units == "adu":
+        return frame.with_header({"BUNIT": ("adu", "data units (uncertainty too)")})
+    gain = ctx.noise.gain
+    return (frame * gain).with_header(
+        {"BUNIT": ("electron", "data units (uncertainty too): ADU x GAIN")},
+        [f"units: ADU x {gain:.6g} e-/ADU = electrons (gain from {ctx.noise.gain_source})"])
+
+
 _STEP_FUNCTIONS: dict[str, Callable[[Frame, _Context], Frame]] = {
     "flag_nonfinite": _step_flag_nonfinite,
     "flag_saturation": _step_flag_saturation,
@@ -150,6 +161,7 @@ _STEP_FUNCTIONS: dict[str, Callable[[Frame, _Context], Frame]] = {
     "flag_defects": _step_flag_defects,
     "reject_cosmics": _step_reject_cosmics,
     "repair": _step_repair,
+    "convert_units": _step_convert_units,
 }
 
 
@@ -202,7 +214,8 @@ def science_product(job: ScienceJob, header: fits.Header) -> Product:
                                                            "scale": header["DARKSCL"]},
                     "flat": sci.flat, "gain": job.noise.gain,
                     "read_noise": job.noise.read_noise, "repair": job.options.repair,
-                    "cosmics": job.options.cosmics})
+                    "cosmics": job.options.cosmics,
+                    "units": str(header.get("BUNIT", "adu"))})
 
 
 def _provenance(frame: Frame, job: ScienceJob, out: Path) -> Frame:
@@ -212,11 +225,11 @@ def _provenance(frame: Frame, job: ScienceJob, out: Path) -> Frame:
                              "CCDRKEY": (job.key, "hash of inputs and parameters"),
                              "RAWFILE": (sci.input.path.name[-68:], "raw input frame"),
                              "RAWSHA": (job.raw_sum, "SHA-256 of the raw input"),
-                             "GAIN": (round(noise.gain, 4), "[e-/ADU] gain used"),
+                             "GAIN": (noise.gain, "[e-/ADU] gain used"),
                              "GAINSRC": (noise.gain_source[:68], "where the gain came from"),
                              "RDNOISE": (round(noise.read_noise, 3), "[e-] read noise used"),
                              "RNSRC": (noise.read_noise_source[:68], "where read noise came from"),
-                             "BUNIT": "adu", **bayer_cards(sci.input.cfa)}
+                             **bayer_cards(sci.input.cfa)}
     history = [f"ccdred {version()}: calibrated as (raw - bias - dark) / flat"]
     history.extend(geometry_history(sci.input, job.options.overscan))
     refs = {ref.name: (master_reference(Path(ref.path), out), ref.sha256) for ref in job.masters}

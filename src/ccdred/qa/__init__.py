@@ -16,6 +16,7 @@ from __future__ import annotations
 from .masters import Donut, defect_count, donut_metric, find_donuts, master_noise
 from .metric import VERDICTS, Metric
 from .science import (
+    adu_to_frame_units,
     dark_residual,
     defect_residuals,
     flat_imprint,
@@ -26,4 +27,4 @@ from .science import (
 
 __all__ = ["Metric", "Donut", "flatness", "defect_residuals", "dark_residual",
            "negative_outliers", "flat_imprint", "master_noise", "defect_count", "find_donuts",
-           "donut_metric", "science_checks", "VERDICTS"]
+           "donut_metric", "science_checks", "adu_to_frame_units", "VERDICTS"]

@@ -12,7 +12,23 @@ from .masters import donut_regions
 from .metric import Metric, judge
 
 __all__ = ["flatness", "defect_residuals", "dark_residual", "negative_outliers", "flat_imprint",
-           "science_checks"]
+           "science_checks", "adu_to_frame_units"]
+
+
+def adu_to_frame_units(frame: Frame) -> float | None:
+    """Return the factor from ADU to the frame's units (its ``BUNIT``).
+
+    1 for ``adu`` (or no ``BUNIT``); the ``GAIN`` card (e-/ADU, the gain the frame was
+    multiplied by) for ``electron``; None when the unit is unknown or the gain is missing.
+    """
+    unit = str(frame.header.get("BUNIT", "adu") or "adu").strip().lower()
+    if unit == "adu":
+        return 1.0
+    if unit in ("electron", "electrons", "e-"):
+        gain = frame.header.get("GAIN")
+        if isinstance(gain, int | float) and not isinstance(gain, bool) and gain > 0:
+            return float(gain)
+    return None
 
 
 def flatness(reduced: Frame, raw: Frame | None = None, *, blocks: int = 8,
@@ -182,10 +198,20 @@ def flat_imprint(reduced: Frame, flat: Frame, *, pass_below: float = 0.2,
 
 def science_checks(reduced: Frame, raw: Frame | None = None, *, dark: Frame | None = None,
                    dark_scale: float = 1.0, flat: Frame | None = None) -> list[Metric]:
-    """Every check that applies to a reduced science frame."""
+    """Every check that applies to a reduced science frame.
+
+    The masters are in ADU; a frame in electrons (``BUNIT``) has the dark compared in
+    electrons, through the gain it was converted with.
+    """
     metrics = [flatness(reduced, raw), defect_residuals(reduced), negative_outliers(reduced)]
-    if dark is not None:
-        metrics.append(dark_residual(reduced, dark, scale=dark_scale, flat=flat))
+    to_units = adu_to_frame_units(reduced)
+    if dark is not None and to_units is None:
+        metrics.append(Metric("dark residual", "Is the dark current correctly subtracted?",
+                              np.nan, "info", "needs the frame's unit",
+                              f"BUNIT={reduced.header.get('BUNIT')!r} without a usable GAIN: "
+                              "the ADU dark cannot be compared"))
+    elif dark is not None:
+        metrics.append(dark_residual(reduced, dark, scale=dark_scale * to_units, flat=flat))
     if flat is not None:
         metrics.append(flat_imprint(reduced, flat))
     return metrics
