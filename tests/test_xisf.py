@@ -331,3 +331,12 @@ def test_reader_prints_nothing_on_standard_output(tmp_path, capsys):
         b'<Property id="Odd:Table" type="Table" rows="0"/></Image>')))
     assert io.read_header(path)["IMAGETYP"] == "BIAS"
     assert capsys.readouterr().out == ""
+
+
+def test_without_the_optional_package_an_xisf_file_is_a_clear_error(tmp_path, monkeypatch):
+    path = tmp_path / "light.xisf"
+    path.write_bytes(b"XISF0100" + b"\0" * 64)
+    monkeypatch.setitem(__import__("sys").modules, "xisf", None)  # as if not installed
+    with pytest.raises(BadInputError, match=r"ccdred\[xisf\]") as err:
+        io.read(path)
+    assert "light.xisf" in str(err.value)
