@@ -1,16 +1,21 @@
 """The command-line tool through its real entry point (the installed console script)."""
 
 import json
+import os
 import subprocess
 
 import pytest
 
 from .conftest import ccdred_command
 
+# The source under test first on the path, as the caller has it; nothing else inherited.
+ENV = {"COLUMNS": "200", "PATH": "/usr/bin",
+       **{k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}}
+
 
 def run(*args, check=True):
     result = subprocess.run([*ccdred_command(), *map(str, args)], capture_output=True,
-                            text=True, timeout=600, env={"COLUMNS": "200", "PATH": "/usr/bin"})
+                            text=True, timeout=600, env=ENV)
     if check and result.returncode != 0:
         raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
     return result
@@ -19,6 +24,24 @@ def run(*args, check=True):
 def test_help_documents_exit_codes():
     out = run("--help").stdout
     assert "Exit status" in out and "2 bad input" in out
+
+
+def test_help_shows_plain_flags_without_a_value_type():
+    for command in (["show"], ["reduce"], ["library", "list"], []):
+        out = run(*command, "--help").stdout
+        assert "<bool>" not in out, command
+        assert "--help" in out
+    show = run("show", "--help").stdout
+    assert "<str>" in show  # options that take a value still say what kind
+
+
+def test_info_says_what_a_product_is(reduced_night):
+    flat = run("info", reduced_night.masters["flat_R"]).stdout
+    assert "ccdred master flat (7 frames combined, filter R, ccdred " in flat
+    reduced = run("info", reduced_night.reduced[0]).stdout
+    raw_name = reduced_night.plan.science[0].input.path.name
+    assert f"ccdred reduced frame of {raw_name} (bias " in reduced
+    assert "dark " in reduced and "flat " in reduced
 
 
 def test_info_prints_the_notebook_summary_line(sim_night):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..atomic import atomic_output
 from .fits_read import FITS_SUFFIXES, is_fits_name, read, read_header, sha256
-from .fits_write import reduction_time, write, write_dq, write_raw
+from .fits_write import LAYOUTS, reduction_time, write, write_dq, write_raw
 from .rows import FileRows
 
 __all__ = [
@@ -23,4 +23,5 @@ __all__ = [
     "is_fits_name",
     "atomic_output",
     "reduction_time",
+    "LAYOUTS",
 ]

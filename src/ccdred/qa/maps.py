@@ -7,6 +7,9 @@ from its header.
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import ndimage
 
@@ -16,7 +19,8 @@ from ..kernels.mosaic import assemble, per_plane, planes
 from ..kernels.repair import fill_pixels
 from ..kernels.stats import robust_stats
 
-__all__ = ["frame_cfa", "neighbours", "local_noise", "relative_spread", "relative_to_surroundings",
+__all__ = ["frame_cfa", "neighbours", "local_noise", "large_scale", "LargeScale", "sky_level",
+           "relative_to_surroundings",
            "background"]
 
 
@@ -30,34 +34,65 @@ def neighbours(image: np.ndarray, bad: np.ndarray, cfa: str | None) -> np.ndarra
     return assemble(per_plane(fill_pixels, [image, bad], cfa), image.shape, cfa, np.float32)
 
 
-def _block_medians(data: np.ndarray, bad: np.ndarray, blocks: int) -> np.ndarray:
+@dataclass(frozen=True)
+class LargeScale:
+    """A background's large-scale shape, in the frame's units (worst colour plane)."""
+
+    level: float
+    """Median of the block medians."""
+    gradient: float
+    """Rise of the best-fit plane across the frame (corner to corner along x plus along y)."""
+    residual: float
+    """Robust spread (1.4826 MAD) of the block medians about that plane."""
+
+
+def large_scale(data: np.ndarray, bad: np.ndarray, blocks: int, cfa: str | None
+                ) -> LargeScale | None:
+    """Fit a plane to the block medians of each colour plane; the plane with the most structure.
+
+    None when fewer than 6 blocks have unflagged pixels.
+    """
+    fits_ = [_plane_large_scale(d, b, blocks) for d, b in
+             zip(planes(data, cfa), planes(bad, cfa), strict=True)]
+    fits_ = [f for f in fits_ if f is not None]
+    if not fits_:
+        return None
+    return max(fits_, key=lambda f: max(f.residual, f.gradient / 2))
+
+
+def _plane_large_scale(data: np.ndarray, bad: np.ndarray, blocks: int) -> LargeScale | None:
     values = np.where(bad, np.nan, data)
     rows, cols = data.shape
     r_edges = np.linspace(0, rows, blocks + 1).astype(int)
     c_edges = np.linspace(0, cols, blocks + 1).astype(int)
-    medians = [np.nanmedian(values[r0:r1, c0:c1]) if np.isfinite(values[r0:r1, c0:c1]).any()
-               else np.nan
-               for r0, r1 in zip(r_edges[:-1], r_edges[1:], strict=True)
-               for c0, c1 in zip(c_edges[:-1], c_edges[1:], strict=True)]
-    medians = np.asarray(medians)
-    return medians[np.isfinite(medians)]
+    points = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-flagged block: NaN, dropped
+        for r0, r1 in zip(r_edges[:-1], r_edges[1:], strict=True):
+            for c0, c1 in zip(c_edges[:-1], c_edges[1:], strict=True):
+                median = np.nanmedian(values[r0:r1, c0:c1])
+                if np.isfinite(median):
+                    # Block centres in units of the frame's size (0-1).
+                    points.append(((c0 + c1) / 2 / cols, (r0 + r1) / 2 / rows, median))
+    if len(points) < 6:
+        return None
+    x, y, z = np.asarray(points, dtype=np.float64).T
+    design = np.column_stack([np.ones_like(x), x, y])
+    coef = np.linalg.lstsq(design, z, rcond=None)[0]
+    # Refit without blocks far off the plane (a bright star, a galaxy), once.
+    rest = z - design @ coef
+    scatter = 1.4826 * np.median(np.abs(rest - np.median(rest)))
+    keep = np.abs(rest) <= 5 * scatter + 1e-12 if scatter > 0 else np.ones_like(z, bool)
+    if keep.sum() >= 6:
+        coef = np.linalg.lstsq(design[keep], z[keep], rcond=None)[0]
+        rest = z - design @ coef
+    spread = 1.4826 * np.median(np.abs(rest - np.median(rest)))
+    return LargeScale(float(np.median(z)), float(abs(coef[1]) + abs(coef[2])), float(spread))
 
 
-def relative_spread(frame: Frame, blocks: int) -> float:
-    """Return the relative spread (MAD) of the background's block medians (largest plane)."""
-    spreads = [_plane_spread(data, bad, blocks) for data, bad in
-               zip(planes(frame.data, frame_cfa(frame)), planes(frame.bad, frame_cfa(frame)),
-                   strict=True)]
-    finite = [s for s in spreads if np.isfinite(s)]
-    return float(max(finite)) if finite else np.nan
-
-
-def _plane_spread(data: np.ndarray, bad: np.ndarray, blocks: int) -> float:
-    medians = _block_medians(data, bad, blocks)
-    level = np.median(medians) if medians.size else np.nan
-    if not level > 0:
-        return np.nan
-    return float(1.4826 * np.median(np.abs(medians - level)) / level)
+def sky_level(frame: Frame) -> float:
+    """Median of the frame's unflagged pixels (sigma-clipped): its sky, in its units."""
+    return robust_stats(frame.data, exclude=frame.bad).median
 
 
 def local_noise(frame: Frame) -> float:

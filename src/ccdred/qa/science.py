@@ -7,7 +7,7 @@ import numpy as np
 from ..flags import BAD, Flag
 from ..frame import Frame
 from ..kernels.stats import clipped_slope, robust_stats
-from .maps import frame_cfa, local_noise, neighbours, relative_spread, relative_to_surroundings
+from .maps import frame_cfa, large_scale, local_noise, neighbours, relative_to_surroundings
 from .masters import donut_regions
 from .metric import Metric, judge
 
@@ -15,36 +15,68 @@ __all__ = ["flatness", "defect_residuals", "dark_residual", "negative_outliers",
            "science_checks"]
 
 
-def flatness(reduced: Frame, raw: Frame | None = None, *, blocks: int = 8,
-             pass_below: float = 0.01, warn_below: float = 0.03) -> Metric:
-    """Large-scale flatness of the background: relative spread (MAD) of block medians.
+def flatness(reduced: Frame, *, flat: Frame | None = None, blocks: int = 8,
+             pass_below: float = 0.25, warn_below: float = 0.5,
+             noise: float | None = None) -> Metric:
+    """Large-scale flatness of the background, in units of the frame's sky noise.
 
-    A corrected sky is flat to a fraction of a per cent; vignetting or a wrong flat leaves
-    several per cent. A field filled by a nebula or a galaxy is not flat either: the detail
-    says so, and the raw frame's spread is given for comparison.
+    The background is measured as ``blocks`` x ``blocks`` block medians (stars and cosmic rays
+    do not move a median) and split into a plane (a gradient across the frame) and what is
+    left (vignetting, a residual flat pattern). Both are compared like with like, in ADU,
+    with the frame before flat-fielding (the reduced frame times the flat it was divided by:
+    the raw frame after the same bias and dark removal):
+
+    - the residual is the robust spread of the block medians about their plane;
+    - a gradient counts against the flat only as far as it is larger after flat-fielding
+      than before: a sky gradient already in the raw frame (moonlight, twilight, a
+      nebula) is reported as such, not as a flat-field failure.
+
+    The value is the larger of the two (half the gradient's rise across the frame, comparable
+    to a spread) over the sky's pixel-to-pixel noise. Judging against the noise, not the
+    background level, keeps a good frame with a sky of 2 ADU from failing.
+
+    Notes
+    -----
+    A block median of ``n`` pixels has a noise of about ``1.25 sigma / sqrt(n)`` (0.04 sigma
+    for 8 x 8 blocks of a 256 x 256 frame), so the thresholds (0.25 and 0.5 sigma) are far
+    above noise: a 1% flat error on a sky of 3000 ADU (noise 45 ADU) is 0.67 sigma and fails,
+    the same error on a sky of 15 ADU is a tenth of an ADU and does not matter.
     """
-    value = relative_spread(reduced, blocks)
     question = "Is the flat field properly corrected?"
-    if not np.isfinite(value):
-        return Metric("flatness", question, np.nan, "info", "needs a positive background",
-                      "no positive background level to judge flatness by")
+    cfa = frame_cfa(reduced)
+    sigma = local_noise(reduced) if noise is None else noise
+    after = large_scale(reduced.data, reduced.bad, blocks, cfa)
+    before = None
+    if flat is not None and flat.shape == reduced.shape:
+        unflat = reduced.data * np.where(np.isfinite(flat.data), flat.data, np.float32(np.nan))
+        before = large_scale(unflat, reduced.bad | flat.bad, blocks, cfa)
+    if after is None or not (np.isfinite(sigma) and sigma > 0):
+        return Metric("flatness", question, np.nan, "info", "needs a measurable background",
+                      "too few unflagged pixels, or no pixel-to-pixel noise, to judge by")
+    introduced = after.gradient if before is None else max(0.0, after.gradient
+                                                              - before.gradient)
+    value = max(after.residual, introduced / 2) / sigma
     verdict, threshold = judge(value, pass_below, warn_below)
-    detail = f"block-median spread {value:.2%} of the background"
-    if raw is not None:
-        raw_value = relative_spread(raw, blocks)
-        if np.isfinite(raw_value):
-            detail += f" (raw frame: {raw_value:.2%})"
+    detail = (f"background residual {after.residual:.3g} ADU about a gradient of "
+              f"{after.gradient:.3g} ADU across the frame; sky noise {sigma:.3g} ADU")
+    if before is not None:
+        detail += (f"; before flat-fielding: residual {before.residual:.3g} ADU, gradient "
+                   f"{before.gradient:.3g} ADU")
+        if before.gradient > 2 * sigma and after.gradient <= 1.2 * before.gradient + sigma:
+            detail += "; the sky gradient is in the raw frame (not a flat-field error)"
     if verdict != "pass":
-        detail += "; a residual flat pattern, or extended emission filling the field"
-    return Metric("flatness", question, value, verdict, threshold, detail)
+        detail += ("; a residual flat pattern, a gradient the flat introduced, or extended "
+                   "emission filling the field")
+    return Metric("flatness", question, value, verdict, f"(sky noise) {threshold}", detail)
 
 
 def defect_residuals(frame: Frame, *, k: float = 5.0, pass_below: float = 0.01,
-                     warn_below: float = 0.05) -> Metric:
+                     warn_below: float = 0.05, noise: float | None = None) -> Metric:
     """Fraction of HOT/DEAD pixels still standing out from their neighbours by ``k`` sigma.
 
     A repaired or correctly calibrated defect looks like its neighbours; an unrepaired hot
-    pixel does not. Sigma is the frame's pixel-to-pixel noise.
+    pixel does not. Sigma is the frame's pixel-to-pixel noise (`local_noise`, measured here
+    unless given as ``noise``).
     """
     question = "Are hot and dead pixels identified and corrected?"
     defective = frame.has(Flag.HOT | Flag.DEAD)
@@ -55,17 +87,17 @@ def defect_residuals(frame: Frame, *, k: float = 5.0, pass_below: float = 0.01,
     candidates = defective & ~repaired & ~unmeasured & np.isfinite(frame.data)
     around = neighbours(frame.data, frame.bad | defective, frame_cfa(frame))
     sky = robust_stats(frame.data, exclude=frame.bad)
-    noise_level = local_noise(frame)
+    noise_level = local_noise(frame) if noise is None else noise
     # On a star, neighbours do not predict a pixel: judge defects on the sky only.
     defects = candidates & (around < sky.median + 10 * noise_level)
     if not defects.any():
         return Metric("defects", question, 0.0, "pass", "no unrepaired defect on the sky",
                       f"{int(defective.sum())} hot or dead pixels flagged, "
                       f"{int(repaired.sum())} repaired")
-    noise = np.full(int(defects.sum()), noise_level)
+    sigma = np.full(int(defects.sum()), noise_level)
     if frame.variance is not None:
-        noise = np.fmax(noise, np.sqrt(np.maximum(frame.variance[defects], 0)))
-    off = np.abs(frame.data[defects] - around[defects]) > k * noise
+        sigma = np.fmax(sigma, np.sqrt(np.maximum(frame.variance[defects], 0)))
+    off = np.abs(frame.data[defects] - around[defects]) > k * sigma
     value = float(off.mean())
     verdict, threshold = judge(value, pass_below, warn_below)
     return Metric("defects", question, value, verdict, threshold,
@@ -103,7 +135,8 @@ def dark_residual(reduced: Frame, dark: Frame, *, scale: float = 1.0, flat: Fram
         return Metric("dark residual", question, np.nan, "info",
                       f"needs {min_pixels} unrepaired pixels with a strong dark",
                       f"{int(strong.sum())} usable pixels with a strong dark (the others were "
-                      f"repaired); reduce with --no-repair to check the dark subtraction")
+                      f"repaired); reduce with --repair unusable (the default) or none to check "
+                      f"the dark subtraction")
     frame_background = neighbours(reduced.data, unusable | strong, frame_cfa(reduced))
     y = (reduced.data - frame_background)[strong]
     weight = None if reduced.variance is None else 1 / np.maximum(reduced.variance[strong], 1e-12)
@@ -116,21 +149,22 @@ def dark_residual(reduced: Frame, dark: Frame, *, scale: float = 1.0, flat: Fram
 
 
 def negative_outliers(reduced: Frame, *, k: float = 5.0, pass_below: float = 1e-4,
-                      warn_below: float = 1e-3) -> Metric:
+                      warn_below: float = 1e-3, noise: float | None = None) -> Metric:
     """Fraction of pixels more than ``k`` sigma (their own) below the background.
 
     Noise alone puts 3e-7 of pixels there; an over-subtracted dark leaves holes at its hot
-    pixels (unless they were repaired).
+    pixels (unless they were repaired). ``noise``: the frame's `local_noise`, if known.
     """
     question = "Is the dark current correctly subtracted (no holes)?"
     # Unrepaired hot pixels are where an over-subtracted dark digs its holes.
     good = ~reduced.has((BAD & ~Flag.HOT) | Flag.REPAIRED) & np.isfinite(
         reduced.data)
     stats = robust_stats(reduced.data, exclude=~good)
-    noise = np.full(reduced.shape, local_noise(reduced), np.float32)[good]
+    level = local_noise(reduced) if noise is None else noise
+    sigma = np.full(int(good.sum()), level, np.float32)
     if reduced.variance is not None:
-        noise = np.fmax(noise, np.sqrt(np.maximum(reduced.variance[good], 0)))
-    low = reduced.data[good] < stats.median - k * noise
+        sigma = np.fmax(sigma, np.sqrt(np.maximum(reduced.variance[good], 0)))
+    low = reduced.data[good] < stats.median - k * sigma
     value = float(low.mean()) if good.any() else np.nan
     verdict, threshold = judge(value, pass_below, warn_below)
     return Metric("negative outliers", question, value, verdict, threshold,
@@ -180,10 +214,15 @@ def flat_imprint(reduced: Frame, flat: Frame, *, pass_below: float = 0.2,
                   f"{worst.y:.0f}), is {value:.0%} printed into the frame")
 
 
-def science_checks(reduced: Frame, raw: Frame | None = None, *, dark: Frame | None = None,
-                   dark_scale: float = 1.0, flat: Frame | None = None) -> list[Metric]:
-    """Every check that applies to a reduced science frame."""
-    metrics = [flatness(reduced, raw), defect_residuals(reduced), negative_outliers(reduced)]
+def science_checks(reduced: Frame, *, dark: Frame | None = None, dark_scale: float = 1.0,
+                   flat: Frame | None = None) -> list[Metric]:
+    """Every check that applies to a reduced science frame (the masters it was reduced with).
+
+    The frame's pixel-to-pixel noise is measured once and shared by the checks.
+    """
+    noise = local_noise(reduced)
+    metrics = [flatness(reduced, flat=flat, noise=noise), defect_residuals(reduced, noise=noise),
+               negative_outliers(reduced, noise=noise)]
     if dark is not None:
         metrics.append(dark_residual(reduced, dark, scale=dark_scale, flat=flat))
     if flat is not None:
