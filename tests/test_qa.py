@@ -163,7 +163,7 @@ def test_flatness_is_judged_against_noise_and_a_raw_sky_gradient_is_no_flat_erro
     frame = reduced.replace(data=faint.astype(np.float32), variance=None)
     metric = qa.flatness(frame, flat=flat)
     assert metric.verdict == "pass", metric
-    assert "the sky gradient is in the raw frame" in metric.detail
+    assert "a sky gradient in the raw frame, not a flat-field error" in metric.detail
     # The same sky without a gradient, but the flat's vignetting left in: judged in noise
     # units, 30% of a 2 ADU sky is under the noise and does not matter ...
     flat_sky = (2 + rng.normal(0, 10, reduced.shape)).astype(np.float32)

@@ -30,7 +30,7 @@ FIGURE_DPI = 80
 """Figures in a section: 11 inches wide, 880 pixels: readable on the page, full size on a click."""
 _THUMB_PIXELS = 160
 """Longest side of a frame's thumbnail in the summary table."""
-_CACHE_VERSION = "report-4"
+_CACHE_VERSION = "report-5"
 """Bump when a section's content changes: cached sections of older reports are redrawn."""
 
 
@@ -163,10 +163,11 @@ def _science_section(product: Product, figures_dir: str, masters: Mapping[str, s
     section.figures.append(f"figures/{path.stem}.png")
     _thumbnail(reduced, Path(figures_dir) / f"{path.stem}_thumb.png")
     section.thumbnail = f"figures/{path.stem}_thumb.png"
-    metrics = qa.science_checks(reduced, dark=dark, dark_scale=dark_scale,
-                                flat=flat)
+    noise = qa.local_noise(reduced)
+    metrics = qa.science_checks(reduced, dark=dark, dark_scale=dark_scale, flat=flat,
+                                noise=noise)
     section.metrics = [m.to_json() for m in metrics]
-    section.stats = _science_stats(reduced, params, metrics)
+    section.stats = _science_stats(reduced, params, metrics, noise)
     section.notes.append(
         f"bias: {params.get('bias') or 'none'}; dark: "
         f"{params['dark']['master'] + ' x ' + format(dark_scale, '.4g') if dark else 'none'}; "
@@ -174,11 +175,10 @@ def _science_section(product: Product, figures_dir: str, masters: Mapping[str, s
     return section
 
 
-def _science_stats(reduced: Frame, params: Mapping[str, Any], metrics: list[qa.Metric]
-                   ) -> dict[str, Any]:
+def _science_stats(reduced: Frame, params: Mapping[str, Any], metrics: list[qa.Metric],
+                   noise: float) -> dict[str, Any]:
     """Return the numbers of one frame on the night's figure and table."""
     sky = qa.sky_level(reduced)
-    noise = qa.local_noise(reduced)
     gain, read_noise = params.get("gain"), params.get("read_noise")
     model = np.nan
     if gain and read_noise is not None and np.isfinite(sky):
