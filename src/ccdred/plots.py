@@ -243,7 +243,7 @@ def frame_figure(frame: Frame, *, cutout: Cutout | None = None, scale: str = "si
     fig = Figure(figsize=(11, 4.8))
     axes = fig.subplots(1, 2)
     # A fixed layout: matplotlib's constrained layout costs seconds a figure on a night.
-    fig.subplots_adjust(left=0.06, right=0.97, bottom=0.1, top=0.93, wspace=0.22)
+    fig.subplots_adjust(left=0.06, right=0.89, bottom=0.1, top=0.93, wspace=0.22)
     _image_panels(fig, axes, frame, cutout, scale, _title(frame, title))
     return fig
 
@@ -317,7 +317,7 @@ def compare_figure(before: Frame, after: Frame, *, cutout: Cutout | None = None,
     cutout = (cutout or default_cutout(after.shape)).check(after.shape).check(before.shape)
     fig = Figure(figsize=(11, 9))
     axes = fig.subplots(2, 2)
-    fig.subplots_adjust(left=0.06, right=0.97, bottom=0.06, top=0.96, wspace=0.22, hspace=0.2)
+    fig.subplots_adjust(left=0.06, right=0.89, bottom=0.06, top=0.96, wspace=0.22, hspace=0.2)
     names = titles or (f"before: {_title(before, None)}", f"after: {_title(after, None)}")
     _image_panels(fig, axes[0], before, cutout, scale, names[0])
     _image_panels(fig, axes[1], after, cutout, scale, names[1])
