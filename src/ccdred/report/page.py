@@ -103,7 +103,9 @@ def findings(manifest: Manifest, sections: list[Section]) -> list[_Finding]:
 def finding_html(finding: _Finding) -> str:
     """Return one finding as a list item: verdict, frame count, what, and which and why."""
     count = len(finding.sections)
-    frames = f"{count} frame{'s' if count != 1 else ''}: " if count else ""
+    kinds = {s.kind for s in finding.sections}
+    noun = "master" if kinds == {"master"} else "frame" if kinds == {"science"} else "product"
+    frames = f"{count} {noun}{'s' if count != 1 else ''}: " if count else ""
     links = " ".join(f"<a href='#{_e(s.anchor)}'>{_e(s.title.split(': ', 1)[-1])}</a>"
                      for s in finding.sections)
     examples = "".join(f"<li>{_e(x)}</li>" for x in finding.examples[:50])
