@@ -73,6 +73,30 @@ def test_reduce_writes_the_night(sim_night, tmp_path):
     assert len(list((tmp_path / "out" / "reduced").glob("*.fits"))) == 3
 
 
+def test_reduce_compress_writes_the_compact_layout_and_repair_is_a_choice(sim_night,
+                                                                         reduced_night,
+                                                                         tmp_path):
+    from astropy.io import fits
+
+    import ccdred
+
+    run("reduce", sim_night.raw_dir, "-o", tmp_path / "out", "--compress", "--repair", "all",
+        "--no-report")
+    for small, full in zip(sorted((tmp_path / "out" / "reduced").glob("*.fits")),
+                           reduced_night.reduced, strict=True):
+        with fits.open(small) as hdul:
+            assert [h.name for h in hdul] == ["PRIMARY", "SCI", "UNCERT", "DQ"]
+        assert small.stat().st_size < full.stat().st_size / 3
+        assert ccdred.read(small).header["REPAIR"] == "all"
+        assert "ccdred reduced frame of" in run("info", small).stdout
+    for masters in (tmp_path / "out" / "masters").glob("*.fits"):
+        with fits.open(masters) as hdul:
+            assert hdul[0].data is not None  # masters keep the CCDData layout
+    bad = run("reduce", sim_night.raw_dir, "-o", tmp_path / "x", "--repair", "some",
+              check=False)
+    assert bad.returncode == 2 and "repair must be one of unusable, all, none" in bad.stderr
+
+
 def test_bad_input_exits_2_with_the_file_named(tmp_path):
     (tmp_path / "raw").mkdir()
     (tmp_path / "raw" / "x.fits").write_text("not fits at all")

@@ -93,7 +93,12 @@ def test_a_rerun_keeps_the_figures_of_kept_products_and_redraws_changed_ones(rep
     cache = next((report_page.parent / "cache").glob("1978*.json"))
     entry = json.loads(cache.read_text())
     cache.write_text(json.dumps({**entry, "key": "another product"}))
+    # a product gone from the manifest leaves nothing behind
+    (report_page.parent / "figures" / "gone.png").write_bytes(b"")
+    (report_page.parent / "cache" / "gone.json").write_text("{}")
     write_report(out)
+    assert not (report_page.parent / "figures" / "gone.png").exists()
+    assert not (report_page.parent / "cache" / "gone.json").exists()
     changed = [f for f in figures if f.stat().st_mtime_ns != before[f]]
     assert {f.name for f in changed} == {f"{Path(cache.stem)}.png", f"{cache.stem}_thumb.png"}
 
@@ -189,3 +194,20 @@ def test_show_command_writes_each_figure_type(sim_night, reduced_night, tmp_path
     no_display = subprocess.run([*ccdred_command(), "show", str(reduced)], capture_output=True,
                                 text=True, timeout=120, env=env)
     assert no_display.returncode == 2 and "-o FILE.png" in no_display.stderr
+
+
+def test_night_figure_takes_mixed_missing_and_zoned_times():
+    from ccdred.report.night import night_figure
+    from ccdred.report.sections import Section
+
+    def frame(time, sky):
+        return Section(f"science: {sky}", "science", stats={"time": time, "sky": sky,
+                                                            "noise": None, "verdict": "pass"})
+
+    sections = [frame("2020-01-01T01:00:00Z", 1.0), frame("2020-01-01T01:10:00", 2.0),
+                Section("master bias", "master", stats={"time": "2020-01-01T01:05:00",
+                                                        "name": "bias"})]
+    by_time = night_figure(sections)
+    assert by_time.axes[-1].get_xlabel().startswith("time (UTC")
+    sections[0].stats["time"] = None  # one frame without DATE-OBS: drawn in file order
+    assert "file order" in night_figure(sections).axes[-1].get_xlabel()

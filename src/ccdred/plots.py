@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import NullLocator
 
 from .atomic import atomic_output
 from .flags import Flag
@@ -279,6 +280,13 @@ def histogram_figure(frame: Frame, *, title: str | None = None, bins: int = 200)
     if dead.any():
         ax.hist(offsets[dead], bins=edges, color="tab:blue", label=f"dead ({dead.sum():,})")
     ax.set_xscale("symlog", linthresh=linear, linscale=1.0)
+    # Ticks at 0, +/- 5 sigma and each decade beyond: matplotlib's own crowd the linear part.
+    decades = [linear * 10**k for k in range(0, 8) if linear * 10**k <= max(
+        abs(edges[0]), abs(edges[-1])) * 1.01 or k == 0]
+    ticks = sorted({0.0, *decades, *(-d for d in decades if -d >= edges[0] * 1.01
+                                     or d == linear)})
+    ax.set_xticks(ticks, [f"{t:.3g}" for t in ticks])
+    ax.xaxis.set_minor_locator(NullLocator())
     ax.set_yscale("log")
     ax.axvspan(-linear, linear, color="tab:green", alpha=0.06, lw=0)
     ax.set_xlabel(f"pixel value - median {centre:.5g} ({unit}); linear within +/- 5 sigma "

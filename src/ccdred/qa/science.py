@@ -180,8 +180,9 @@ def negative_outliers(reduced: Frame, *, k: float = 5.0, pass_below: float = 1e-
     """Fraction of pixels more than ``k`` sigma (their own) below the background.
 
     Noise alone puts 3e-7 of pixels there; an over-subtracted dark leaves holes at its hot
-    pixels (unless they were repaired). The background is each pixel's 5 x 5 neighbourhood
-    (median, one colour plane), so the dark sky between a nebula's filaments is not a hole.
+    pixels (unless they were repaired). The background is each pixel's 3 x 3 neighbourhood
+    (median, one colour plane: robust to up to 4 low neighbours, a hole's own row of a cold
+    row included), so the dark sky between a nebula's filaments is not a hole.
     ``noise``: the frame's `local_noise`, if known.
     """
     question = "Is the dark current correctly subtracted (no holes)?"
@@ -189,7 +190,7 @@ def negative_outliers(reduced: Frame, *, k: float = 5.0, pass_below: float = 1e-
     good = ~reduced.has((BAD & ~Flag.HOT) | Flag.REPAIRED) & np.isfinite(
         reduced.data)
     # Against the pixel's own surroundings (a nebula or a cluster makes a global median, or
-    # even a 32-pixel one, meaningless): a hole is a pixel below its 5x5 neighbourhood.
+    # even a 32-pixel one, meaningless): a hole is a pixel below its 3x3 neighbourhood.
     cfa = frame_cfa(reduced)
     filled = np.where(good, reduced.data, np.float32(np.nan))
     local = assemble(per_plane(_local_median, [filled], cfa), reduced.shape, cfa, np.float32)
@@ -282,12 +283,12 @@ def _defect_lines(low: np.ndarray, *, min_pixels: int = 10, share: float = 0.2) 
 
 
 def _local_median(image: np.ndarray) -> np.ndarray:
-    """Median of each pixel's 5 x 5 neighbourhood, flagged (NaN) pixels filled first."""
+    """Median of each pixel's 3 x 3 neighbourhood, flagged (NaN) pixels filled first."""
     from scipy import ndimage
 
     finite = np.isfinite(image)
     fill = np.float32(np.median(image[finite])) if finite.any() else np.float32(0)
-    return ndimage.median_filter(np.where(finite, image, fill), size=5, mode="nearest")
+    return ndimage.median_filter(np.where(finite, image, fill), size=3, mode="nearest")
 
 
 def _structure_error(relative: np.ndarray, mask: np.ndarray, bad: np.ndarray) -> float:

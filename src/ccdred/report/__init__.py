@@ -16,7 +16,14 @@ from ..pipeline.executors import Executor, InProcess, LocalProcesses
 from ..pipeline.products import read_manifest
 from .night import night_figure
 from .page import page_html
-from .sections import FIGURE_DPI, build_sections, finite, read_noise_adu, section_key
+from .sections import (
+    FIGURE_DPI,
+    Section,
+    build_sections,
+    finite,
+    read_noise_adu,
+    section_key,
+)
 
 __all__ = ["write_report", "night_figure"]
 
@@ -72,6 +79,7 @@ def write_report(out_dir: str | Path, *, executor: Executor | None = None,
     finally:
         if own:
             runner.close()
+    _prune(report_dir, ordered, {task[1].path.stem for task in tasks})
     night = report_dir / "night.png"
     plots.save(night_figure(ordered), night, dpi=FIGURE_DPI)
     page = report_dir / "index.html"
@@ -84,3 +92,14 @@ def write_report(out_dir: str | Path, *, executor: Executor | None = None,
     return page
 
 
+
+
+def _prune(report_dir: Path, sections: list[Section], stems: set[str]) -> None:
+    """Remove figures and cache entries of products no longer in the manifest."""
+    used = {report_dir / f for s in sections for f in [*s.figures, s.thumbnail] if f}
+    for figure in (report_dir / "figures").glob("*.png"):
+        if figure not in used:
+            figure.unlink(missing_ok=True)
+    for entry in (report_dir / "cache").glob("*.json"):
+        if entry.stem not in stems:
+            entry.unlink(missing_ok=True)

@@ -12,14 +12,17 @@ __all__ = ["night_figure"]
 
 
 def _times(sections: list[Section]) -> list[Any]:
-    from datetime import datetime
+    """Each section's DATE-OBS as a naive UTC datetime (None when missing or unreadable)."""
+    from datetime import UTC, datetime
 
     out = []
     for section in sections:
         try:
-            out.append(datetime.fromisoformat(str(section.stats.get("time"))))
+            when = datetime.fromisoformat(str(section.stats.get("time")))
         except ValueError:
             out.append(None)
+            continue
+        out.append(when.astimezone(UTC).replace(tzinfo=None) if when.tzinfo else when)
     return out
 
 
