@@ -31,7 +31,7 @@ table.frames td { vertical-align: middle; } table.frames td.name { word-break: b
 table.frames td.num { text-align: right; }
 table.frames th { cursor: pointer; user-select: none; background: #f4f4f4; }
 table.frames th:after { content: " \\2195"; color: #aaa; }
-table.frames img { width: 80px; border: 0; display: block; }
+table.frames img { width: 120px; border: 0; display: block; }
 .figure img { max-width: 880px; } details { margin: 0.2em 0 0.2em 1em; }
 """
 

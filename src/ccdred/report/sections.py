@@ -30,7 +30,7 @@ FIGURE_DPI = 80
 """Figures in a section: 11 inches wide, 880 pixels: readable on the page, full size on a click."""
 _THUMB_PIXELS = 160
 """Longest side of a frame's thumbnail in the summary table."""
-_CACHE_VERSION = "report-6"
+_CACHE_VERSION = "report-7"
 """Bump when a section's content changes: cached sections of older reports are redrawn."""
 
 
@@ -89,8 +89,9 @@ def _thumbnail(frame: Frame, path: Path) -> None:
     with io.atomic_output(path) as tmp:
         if cfa:
             rgb = plots.colour_preview(frame.data, cfa)
-            step = max(1, int(np.ceil(max(frame.shape) / _THUMB_PIXELS)))
-            imsave(tmp, rgb[::step, ::step], origin="lower", format="png")
+            small = np.stack([plots.binned(rgb[..., c], _THUMB_PIXELS) for c in range(3)],
+                             axis=-1)
+            imsave(tmp, np.clip(small, 0, 1), origin="lower", format="png")
         else:
             low, high = plots.colour_limits(data)
             imsave(tmp, data, cmap="gray", vmin=low, vmax=high, origin="lower", format="png")
