@@ -28,6 +28,24 @@ def test_help_documents_exit_codes():
     assert "Exit status" in out and "2 bad input" in out
 
 
+def test_help_shows_plain_flags_without_a_value_type():
+    for command in (["show"], ["reduce"], ["library", "list"], []):
+        out = run(*command, "--help").stdout
+        assert "<bool>" not in out, command
+        assert "--help" in out
+    show = run("show", "--help").stdout
+    assert "<str>" in show  # options that take a value still say what kind
+
+
+def test_info_says_what_a_product_is(reduced_night):
+    flat = run("info", reduced_night.masters["flat_R"]).stdout
+    assert "ccdred master flat (7 frames combined, filter R, ccdred " in flat
+    reduced = run("info", reduced_night.reduced[0]).stdout
+    raw_name = reduced_night.plan.science[0].input.path.name
+    assert f"ccdred reduced frame of {raw_name} (bias " in reduced
+    assert "dark " in reduced and "flat " in reduced
+
+
 def test_info_prints_the_notebook_summary_line(sim_night):
     path = sim_night.files["dark"][0]
     out = run("info", path).stdout
@@ -55,6 +73,30 @@ def test_reduce_writes_the_night(sim_night, tmp_path):
     assert "3 reduced frames" in result.stdout
     assert (tmp_path / "out" / "manifest.json").exists()
     assert len(list((tmp_path / "out" / "reduced").glob("*.fits"))) == 3
+
+
+def test_reduce_compress_writes_the_compact_layout_and_repair_is_a_choice(sim_night,
+                                                                         reduced_night,
+                                                                         tmp_path):
+    from astropy.io import fits
+
+    import ccdred
+
+    run("reduce", sim_night.raw_dir, "-o", tmp_path / "out", "--compress", "--repair", "all",
+        "--no-report")
+    for small, full in zip(sorted((tmp_path / "out" / "reduced").glob("*.fits")),
+                           reduced_night.reduced, strict=True):
+        with fits.open(small) as hdul:
+            assert [h.name for h in hdul] == ["PRIMARY", "SCI", "UNCERT", "DQ"]
+        assert small.stat().st_size < full.stat().st_size / 3
+        assert ccdred.read(small).header["REPAIR"] == "all"
+        assert "ccdred reduced frame of" in run("info", small).stdout
+    for masters in (tmp_path / "out" / "masters").glob("*.fits"):
+        with fits.open(masters) as hdul:
+            assert hdul[0].data is not None  # masters keep the CCDData layout
+    bad = run("reduce", sim_night.raw_dir, "-o", tmp_path / "x", "--repair", "some",
+              check=False)
+    assert bad.returncode == 2 and "repair must be one of unusable, all, none" in bad.stderr
 
 
 def test_bad_input_exits_2_with_the_file_named(tmp_path):

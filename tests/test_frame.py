@@ -83,3 +83,49 @@ def test_ccddata_adapters_roundtrip():
     assert np.allclose(back.data, 5.0)
     assert np.allclose(back.variance, 4.0)
     assert np.all(back.bad)
+
+
+def test_repr_is_one_short_line():
+    header = fits.Header({"IMAGETYP": "LIGHT", "EXPTIME": 300.0, "FILTER": "R"})
+    for i in range(300):
+        header[f"KEY{i}"] = "x" * 60
+    dq = np.zeros((2048, 2048), np.uint16)
+    dq[:3, 0] = Flag.HOT
+    dq[5, 5] = Flag.COSMIC_RAY | Flag.REPAIRED
+    frame = Frame(np.zeros((2048, 2048), np.float32), variance=np.ones((2048, 2048)), dq=dq,
+                  header=header)
+    text = repr(frame)
+    assert "\n" not in text and len(text) < 200
+    assert text.startswith("Frame(2048x2048 float32; variance; flags: HOT 3, COSMIC_RAY 1, "
+                           "REPAIRED 1; IMAGETYP='LIGHT' EXPTIME=300.0 FILTER='R'")
+    assert repr(Frame(np.zeros((3, 4)))) == "Frame(4x3 float64; no variance; no flags)"
+
+
+def test_compact_layout_is_small_lossless_for_flags_and_read_by_astropy(tmp_path,
+                                                                        monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")  # the checksum cards' time
+    rng = np.random.default_rng(2)
+    sky = rng.normal(1000.0, 30.0, (256, 256)).astype(np.float32)
+    dq = np.where(rng.random((256, 256)) < 0.01, np.uint16(Flag.HOT | Flag.REPAIRED), 0)
+    frame = Frame(sky, variance=np.full(sky.shape, 900.0), dq=dq.astype(np.uint16),
+                  header=fits.Header({"OBJECT": "test", "EXPTIME": 30.0}))
+    full = ccdred.write(frame, tmp_path / "full.fits")
+    small = ccdred.write(frame, tmp_path / "small.fits", layout="compact")
+    assert small.stat().st_size < full.stat().st_size / 2.5
+    back = ccdred.read(small)
+    assert np.array_equal(back.dq, frame.dq)  # flags: lossless
+    # quantised to 1/16 of the noise: error uniform, rms 30/16/sqrt(12) = 0.54 ADU
+    error = back.data - frame.data
+    assert np.abs(error).max() < 30 / 16 and abs(error.mean()) < 0.05
+    assert np.allclose(back.variance, 900.0, rtol=0.02)
+    assert back.header["OBJECT"] == "test" and back.header["EXPTIME"] == 30.0
+    ccd = CCDData.read(small, hdu="SCI")
+    assert ccd.shape == (256, 256) and ccd.mask is None
+    assert np.allclose(ccd.uncertainty.array, 30.0, rtol=0.01)
+    with fits.open(small) as hdul:
+        hdul.verify("exception")
+        assert [h.name for h in hdul] == ["PRIMARY", "SCI", "UNCERT", "DQ"]
+    again = ccdred.write(frame, tmp_path / "again.fits", layout="compact")
+    assert again.read_bytes() == small.read_bytes()  # a fixed dither seed: reproducible
+    with pytest.raises(ValueError, match="layout"):
+        ccdred.write(frame, tmp_path / "x.fits", layout="zip")

@@ -144,6 +144,61 @@ def test_repair_uses_good_neighbours_only():
     assert out.dq[4, 4] & Flag.REPAIRED and out.dq[4, 4] & Flag.HOT
 
 
+def test_unusable_pixels_are_those_calibration_cannot_make_right():
+    data = np.full((9, 9), 100.0, np.float32)
+    variance = np.full((9, 9), 25.0, np.float32)  # sky noise 5
+    dq = np.zeros((9, 9), np.uint16)
+    flat = np.ones((9, 9), np.float32)
+    dq[1, 1], flat[1, 1] = Flag.DEAD, 0.95           # weak: the flat corrects it
+    dq[1, 3], flat[1, 3] = Flag.DEAD, 0.2            # lost 80% of its signal
+    dq[3, 1], variance[3, 1] = Flag.HOT, 30.0        # a modest dark, subtracted
+    dq[3, 3], variance[3, 3] = Flag.HOT, 25.0 * 16   # noise 4x the sky's
+    dq[5, 5] = Flag.COSMIC_RAY
+    dq[7, 7] = Flag.SATURATED
+    frame = Frame(data, variance=variance, dq=dq)
+    where = steps.unusable_pixels(frame, flat=Frame(flat))
+    assert sorted(map(tuple, np.argwhere(where).tolist())) == [(1, 3), (3, 3), (5, 5)]
+    # Without a flat or a variance, nothing tells a defect can be calibrated: all repaired.
+    bare = steps.unusable_pixels(frame.replace(variance=None))
+    assert sorted(map(tuple, np.argwhere(bare).tolist())) == [(1, 1), (1, 3), (3, 1), (3, 3),
+                                                              (5, 5)]
+    out = steps.repair(frame, where=where)
+    assert np.array_equal(out.dq & ~np.uint16(Flag.REPAIRED), frame.dq)  # flags unchanged
+    assert np.array_equal(out.has(Flag.REPAIRED), where)
+    with pytest.raises(ValueError, match="dead_response"):
+        steps.unusable_pixels(frame, dead_response=1.5)
+
+
+def test_repair_policy_changes_values_never_flags(sim_night, reduced_night, tmp_path):
+    import ccdred
+    from ccdred.pipeline import ReduceOptions
+
+    every = ccdred.reduce_night(sim_night.raw_dir, tmp_path / "all",
+                                options=ReduceOptions(repair="all"))
+    none = ccdred.reduce_night(sim_night.raw_dir, tmp_path / "none",
+                               options=ReduceOptions(repair=False))
+    assert ReduceOptions(repair=True).repair == "all"
+    for default_path, all_path, none_path in zip(reduced_night.reduced, every.reduced,
+                                                 none.reduced, strict=True):
+        default, all_, none_ = (ccdred.read(p) for p in (default_path, all_path, none_path))
+        # hot/dead detection (and the other flags) is the same under every policy (a pixel
+        # left NaN, its flat too low, also reads back as NO_DATA: not a detection)
+        flags = np.uint16(Flag.HOT | Flag.DEAD | Flag.SATURATED | Flag.COSMIC_RAY
+                          | Flag.LOW_FLAT)
+        assert np.array_equal(default.dq & flags, all_.dq & flags)
+        assert np.array_equal(default.dq & flags, none_.dq & flags)
+        assert not none_.has(Flag.REPAIRED).any()
+        repaired = default.has(Flag.REPAIRED)
+        assert repaired.sum() < all_.has(Flag.REPAIRED).sum()
+        assert not (repaired & ~all_.has(Flag.REPAIRED)).any()
+        kept_hot = default.has(Flag.HOT) & ~repaired
+        assert kept_hot.any()  # modest hot pixels are calibrated by the dark, not replaced
+        assert np.array_equal(default.data[kept_hot], none_.data[kept_hot])
+        assert default.has(Flag.COSMIC_RAY).sum() and not (default.has(Flag.COSMIC_RAY)
+                                                            & ~repaired).any()
+        assert default.header["REPAIR"] == "unusable"
+
+
 def test_defect_kernels_on_a_known_image():
     rng = np.random.default_rng(1)
     image = rng.normal(1.0, 0.01, (64, 64)).astype(np.float32)

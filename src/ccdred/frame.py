@@ -19,6 +19,8 @@ from .flags import BAD, Flag, flagged
 
 __all__ = ["Frame"]
 
+_REPR_KEYS = ("IMAGETYP", "EXPTIME", "FILTER", "DATE-OBS")
+
 
 def _as_float(array: Any, name: str) -> np.ndarray:
     """float32, unless the array is already float64 (kept when a caller asked for it)."""
@@ -94,6 +96,22 @@ class Frame:
     def replace(self, **changes: Any) -> Frame:
         """Return a copy with some fields replaced (arrays are shared, never modified)."""
         return dataclasses.replace(self, **changes)
+
+    def __repr__(self) -> str:
+        """One line: shape, dtype, variance, the flags set (pixel counts), a few header keys."""
+        rows, cols = self.shape
+        flags = ", ".join(f"{flag.name} {n:,}" for flag in Flag
+                          if (n := int(np.count_nonzero(self.dq & np.uint16(flag)))))
+        keys = " ".join(f"{key}={self.header[key]!r}" for key in _REPR_KEYS
+                        if key in self.header)
+        parts = [f"{cols}x{rows} {self.data.dtype}",
+                 "variance" if self.variance is not None else "no variance",
+                 f"flags: {flags}" if flags else "no flags"]
+        if keys:
+            parts.append(keys)
+        if self.path is not None:
+            parts.append(f"from {self.path.name}")
+        return f"Frame({'; '.join(parts)})"
 
     def _repr_png_(self) -> bytes:
         """Show the frame and a central cutout in Jupyter."""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import NullLocator
 
 from .atomic import atomic_output
 from .flags import Flag
@@ -28,6 +29,9 @@ __all__ = ["Cutout", "colour_limits", "frame_figure", "histogram_figure", "compa
            "save", "png_bytes", "default_cutout", "SCALES", "colour_preview", "frame_colour"]
 
 SCALES = ("sigma", "zscale")
+
+_SAMPLE = 200_000
+"""Pixels sampled for a display's statistics (the median to 0.3% of sigma)."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,20 @@ class Cutout:
         half = self.size // 2
         row0, col0 = max(0, self.y - half), max(0, self.x - half)
         return (row0, min(shape[0], row0 + self.size), col0, min(shape[1], col0 + self.size))
+
+    def check(self, shape: tuple[int, int]) -> Cutout:
+        """Return the cutout if its centre lies on an image of ``shape`` (rows, columns).
+
+        Raises
+        ------
+        ValueError
+            The centre is outside the image: the zoom would be blank.
+        """
+        rows, cols = shape
+        if not (0 <= self.x < cols and 0 <= self.y < rows):
+            raise ValueError(f"cutout centre ({self.x}, {self.y}) is outside the frame: x must "
+                             f"be 0-{cols - 1} and y 0-{rows - 1} for a {cols}x{rows} image")
+        return self
 
     @classmethod
     def parse(cls, text: str) -> Cutout:
@@ -80,11 +98,32 @@ def colour_limits(data: np.ndarray, scale: str = "sigma") -> tuple[float, float]
 
         low, high = ZScaleInterval().get_limits(data[finite])
     else:
-        stats = robust_stats(data)
+        stats = robust_stats(data, max_values=_SAMPLE)
         low, high = stats.median - 2 * stats.std, stats.median + 5 * stats.std
     if not high > low:
         high = low + 1.0
     return (float(low), float(high))
+
+
+def binned(data: np.ndarray, max_pixels: int) -> np.ndarray:
+    """Block-average ``data`` to at most ``max_pixels`` a side: a display without aliasing.
+
+    The factor is the smallest whole number that does it; non-finite pixels are ignored.
+    A figure that shows a 4096-pixel frame in 500 screen pixels otherwise picks one pixel in
+    eight, so noise, hot pixels and cosmic rays alias into a pattern.
+    """
+    factor = int(np.ceil(max(data.shape) / max_pixels))
+    if factor <= 1:
+        return data
+    rows, cols = (data.shape[0] // factor) * factor, (data.shape[1] // factor) * factor
+    cells = data[:rows, :cols].reshape(rows // factor, factor, cols // factor, factor)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN cell stays NaN
+        return np.nanmean(cells, axis=(1, 3)).astype(np.float32)
+
+
+_PANEL_PIXELS = 600
+"""Largest side of a full-frame panel's image: a frame is binned to this before drawing."""
 
 
 def _unit(frame: Frame) -> str:
@@ -130,7 +169,7 @@ def colour_preview(data: np.ndarray, cfa: str) -> np.ndarray:
 
 def _auto_stretch(values: np.ndarray, background: float = 0.25) -> np.ndarray:
     """Stretch one channel to 0-1: shadows 2.8 sigma below the sky, the sky at ``background``."""
-    stats = robust_stats(values)
+    stats = robust_stats(values, max_values=_SAMPLE)
     low = stats.median - 2.8 * stats.std
     high = max(float(np.percentile(values, 99.99)), low + 1e-9)
     x = np.clip((values - low) / (high - low), 0.0, 1.0)
@@ -150,7 +189,13 @@ def _image_panels(fig: Figure, axes, frame: Frame, cutout: Cutout, scale: str,
     limits = colour_limits(frame.data, scale)
     kwargs = {"origin": "lower", "cmap": "gray", "vmin": limits[0], "vmax": limits[1],
               "interpolation": "nearest"}
-    image = full_ax.imshow(frame.data, **kwargs)
+    rows, cols = frame.shape
+    small = binned(frame.data, _PANEL_PIXELS)
+    factor = rows // small.shape[0] if small.shape[0] else 1
+    image = full_ax.imshow(small, **{**kwargs, "extent": (
+        -0.5, small.shape[1] * factor - 0.5, -0.5, small.shape[0] * factor - 0.5)})
+    if factor > 1:
+        title = f"{title} (shown binned {factor}x{factor})"
     row0, row1, col0, col1 = cutout.bounds(frame.shape)
     full_ax.add_patch(Rectangle((col0 - 0.5, row0 - 0.5), col1 - col0, row1 - row0,
                                 fill=False, edgecolor="tab:red", linewidth=1.2))
@@ -169,7 +214,11 @@ def _colour_panels(axes, frame: Frame, cfa: str, cutout: Cutout, title: str) -> 
     full_ax, zoom_ax = axes
     rgb = colour_preview(frame.data, cfa)
     kwargs = {"origin": "lower", "interpolation": "nearest"}
-    full_ax.imshow(rgb, **kwargs)
+    # Averaged over whole cells of the demosaiced image: no aliasing.
+    factor = int(np.ceil(max(frame.shape) / _PANEL_PIXELS))
+    small = np.stack([binned(rgb[..., c], _PANEL_PIXELS) for c in range(3)], axis=-1)
+    full_ax.imshow(small, **{**kwargs, "interpolation": "antialiased", "extent": (
+        -0.5, small.shape[1] * max(factor, 1) - 0.5, -0.5, small.shape[0] * max(factor, 1) - 0.5)})
     row0, row1, col0, col1 = cutout.bounds(frame.shape)
     full_ax.add_patch(Rectangle((col0 - 0.5, row0 - 0.5), col1 - col0, row1 - row0,
                                 fill=False, edgecolor="tab:red", linewidth=1.2))
@@ -184,16 +233,30 @@ def _colour_panels(axes, frame: Frame, cfa: str, cutout: Cutout, title: str) -> 
 
 def frame_figure(frame: Frame, *, cutout: Cutout | None = None, scale: str = "sigma",
                  title: str | None = None) -> Figure:
-    """Draw the full frame beside a zoomed cutout, one colour scale, the cutout in red."""
-    cutout = cutout or default_cutout(frame.shape)
-    fig = Figure(figsize=(11, 4.8), layout="constrained")
+    """Draw the full frame beside a zoomed cutout, one colour scale, the cutout in red.
+
+    Raises
+    ------
+    ValueError
+        The cutout's centre is outside the frame.
+    """
+    cutout = (cutout or default_cutout(frame.shape)).check(frame.shape)
+    fig = Figure(figsize=(11, 4.8))
     axes = fig.subplots(1, 2)
+    # A fixed layout: matplotlib's constrained layout costs seconds a figure on a night.
+    fig.subplots_adjust(left=0.06, right=0.89, bottom=0.1, top=0.93, wspace=0.22)
     _image_panels(fig, axes, frame, cutout, scale, _title(frame, title))
     return fig
 
 
 def histogram_figure(frame: Frame, *, title: str | None = None, bins: int = 200) -> Figure:
-    """Pixel histogram with log counts; HOT pixels in red and DEAD pixels in blue."""
+    """Pixel histogram over a robust range; HOT pixels in red and DEAD pixels in blue.
+
+    The x axis is the value minus the frame's median, linear within 5 sigma of it and
+    logarithmic beyond (symlog): the bulk of the pixels spreads over the figure instead of
+    falling into two bins of a 0-33000 ADU axis, and the tails (hot pixels, dead pixels,
+    saturation) stay visible, each bin the same width on the page.
+    """
     fig = Figure(figsize=(8, 4.5), layout="constrained")
     ax = fig.subplots()
     data = frame.data
@@ -201,27 +264,68 @@ def histogram_figure(frame: Frame, *, title: str | None = None, bins: int = 200)
     hot = finite & frame.has(Flag.HOT)
     dead = finite & frame.has(Flag.DEAD)
     normal = finite & ~hot & ~dead
-    values = data[finite]
-    edges = np.histogram_bin_edges(values, bins=bins) if values.size else np.linspace(0, 1, 2)
-    ax.hist(data[normal], bins=edges, color="0.35", label=f"pixels ({normal.sum():,})")
+    unit = _unit(frame)
+    if not finite.any():
+        ax.set_title(f"{_title(frame, title)}: no finite pixel", fontsize=9)
+        return fig
+    stats = robust_stats(data, exclude=~normal, max_values=_SAMPLE)
+    centre = stats.median if np.isfinite(stats.median) else float(np.median(data[finite]))
+    linear = 5 * stats.std if np.isfinite(stats.std) and stats.std > 0 else 1.0
+    offsets = data - np.float32(centre)
+    edges = _symlog_edges(float(np.min(offsets[finite])), float(np.max(offsets[finite])),
+                          linear, bins)
+    ax.hist(offsets[normal], bins=edges, color="0.35", label=f"pixels ({normal.sum():,})")
     if hot.any():
-        ax.hist(data[hot], bins=edges, color="tab:red", label=f"hot ({hot.sum():,})")
+        ax.hist(offsets[hot], bins=edges, color="tab:red", label=f"hot ({hot.sum():,})")
     if dead.any():
-        ax.hist(data[dead], bins=edges, color="tab:blue", label=f"dead ({dead.sum():,})")
+        ax.hist(offsets[dead], bins=edges, color="tab:blue", label=f"dead ({dead.sum():,})")
+    ax.set_xscale("symlog", linthresh=linear, linscale=1.0)
+    # Ticks at 0, +/- 5 sigma and each decade beyond: matplotlib's own crowd the linear part.
+    decades = [linear * 10**k for k in range(0, 8) if linear * 10**k <= max(
+        abs(edges[0]), abs(edges[-1])) * 1.01 or k == 0]
+    ticks = sorted({0.0, *decades, *(-d for d in decades if -d >= edges[0] * 1.01
+                                     or d == linear)})
+    ax.set_xticks(ticks, [f"{t:.3g}" for t in ticks])
+    ax.xaxis.set_minor_locator(NullLocator())
     ax.set_yscale("log")
-    ax.set_xlabel(f"pixel value ({_unit(frame)})")
+    ax.axvspan(-linear, linear, color="tab:green", alpha=0.06, lw=0)
+    ax.set_xlabel(f"pixel value - median {centre:.5g} ({unit}); linear within +/- 5 sigma "
+                  f"({linear:.3g}), logarithmic beyond")
     ax.set_ylabel("number of pixels")
     ax.set_title(_title(frame, title), fontsize=9)
     ax.legend(fontsize=8)
     return fig
 
 
+def _symlog_edges(low: float, high: float, linear: float, bins: int) -> np.ndarray:
+    """Bin edges equally spaced on a symlog axis (linear within +/- ``linear``)."""
+    def forward(v: np.ndarray) -> np.ndarray:
+        return np.sign(v) * np.where(np.abs(v) <= linear, np.abs(v) / linear,
+                                     1 + np.log10(np.maximum(np.abs(v), linear) / linear))
+
+    def inverse(u: np.ndarray) -> np.ndarray:
+        return np.sign(u) * np.where(np.abs(u) <= 1, np.abs(u) * linear,
+                                     linear * 10 ** (np.abs(u) - 1))
+
+    lo, hi = forward(np.array(low)), forward(np.array(high))
+    if not hi > lo:
+        hi = lo + 1.0
+    return np.unique(inverse(np.linspace(lo, hi, bins + 1)))
+
+
 def compare_figure(before: Frame, after: Frame, *, cutout: Cutout | None = None,
                    scale: str = "sigma", titles: tuple[str, str] | None = None) -> Figure:
-    """2x2 before/after: each frame full and as the same cutout, each with its own scale."""
-    cutout = cutout or default_cutout(after.shape)
-    fig = Figure(figsize=(11, 9), layout="constrained")
+    """2x2 before/after: each frame full and as the same cutout, each with its own scale.
+
+    Raises
+    ------
+    ValueError
+        The cutout's centre is outside either frame.
+    """
+    cutout = (cutout or default_cutout(after.shape)).check(after.shape).check(before.shape)
+    fig = Figure(figsize=(11, 9))
     axes = fig.subplots(2, 2)
+    fig.subplots_adjust(left=0.06, right=0.89, bottom=0.06, top=0.96, wspace=0.22, hspace=0.2)
     names = titles or (f"before: {_title(before, None)}", f"after: {_title(after, None)}")
     _image_panels(fig, axes[0], before, cutout, scale, names[0])
     _image_panels(fig, axes[1], after, cutout, scale, names[1])

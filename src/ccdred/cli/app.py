@@ -9,14 +9,60 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
+import typer.core
 from rich.console import Console
 
-__all__ = ["app", "console", "err_console", "handle_errors", "combine_option_group",
+__all__ = ["app", "Typer", "console", "err_console", "handle_errors", "combine_option_group",
            "parse_size", "note_first_compile", "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT"]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
-app = typer.Typer(
+def _bare_flags(params: list[Any]) -> None:
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+
+
+class _FlagCommand(typer.core.TyperCommand):
+    """A command whose help shows plain flags (``--hist``, ``--repair/--no-repair``) bare.
+
+    Typer renders every option's type in the help, ``<bool>`` included, which reads as if a
+    flag took a value. A flag's metavar is made empty, so its type column stays blank.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _bare_flags(self.params)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        _bare_flags([option] if option is not None else [])
+        return option
+
+
+class _FlagGroup(typer.core.TyperGroup):
+    """A command group whose ``--help`` is shown bare (see `_FlagCommand`)."""
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        _bare_flags([option] if option is not None else [])
+        return option
+
+
+class Typer(typer.Typer):
+    """`typer.Typer` whose commands show plain flags without a ``<bool>`` type."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("cls", _FlagGroup)
+        super().__init__(*args, **kwargs)
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        """Register a command (see `typer.Typer.command`), as a `_FlagCommand` by default."""
+        kwargs.setdefault("cls", _FlagCommand)
+        return super().command(*args, **kwargs)
+
+
+app = Typer(
     name="ccdred",
     help=("Reduce a night of raw CCD frames into science-ready images.\n\n"
           "Exit status: 0 success; 1 the work failed; 2 bad input or arguments "

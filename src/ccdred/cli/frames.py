@@ -24,8 +24,36 @@ from .app import (
 __all__ = ["info", "scan", "show", "combine", "simulate"]
 
 
+def product_line(header: Any) -> str | None:
+    """Say what a ccdred product is (master or reduced frame, from what), or None for others."""
+    if "CCDRED" not in header:
+        return None
+    imagetyp = str(header.get("IMAGETYP", "")).strip()
+    version = f"ccdred {header['CCDRED']}"
+    if imagetyp.upper().startswith("MASTER"):
+        details = [f"{header['NCOMBINE']} frames combined" if "NCOMBINE" in header else "",
+                   f"filter {header['FILTER']}" if header.get("FILTER") else "",
+                   f"{header['EXPTIME']:g} s" if isinstance(header.get("EXPTIME"), int | float)
+                   and "DARK" in imagetyp.upper() else "",
+                   version]
+        return f"ccdred {imagetyp.lower()} ({', '.join(d for d in details if d)})"
+    if "RAWFILE" in header:
+        used = [f"{key.lower()} {header[key + 'FILE']}" for key in ("BIAS", "FLAT")
+                if header.get(key + "FILE")]
+        if header.get("DARKFILE"):
+            used.insert(1 if header.get("BIASFILE") else 0, f"dark {header['DARKFILE']}")
+        return (f"ccdred reduced frame of {header['RAWFILE']} ("
+                f"{'; '.join(used) if used else 'no master applied'}; {version})")
+    return f"ccdred product ({version})"
+
+
 def _summary_line(path: Path) -> str:
     from ..inventory import describe_file
+    from ..io import read_header
+
+    product = product_line(read_header(path))
+    if product is not None:
+        return product
 
     info = describe_file(path)
     kind = (info.kind or "unknown").upper()

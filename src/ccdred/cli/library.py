@@ -10,12 +10,12 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from .app import app, console, handle_errors
+from .app import Typer, app, console, handle_errors
 
 __all__ = ["library_app"]
 
 
-library_app = typer.Typer(help="The calibration library: masters that can serve other nights.",
+library_app = Typer(help="The calibration library: masters that can serve other nights.",
                           no_args_is_help=True)
 app.add_typer(library_app, name="library")
 LibraryOption = Annotated[Path, typer.Option(

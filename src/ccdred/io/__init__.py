@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..atomic import atomic_output
 from .digests import sha256
 from .fits_read import FITS_SUFFIXES, is_fits_name, is_image_name, read, read_header
-from .fits_write import reduction_time, write, write_dq, write_raw
+from .fits_write import LAYOUTS, reduction_time, write, write_dq, write_raw
 from .rows import FileRows
 from .xisf_read import XISF_SUFFIXES, is_xisf_name
 
@@ -31,4 +31,5 @@ __all__ = [
     "is_image_name",
     "atomic_output",
     "reduction_time",
+    "LAYOUTS",
 ]

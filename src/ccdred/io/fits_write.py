@@ -46,15 +46,37 @@ def _dq_header() -> fits.Header:
     return header
 
 
-def write(frame: Frame, path: str | Path) -> Path:
-    """Write a frame atomically: image (primary), ``UNCERT``, ``MASK`` and ``DQ`` extensions.
+LAYOUTS = ("ccddata", "compact")
+"""How a product is laid out on disk (see `write`)."""
 
-    The layout is astropy's CCDData one, so ``CCDData.read(path)`` returns data, uncertainty
-    (std dev) and mask; DS9 shows the primary image.
+_QUANTIZE_LEVEL = 16
+"""Compact layout: float images are quantised to 1/16 of their own noise (fpack's default)."""
+
+
+def write(frame: Frame, path: str | Path, *, layout: str = "ccddata") -> Path:
+    """Write a frame atomically in one of two layouts (`LAYOUTS`).
+
+    ``ccddata`` (the default): image in the primary HDU, ``UNCERT`` (std dev), ``MASK``
+    (uint8, 1 where any bad flag is set) and ``DQ`` (the bit flags) extensions. It is
+    astropy's CCDData layout: ``CCDData.read(path)`` returns data, uncertainty and mask; DS9
+    and every FITS reader show the primary image. 4 + 4 + 1 + 2 bytes a pixel.
+
+    ``compact``: an empty primary HDU (the header's cards, for readers that look there), then
+    tile-compressed (Rice) ``SCI`` (the image), ``UNCERT`` and ``DQ`` extensions and no
+    ``MASK`` (it repeats DQ). DQ is compressed losslessly; the float images are quantised to
+    1/16 of their noise with subtractive dithering (fpack's default: the loss is a 1/sqrt(12)
+    sixteenth of a sigma, far below the noise) and a fixed seed (the same bytes each time).
+    ccdred, astropy (``fits.open``, ``CCDData.read``: data and uncertainty, the mask is None),
+    DS9, fpack/funpack and CFITSIO programs read it.
     """
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     path = Path(path)
     header = _clean_header(frame.header)
     header.setdefault("BUNIT", "adu")
+    if layout == "compact":
+        _atomic_writeto(fits.HDUList(_compact_hdus(frame, header)), path)
+        return path
     primary = fits.PrimaryHDU(frame.data.astype(np.float32, copy=False), header=header)
     hdus = [primary]
     if frame.variance is not None:
@@ -65,6 +87,21 @@ def write(frame: Frame, path: str | Path) -> Path:
     hdus.append(fits.ImageHDU(frame.dq.astype(np.uint16), header=_dq_header(), name="DQ"))
     _atomic_writeto(fits.HDUList(hdus), path)
     return path
+
+
+def _compact_hdus(frame: Frame, header: fits.Header) -> list[fits.hdu.base.ExtensionHDU]:
+    lossy = {"compression_type": "RICE_1", "quantize_level": _QUANTIZE_LEVEL,
+             "quantize_method": 2, "dither_seed": 1}  # SUBTRACTIVE_DITHER_2 keeps zeros
+    hdus = [fits.PrimaryHDU(header=header.copy()),
+            fits.CompImageHDU(frame.data.astype(np.float32, copy=False), header=header.copy(),
+                              name="SCI", **lossy)]
+    if frame.variance is not None:
+        uncert_header = fits.Header({"UTYPE": "StdDevUncertainty", "BUNIT": header["BUNIT"]})
+        std = np.sqrt(np.maximum(frame.variance, 0)).astype(np.float32)
+        hdus.append(fits.CompImageHDU(std, header=uncert_header, name="UNCERT", **lossy))
+    hdus.append(fits.CompImageHDU(frame.dq.astype(np.uint16), header=_dq_header(), name="DQ",
+                                  compression_type="RICE_1"))
+    return hdus
 
 
 def write_dq(dq: np.ndarray, path: str | Path, header: fits.Header | None = None) -> Path:

@@ -11,10 +11,13 @@ from ..kernels.overscan import OVERSCAN_MODELS
 from ..stacking import CombineOptions
 from ..steps.masters import CFA_FLAT_SCALINGS
 
-__all__ = ["ReduceOptions", "OptionsView", "UNITS"]
+__all__ = ["ReduceOptions", "OptionsView", "UNITS", "REPAIR_POLICIES"]
 
 UNITS = ("adu", "electron")
 """Units of the reduced science frames: ADU as read, or electrons (ADU x the gain used)."""
+
+REPAIR_POLICIES = ("unusable", "all", "none")
+"""Which flagged pixels a science frame's repair step fills (see `ReduceOptions.repair`)."""
 
 
 @dataclass(frozen=True)
@@ -27,7 +30,18 @@ class ReduceOptions:
     hot_sigma: float = 5.0
     dead_sigma: float = 5.0
     min_flat: float = 0.1
-    repair: bool = True
+    repair: str = "unusable"
+    """Which flagged pixels get their neighbours' median (`REPAIR_POLICIES`): ``unusable``
+    (only those calibration cannot make right, `ccdred.steps.unusable_pixels`), ``all``
+    (every hot, dead, cosmic-ray, low-flat and no-data pixel) or ``none``. Flags are set the
+    same way whatever the policy. ``True``/``False`` are read as ``all``/``none``."""
+    dead_response: float = 0.5
+    """``repair="unusable"``: a dead pixel is repaired when its flat response is below this."""
+    hot_noise: float = 3.0
+    """``repair="unusable"``: a hot pixel is repaired when its noise exceeds the sky's by this."""
+    compress: bool = False
+    """Write reduced frames in the compact layout (tile-compressed, no MASK; see
+    `ccdred.io.write`) instead of astropy's CCDData one. Masters keep the CCDData layout."""
     cosmics: bool = True
     gain: float | None = None
     """Electrons per ADU; overrides headers and measurement."""
@@ -56,6 +70,13 @@ class ReduceOptions:
     uncertainty multiplied by the gain used; masters stay in ADU)."""
 
     def __post_init__(self) -> None:
+        if isinstance(self.repair, bool):
+            object.__setattr__(self, "repair", "all" if self.repair else "none")
+        if self.repair not in REPAIR_POLICIES:
+            raise ValueError(f"repair must be one of {', '.join(REPAIR_POLICIES)}, "
+                             f"got {self.repair!r}")
+        if not 0 < self.dead_response < 1:
+            raise ValueError(f"dead_response must be between 0 and 1, got {self.dead_response}")
         if not isinstance(self.combine, CombineOptions):
             raise TypeError(f"combine must be a CombineOptions, got {type(self.combine).__name__}")
         if self.overscan is not None and self.overscan not in OVERSCAN_MODELS:
@@ -68,7 +89,7 @@ class ReduceOptions:
                              f"got {self.cfa_flat_scaling!r}")
         if self.units not in UNITS:
             raise ValueError(f"units must be one of {', '.join(UNITS)}, got {self.units!r}")
-        for name in ("hot_sigma", "dead_sigma", "min_flat"):
+        for name in ("hot_sigma", "dead_sigma", "min_flat", "hot_noise"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("gain", "read_noise", "saturation"):

@@ -137,7 +137,16 @@ def _step_reject_cosmics(frame: Frame, ctx: _Context) -> Frame:
 
 
 def _step_repair(frame: Frame, ctx: _Context) -> Frame:
-    return steps.repair(frame, cfa=ctx.plan.input.cfa) if ctx.options.repair else frame
+    policy = ctx.options.repair
+    if policy == "none":
+        return frame
+    where = None
+    if policy == "unusable":
+        flat = ctx.masters[ctx.plan.flat] if ctx.plan.flat else None
+        where = steps.unusable_pixels(frame, flat=flat, dead_response=ctx.options.dead_response,
+                                      hot_noise=ctx.options.hot_noise)
+    repaired = steps.repair(frame, cfa=ctx.plan.input.cfa, where=where)
+    return repaired.with_header({"REPAIR": (policy, "which flagged pixels were repaired")})
 
 
 def _step_convert_units(frame: Frame, ctx: _Context) -> Frame:
@@ -200,7 +209,7 @@ def science_task(job: ScienceJob) -> Product:
     raw = io.read(job.plan.input.path)
     reduced = calibrate_science(raw, job.plan, masters, job.noise, job.options, job.saturation)
     reduced = _provenance(reduced, job, Path(job.output).parent.parent)
-    io.write(reduced, job.output)
+    io.write(reduced, job.output, layout="compact" if job.options.compress else "ccddata")
     return science_product(job, reduced.header)
 
 

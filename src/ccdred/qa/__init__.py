@@ -13,6 +13,7 @@ plane (its Bayer pattern read from its header).
 
 from __future__ import annotations
 
+from .maps import LargeScale, large_scale, local_noise, sky_level
 from .masters import Donut, defect_count, donut_metric, find_donuts, master_noise
 from .metric import VERDICTS, Metric
 from .science import (
@@ -27,4 +28,5 @@ from .science import (
 
 __all__ = ["Metric", "Donut", "flatness", "defect_residuals", "dark_residual",
            "negative_outliers", "flat_imprint", "master_noise", "defect_count", "find_donuts",
-           "donut_metric", "science_checks", "adu_to_frame_units", "VERDICTS"]
+           "donut_metric", "science_checks", "adu_to_frame_units", "VERDICTS", "local_noise",
+           "sky_level", "large_scale", "LargeScale"]

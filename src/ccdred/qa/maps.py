@@ -7,6 +7,8 @@ from its header.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import ndimage
 
@@ -16,8 +18,11 @@ from ..kernels.mosaic import assemble, per_plane, planes
 from ..kernels.repair import fill_pixels
 from ..kernels.stats import robust_stats
 
-__all__ = ["frame_cfa", "neighbours", "local_noise", "relative_spread", "relative_to_surroundings",
-           "background"]
+SAMPLE = 250_000
+"""Pixels sampled for a check's sky statistics: the median and spread to 0.3% of sigma."""
+
+__all__ = ["frame_cfa", "neighbours", "local_noise", "large_scale", "LargeScale", "sky_level",
+           "block_medians", "relative_to_surroundings", "background", "nanmedian_last"]
 
 
 def frame_cfa(frame: Frame) -> str | None:
@@ -30,34 +35,128 @@ def neighbours(image: np.ndarray, bad: np.ndarray, cfa: str | None) -> np.ndarra
     return assemble(per_plane(fill_pixels, [image, bad], cfa), image.shape, cfa, np.float32)
 
 
-def _block_medians(data: np.ndarray, bad: np.ndarray, blocks: int) -> np.ndarray:
-    values = np.where(bad, np.nan, data)
+@dataclass(frozen=True)
+class LargeScale:
+    """A background's large-scale shape, in the frame's units (worst colour plane).
+
+    Block medians (stars and cosmic rays do not move a median) are fitted by a plane and,
+    when a flat is given, by the flat's own block pattern: ``a + b x + c y + d (f - 1)``.
+    """
+
+    level: float
+    """Median of the block medians."""
+    gradient: float
+    """Rise of the fitted plane across the frame (along x plus along y)."""
+    residual: float
+    """Robust spread (1.4826 MAD) of the block medians about the plane."""
+    flat_part: float = 0.0
+    """Spread of the part that follows the flat's pattern (``|d|`` less 3 standard errors,
+    times the spread of ``f``): a flat pattern left in, or over-corrected. 0 without a flat or
+    when not significant."""
+    gradient_error: float = 0.0
+    """Standard error of ``gradient`` (from the scatter of the blocks about the plane)."""
+
+
+def large_scale(data: np.ndarray, bad: np.ndarray, blocks: int, cfa: str | None,
+                flat: np.ndarray | None = None) -> LargeScale | None:
+    """Fit the block medians of each colour plane; return the plane with the most structure.
+
+    None when fewer than 8 blocks have unflagged pixels.
+    """
+    flats = planes(flat, cfa) if flat is not None else [None] * len(planes(data, cfa))
+    found = [_plane_large_scale(d, b, blocks, f) for d, b, f in
+             zip(planes(data, cfa), planes(bad, cfa), flats, strict=True)]
+    found = [f for f in found if f is not None]
+    if not found:
+        return None
+    return max(found, key=lambda f: max(f.residual, f.gradient / 2, f.flat_part))
+
+
+def block_medians(data: np.ndarray, bad: np.ndarray, blocks: int) -> np.ndarray:
+    """Return ``blocks`` x ``blocks`` medians of the unflagged pixels (NaN: none there)."""
     rows, cols = data.shape
-    r_edges = np.linspace(0, rows, blocks + 1).astype(int)
-    c_edges = np.linspace(0, cols, blocks + 1).astype(int)
-    medians = [np.nanmedian(values[r0:r1, c0:c1]) if np.isfinite(values[r0:r1, c0:c1]).any()
-               else np.nan
-               for r0, r1 in zip(r_edges[:-1], r_edges[1:], strict=True)
-               for c0, c1 in zip(c_edges[:-1], c_edges[1:], strict=True)]
-    medians = np.asarray(medians)
-    return medians[np.isfinite(medians)]
+    rows_cut, cols_cut = rows - rows % blocks, cols - cols % blocks
+    values = np.where(bad, np.nan, data)[:rows_cut, :cols_cut].astype(np.float32)
+    cells = values.reshape(blocks, rows_cut // blocks, blocks, cols_cut // blocks)
+    return nanmedian_last(cells.transpose(0, 2, 1, 3).reshape(blocks, blocks, -1))
 
 
-def relative_spread(frame: Frame, blocks: int) -> float:
-    """Return the relative spread (MAD) of the background's block medians (largest plane)."""
-    spreads = [_plane_spread(data, bad, blocks) for data, bad in
-               zip(planes(frame.data, frame_cfa(frame)), planes(frame.bad, frame_cfa(frame)),
-                   strict=True)]
-    finite = [s for s in spreads if np.isfinite(s)]
-    return float(max(finite)) if finite else np.nan
+def nanmedian_last(values: np.ndarray) -> np.ndarray:
+    """Median over the last axis ignoring NaN (NaN where all are): `np.nanmedian`, vectorised.
+
+    numpy's nanmedian falls back to a Python loop over the cells when any NaN is present;
+    sorting puts NaN last, so each cell's median is read at its own count of finite values.
+    """
+    ordered = np.sort(values, axis=-1)
+    count = np.isfinite(values).sum(axis=-1)
+    low = np.take_along_axis(ordered, np.maximum(count - 1, 0)[..., None] // 2, axis=-1)[..., 0]
+    high = np.take_along_axis(ordered, (count // 2)[..., None], axis=-1)[..., 0]
+    return np.where(count > 0, (low.astype(np.float64) + high) / 2, np.nan)
 
 
-def _plane_spread(data: np.ndarray, bad: np.ndarray, blocks: int) -> float:
-    medians = _block_medians(data, bad, blocks)
-    level = np.median(medians) if medians.size else np.nan
-    if not level > 0:
-        return np.nan
-    return float(1.4826 * np.median(np.abs(medians - level)) / level)
+def _plane_large_scale(data: np.ndarray, bad: np.ndarray, blocks: int,
+                       flat: np.ndarray | None) -> LargeScale | None:
+    z = block_medians(data, bad, blocks).ravel().astype(np.float64)
+    centres = (np.arange(blocks) + 0.5) / blocks
+    y, x = (v.ravel() for v in np.meshgrid(centres, centres, indexing="ij"))
+    columns = [np.ones_like(x), x, y]
+    if flat is not None:
+        f = block_medians(flat, bad | ~np.isfinite(flat), blocks).ravel().astype(np.float64)
+        columns.append(f / np.nanmedian(f) - 1)
+    design = np.column_stack(columns)
+    ok = np.isfinite(z) & np.isfinite(design).all(axis=1)
+    if ok.sum() < 8:
+        return None
+    design, z = design[ok], z[ok]
+    # The plane alone: gradient and residual, comparable with a frame fitted without a flat.
+    coef, errors, rest, keep = _robust_fit(design[:, :3], z)
+    residual = float(1.4826 * np.median(np.abs(rest - np.median(rest))))
+    gradient_error = float(np.hypot(errors[1], errors[2]))
+    flat_part = 0.0
+    if flat is not None:
+        coef4, errors4, _, keep4 = _robust_fit(design, z)
+        pattern = design[keep4, 3]
+        spread = 1.4826 * np.median(np.abs(pattern - np.median(pattern)))
+        flat_part = float(max(0.0, abs(coef4[3]) - 3 * errors4[3]) * spread)
+    return LargeScale(float(np.median(z)), float(abs(coef[1]) + abs(coef[2])), residual,
+                      flat_part, gradient_error)
+
+
+def _robust_fit(design: np.ndarray, z: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Least squares, refitted twice without blocks 5 sigma off (a bright star, a galaxy).
+
+    Returns the coefficients, their standard errors, the residuals of every block and the
+    blocks kept.
+    """
+    keep = np.ones(z.size, bool)
+    for _ in range(2):
+        coef, rest = _fit(design[keep], z[keep], design, z)
+        scatter = 1.4826 * np.median(np.abs(rest - np.median(rest)))
+        keep = np.abs(rest) <= 5 * scatter + 1e-12
+        if keep.sum() < design.shape[1] + 4:
+            keep = np.ones(z.size, bool)
+            break
+    coef, rest = _fit(design[keep], z[keep], design, z)
+    used = design[keep]
+    dof = max(1, int(keep.sum()) - used.shape[1])
+    try:
+        covariance = np.linalg.inv(used.T @ used) * float(np.sum(rest[keep] ** 2) / dof)
+        errors = np.sqrt(np.maximum(np.diag(covariance), 0))
+    except np.linalg.LinAlgError:
+        errors = np.full(used.shape[1], np.inf)
+    return coef, errors, rest, keep
+
+
+def _fit(design: np.ndarray, z: np.ndarray, every: np.ndarray, z_every: np.ndarray
+         ) -> tuple[np.ndarray, np.ndarray]:
+    coef = np.linalg.lstsq(design, z, rcond=None)[0]
+    return coef, z_every - every @ coef
+
+
+def sky_level(frame: Frame) -> float:
+    """Median of the frame's unflagged pixels (sigma-clipped): its sky, in its units."""
+    return robust_stats(frame.data, exclude=frame.bad, max_values=SAMPLE).median
 
 
 def local_noise(frame: Frame) -> float:
@@ -77,7 +176,8 @@ def _plane_noise(data: np.ndarray, flagged: np.ndarray) -> float:
     for axis in (0, 1):
         bad = np.diff(flagged.astype(np.int8), axis=axis) != 0
         bad |= (flagged[1:, :] if axis == 0 else flagged[:, 1:])
-        spreads.append(robust_stats(np.diff(data, axis=axis), exclude=bad).std)
+        spreads.append(robust_stats(np.diff(data, axis=axis), exclude=bad,
+                                    max_values=SAMPLE).std)
     return float(np.nanmin(spreads) / np.sqrt(2))
 
 
@@ -92,8 +192,7 @@ def background(image: np.ndarray, bad: np.ndarray, box: int = 32) -> np.ndarray:
     values = np.pad(np.where(bad, np.nan, image).astype(np.float64), ((0, pad_r), (0, pad_c)),
                     constant_values=np.nan)
     cells = values.reshape(values.shape[0] // box, box, values.shape[1] // box, box)
-    with np.errstate(all="ignore"):
-        grid = np.nanmedian(cells.transpose(0, 2, 1, 3).reshape(*cells.shape[::2], -1), axis=2)
+    grid = nanmedian_last(cells.transpose(0, 2, 1, 3).reshape(*cells.shape[::2], -1))
     if not np.isfinite(grid).any():
         return np.full(image.shape, np.nan)
     grid = fill_pixels(grid, ~np.isfinite(grid)).astype(np.float64)

@@ -18,6 +18,7 @@ from .calibrate import (
     repair,
     subtract_bias,
     subtract_dark,
+    unusable_pixels,
 )
 from .masters import (
     CombineOptions,
@@ -54,6 +55,7 @@ __all__ = [
     "optimal_dark_scale",
     "reject_cosmics",
     "repair",
+    "unusable_pixels",
     "stack_bands",
     "subtract_bias",
     "subtract_dark",

@@ -206,19 +206,61 @@ def _cosmics_mosaic(frame: Frame, bad: np.ndarray, cfa: str, gain: float, read_n
                                  inmask=halo.astype(bool), sigclip=sigclip, objlim=objlim)
 
 
-def repair(frame: Frame, *, flags: Flag = REPAIRABLE, box: int = 5, cfa: str | None = None
-           ) -> Frame:
+def unusable_pixels(frame: Frame, *, flat: Frame | None = None, dead_response: float = 0.5,
+                    hot_noise: float = 3.0) -> np.ndarray:
+    """Return the flagged pixels that calibration cannot make right (True: repair them).
+
+    - cosmic rays, pixels with no valid data and pixels whose flat was too low to divide by
+      (``COSMIC_RAY``, ``NO_DATA``, ``LOW_FLAT``): no measurement left;
+    - ``DEAD`` pixels whose flat response is below ``dead_response`` (0.5: the pixel lost
+      more than half its signal, its noise is more than doubled); above it the flat
+      corrects them. Without a flat, every dead pixel;
+    - ``HOT`` pixels whose noise (the frame's variance, which holds the dark's shot noise)
+      is more than ``hot_noise`` times the sky's (the median noise of unflagged pixels): the
+      dark's noise swamps the sky there. A hot pixel with a modest dark is subtracted by the
+      dark and kept. Without a variance, every hot pixel.
+
+    Saturated pixels are left alone, as by `repair`: their value is a lower limit of a real
+    signal, which neighbours would not predict. Detection (which pixels are flagged) is not
+    changed: only which flagged pixels get a neighbours' value.
+    """
+    if not 0 < dead_response < 1:
+        raise ValueError(f"dead_response must be between 0 and 1, got {dead_response}")
+    if not hot_noise > 0:
+        raise ValueError(f"hot_noise must be positive, got {hot_noise}")
+    unusable = frame.has(Flag.COSMIC_RAY | Flag.NO_DATA | Flag.LOW_FLAT)
+    dead = frame.has(Flag.DEAD)
+    if flat is not None and dead.any():
+        if flat.shape != frame.shape:
+            raise ValueError(f"flat shape {flat.shape} != frame shape {frame.shape}")
+        with np.errstate(invalid="ignore"):
+            dead &= ~(flat.data >= dead_response)
+    hot = frame.has(Flag.HOT)
+    if frame.variance is not None and hot.any():
+        sky = np.isfinite(frame.variance) & ~frame.bad
+        level = float(np.median(frame.variance[sky])) if sky.any() else np.nan
+        if np.isfinite(level) and level > 0:
+            with np.errstate(invalid="ignore"):
+                hot &= ~(frame.variance <= hot_noise**2 * level)
+    return unusable | dead | hot
+
+
+def repair(frame: Frame, *, flags: Flag = REPAIRABLE, box: int = 5, cfa: str | None = None,
+           where: np.ndarray | None = None) -> Frame:
     """Replace pixels carrying ``flags`` by the median of good neighbours in a ``box`` window.
 
     The original flags stay set and REPAIRED is added, so a repaired pixel is never mistaken
     for a measured one. The variance of a repaired pixel is the median of its neighbours'.
     With a Bayer ``cfa`` the neighbours are the pixels of the same colour (the box is taken in
-    the colour plane).
+    the colour plane). ``where`` (boolean image) restricts the repair to those pixels, e.g.
+    `unusable_pixels`; every flagged pixel is still excluded from the neighbours.
     """
     if box < 3 or box % 2 == 0:
         raise ValueError(f"box must be an odd number >= 3, got {box}")
+    if where is not None and np.shape(where) != frame.shape:
+        raise ValueError(f"where shape {np.shape(where)} != frame shape {frame.shape}")
     bad = frame.has(flags | Flag.SATURATED)
-    target = frame.has(flags)
+    target = frame.has(flags) if where is None else frame.has(flags) & np.asarray(where, bool)
     if not target.any():
         return frame
     values, done = _repaired(frame.data, bad, box, cfa)

@@ -1,0 +1,103 @@
+"""Benchmark the night report against the default reduction it reports on.
+
+The issue's budget: the report costs at most 15% of a default ``ccdred reduce`` of a night.
+Simulates a night of N science frames (default 120 x 1024x1024, like the ARCSAT night of the
+issue; exposures of 300 s and 600 s) plus 9 biases, 7 darks and 7 flats, then times, through
+the command line as a user runs it (one process each, the same ``--workers``):
+
+1. ``ccdred reduce RAW -o OUT --no-report`` (the reduction alone, numba's cache warmed first
+   by a small night so compilation is not counted);
+2. ``ccdred report OUT`` (every figure and check drawn: the cost of the default report);
+3. ``ccdred report OUT`` again (the re-run case: every product kept, nothing redrawn);
+4. the report's per-section cost split into QA checks and figures (in this process, on the
+   first 5 science frames), to see where the time goes.
+
+Prints the times and the report's fraction of the reduction (2 / 1); exits 1 when it is over
+``--budget`` (default 0.15). Outputs are removed at the end.
+Run: ``python benchmarks/bench_report.py [--frames 120] [--size 1024] [--workers 2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def simulate(folder: Path, frames: int, size: int):
+    from ccdred.simulate import CameraModel, simulate_night
+
+    exptimes = tuple(300.0 if i % 2 == 0 else 600.0 for i in range(frames))
+    model = CameraModel(size=size, science_exptimes=exptimes, n_stars=max(40, size // 8))
+    return simulate_night(folder, model=model, seed=5)
+
+
+def ccdred(*args: str) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "ccdred", *args], check=True,
+                   stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def split_costs(out: Path, count: int) -> tuple[float, float]:
+    """Seconds per science section spent in the checks and in the figures (this process)."""
+    from ccdred import io, plots, qa
+    from ccdred.pipeline.products import read_manifest
+
+    manifest = read_manifest(out)
+    masters = {p.name: p.path for p in manifest.masters()}
+    checks = figures = 0.0
+    products = manifest.reduced()[:count]
+    for product in products:
+        reduced = io.read(product.path)
+        raw = io.read(product.inputs[0].path)
+        params = product.parameters
+        dark = io.read(masters[params["dark"]["master"]]) if params.get("dark") else None
+        flat = io.read(masters[params["flat"]]) if params.get("flat") else None
+        start = time.perf_counter()
+        qa.science_checks(reduced, dark=dark, dark_scale=float(params["dark"]["scale"])
+                          if dark is not None else 1.0, flat=flat)
+        middle = time.perf_counter()
+        plots.save(plots.compare_figure(raw, reduced), out / "bench_figure.png", dpi=80)
+        figures += time.perf_counter() - middle
+        checks += middle - start
+    return checks / len(products), figures / len(products)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=120)
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--budget", type=float, default=0.15)
+    args = parser.parse_args()
+    workers = ["--workers", str(args.workers)]
+    with tempfile.TemporaryDirectory(prefix="bench_report_") as tmp:
+        root = Path(tmp)
+        warm = simulate(root / "warm", 3, 256)
+        ccdred("reduce", str(warm.raw_dir), "-o", str(root / "warm_out"), *workers)
+        night = simulate(root / "night", args.frames, args.size)
+        out = root / "out"
+        reduce_s = ccdred("reduce", str(night.raw_dir), "-o", str(out), "--no-report", *workers)
+        report_s = ccdred("report", str(out), *workers)
+        rerun_s = ccdred("report", str(out), *workers)
+        checks_s, figures_s = split_costs(out, 5)
+        shutil.rmtree(out, ignore_errors=True)
+    fraction = report_s / reduce_s
+    print(f"night: {args.frames} science frames of {args.size}x{args.size}, "
+          f"{args.workers} workers")
+    print(f"reduce (no report)      {reduce_s:8.1f} s")
+    print(f"report (everything)     {report_s:8.1f} s  = {fraction:.1%} of the reduction "
+          f"(budget {args.budget:.0%})")
+    print(f"report (re-run, kept)   {rerun_s:8.1f} s")
+    print(f"per science section: checks {checks_s:.2f} s, figure {figures_s:.2f} s "
+          "(one process)")
+    return 0 if fraction <= args.budget else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,282 @@
+"""One section of the night report per product: its figures, checks and numbers, cached.
+
+Each section is one task on the run's executor; a section whose product, raw frame and masters
+are unchanged since the last report is read back from ``report/cache`` instead of redrawn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import io, plots, qa
+from ..errors import BadInputError
+from ..flags import Flag
+from ..frame import Frame
+from ..pipeline.executors import Executor
+from ..pipeline.products import Manifest, Product
+from ..pipeline.recipes import recipe_for
+
+__all__ = ["Section", "build_sections", "section_key", "read_noise_adu", "finite", "SEVERITY",
+           "FIGURE_DPI"]
+
+FIGURE_DPI = 80
+"""Figures in a section: 11 inches wide, 880 pixels: readable on the page, full size on a click."""
+_THUMB_PIXELS = 160
+"""Longest side of a frame's thumbnail in the summary table."""
+_CACHE_VERSION = "report-7"
+"""Bump when a section's content changes: cached sections of older reports are redrawn."""
+
+
+@dataclass
+class Section:
+    """One product's part of the report, and the numbers the night's summary is drawn from."""
+
+    title: str
+    kind: str
+    anchor: str = ""
+    figures: list[str] = field(default_factory=list)
+    thumbnail: str = ""
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+    """Per frame: ``time`` (DATE-OBS), ``exptime``, ``filter``, ``sky``, ``noise``,
+    ``noise_model``, ``cosmics``, ``saturated``, ``flatness`` (science); ``time``, ``name``
+    (masters)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the section as JSON-ready data (NaN and infinities become null)."""
+        return finite({"title": self.title, "kind": self.kind, "anchor": self.anchor,
+                        "figures": self.figures, "thumbnail": self.thumbnail,
+                        "metrics": self.metrics, "notes": self.notes, "stats": self.stats})
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Section:
+        """Read a section back (from the report's cache)."""
+        return cls(**{k: data[k] for k in ("title", "kind", "anchor", "figures", "thumbnail",
+                                           "metrics", "notes", "stats")})
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None (valid JSON)."""
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _anchor(name: str) -> str:
+    return "s-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in name)
+
+
+def _thumbnail(frame: Frame, path: Path) -> None:
+    """Write a small PNG of the frame: block-averaged (no aliasing), median -2/+5 sigma stretch."""
+    from matplotlib.image import imsave
+
+    data = plots.binned(frame.data, _THUMB_PIXELS)
+    cfa = plots.frame_colour(frame)
+    with io.atomic_output(path) as tmp:
+        if cfa:
+            rgb = plots.colour_preview(frame.data, cfa)
+            small = np.stack([plots.binned(rgb[..., c], _THUMB_PIXELS) for c in range(3)],
+                             axis=-1)
+            imsave(tmp, np.clip(small, 0, 1), origin="lower", format="png")
+        else:
+            low, high = plots.colour_limits(data)
+            imsave(tmp, data, cmap="gray", vmin=low, vmax=high, origin="lower", format="png")
+
+
+def _time(header: Any) -> str | None:
+    value = header.get("DATE-OBS")
+    return str(value) if value else None
+
+
+def _master_section(product: Product, figures_dir: str, read_noise_adu: float | None
+                    ) -> Section:
+    path = product.path
+    frame = io.read(path)
+    recipe = recipe_for(product.kind)
+    name = path.stem
+    section = Section(f"master {product.kind}: {path.name}", "master", anchor=_anchor(name))
+    plots.save(plots.frame_figure(frame, title=path.name), Path(figures_dir) / f"{name}.png",
+               dpi=FIGURE_DPI)
+    section.figures.append(f"figures/{name}.png")
+    section.stats = {"time": _time(frame.header), "name": product.name, "kind": product.kind}
+    n_inputs = len(product.inputs) or int(frame.header.get("NCOMBINE", 1))
+    borrowed = product.parameters.get("library")
+    if borrowed:
+        section.notes.append(f"from the calibration library ({borrowed['reason']}); "
+                             f"{n_inputs} frames combined: {frame.header.get('COMBINE', '')}")
+    else:
+        section.notes.append(f"{n_inputs} frames combined: {product.parameters['combine']}")
+    metrics = []
+    # Only a bias is noise alone: a dark's and a flat's pixel-to-pixel structure is real.
+    if "noise" in recipe.report and read_noise_adu:
+        metrics.append(qa.master_noise(frame, read_noise_adu / np.sqrt(n_inputs)))
+    if "defects" in recipe.report and recipe.defect_flag is not None:
+        plots.save(plots.histogram_figure(frame, title=path.name),
+                   Path(figures_dir) / f"{name}_hist.png", dpi=FIGURE_DPI)
+        section.figures.append(f"figures/{name}_hist.png")
+        metrics.append(qa.defect_count(frame, recipe.defect_flag))
+    if "donuts" in recipe.report:
+        metrics.append(qa.donut_metric(frame)[0])
+    section.metrics = [m.to_json() for m in metrics]
+    return section
+
+
+def _science_section(product: Product, figures_dir: str, masters: Mapping[str, str]
+                     ) -> Section:
+    path = product.path
+    reduced = io.read(path)
+    section = Section(f"science: {path.name}", "science", anchor=_anchor(path.stem))
+    raw_path = product.inputs[0].path
+    raw: Frame | None = None
+    try:
+        raw = io.read(raw_path)
+    except BadInputError as err:
+        section.notes.append(f"raw frame not available for comparison: {err}")
+    params = product.parameters
+    dark = flat = None
+    dark_scale = 1.0
+    if params.get("dark"):
+        dark = io.read(masters[params["dark"]["master"]])
+        dark_scale = float(params["dark"]["scale"])
+    if params.get("flat"):
+        flat = io.read(masters[params["flat"]])
+    comparable = raw if raw is not None and raw.shape == reduced.shape else None
+    if comparable is not None:
+        figure = plots.compare_figure(comparable, reduced, titles=(
+            f"raw: {raw_path.name}", f"reduced: {path.name}"))
+    else:
+        figure = plots.frame_figure(reduced, title=path.name)
+    plots.save(figure, Path(figures_dir) / f"{path.stem}.png", dpi=FIGURE_DPI)
+    section.figures.append(f"figures/{path.stem}.png")
+    _thumbnail(reduced, Path(figures_dir) / f"{path.stem}_thumb.png")
+    section.thumbnail = f"figures/{path.stem}_thumb.png"
+    noise = qa.local_noise(reduced)
+    metrics = qa.science_checks(reduced, dark=dark, dark_scale=dark_scale, flat=flat,
+                                noise=noise)
+    section.metrics = [m.to_json() for m in metrics]
+    section.stats = _science_stats(reduced, params, metrics, noise)
+    section.notes.append(f"units: {reduced.header.get('BUNIT', 'adu')}" + (
+        f" (ADU x GAIN={float(reduced.header['GAIN']):.4g} e-/ADU)"
+        if _in_electrons(reduced) and "GAIN" in reduced.header else ""))
+    section.notes.append(
+        f"bias: {params.get('bias') or 'none'}; dark: "
+        f"{params['dark']['master'] + ' x ' + format(dark_scale, '.4g') if dark else 'none'}; "
+        f"flat: {params.get('flat') or 'none'}")
+    return section
+
+
+def _in_electrons(frame: Frame) -> bool:
+    return str(frame.header.get("BUNIT", "adu")).strip().lower() == "electron"
+
+
+def _science_stats(reduced: Frame, params: Mapping[str, Any], metrics: list[qa.Metric],
+                   noise: float) -> dict[str, Any]:
+    """Return the numbers of one frame on the night's figure and table."""
+    sky = qa.sky_level(reduced)
+    gain, read_noise = params.get("gain"), params.get("read_noise")
+    model = np.nan
+    if gain and read_noise is not None and np.isfinite(sky):
+        # Photon noise of the sky plus read noise, in the frame's unit (the flat is ~1 on the
+        # sky): electrons, or ADU.
+        g = 1.0 if _in_electrons(reduced) else float(gain)
+        model = float(np.sqrt(max(sky, 0.0) / g + (float(read_noise) / g) ** 2))
+    flatness = next((m for m in metrics if m.name == "flatness"), None)
+    return {"time": _time(reduced.header), "exptime": reduced.header.get("EXPTIME"),
+            "filter": reduced.header.get("FILTER"), "sky": sky, "noise": noise,
+            "noise_model": model, "cosmics": int(reduced.has(Flag.COSMIC_RAY).sum()),
+            "saturated": int(reduced.has(Flag.SATURATED).sum()),
+            "flatness": flatness.value if flatness is not None else np.nan,
+            "verdict": _worst([m.verdict for m in metrics if m.verdict != "info"])}
+
+
+SEVERITY = {"fail": 3, "warn": 2, "info": 1, "pass": 0}
+
+
+def _worst(verdicts: list[str]) -> str:
+    return max(verdicts, key=lambda v: SEVERITY.get(v, 0), default="pass")
+
+
+def _build_section(task: tuple[str, Product, str, Any]) -> Section:
+    kind, product, figures_dir, extra = task
+    if kind == "master":
+        return _master_section(product, figures_dir, extra)
+    return _science_section(product, figures_dir, extra)
+
+
+def section_key(task: tuple[str, Product, str, Any], checksums: Mapping[str, str]) -> str:
+    """Hash of what a section is drawn from: the product, its raw input and masters used."""
+    kind, product, _, extra = task
+    used = {}
+    if kind == "science":
+        params = product.parameters
+        names = [params.get("bias"), params.get("flat"),
+                 (params.get("dark") or {}).get("master")]
+        used = {n: checksums.get(n, "") for n in names if n}
+    text = json.dumps({"v": _CACHE_VERSION, "kind": kind, "product": product.sha256,
+                       "inputs": [i.sha256 for i in product.inputs[:1]], "masters": used,
+                       "extra": extra if kind == "master" else None}, sort_keys=True,
+                      default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _cached(task: tuple[str, Product, str, Any], key: str, cache_dir: Path) -> Section | None:
+    """Return the section drawn for the same product last time (its figures still there)."""
+    path = cache_dir / f"{task[1].path.stem}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("key") != key:
+            return None
+        section = Section.from_json(data["section"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    report_dir = cache_dir.parent
+    files = [*section.figures, section.thumbnail]
+    return section if all((report_dir / f).is_file() for f in files if f) else None
+
+
+def build_sections(tasks: list[tuple[str, Product, str, Any]], executor: Executor,
+              report: Callable[[str, int, int], None], keys: list[str], cache_dir: Path
+              ) -> list[Section]:
+    """Return every task's section, in task order: from the cache, or drawn on ``executor``.
+
+    ``report("report", done, total)`` is called as sections arrive (cached ones at once).
+    """
+    sections: dict[int, Section] = {}
+    for index, task in enumerate(tasks):
+        cached = _cached(task, keys[index], cache_dir)
+        if cached is not None:
+            sections[index] = cached
+    todo = [i for i in range(len(tasks)) if i not in sections]
+    report("report", len(sections), len(tasks))
+    for position, section in executor.map_unordered(_build_section, [tasks[i] for i in todo]):
+        index = todo[position]
+        sections[index] = section
+        with io.atomic_output(cache_dir / f"{tasks[index][1].path.stem}.json") as tmp:
+            tmp.write_text(json.dumps({"key": keys[index], "section": section.to_json()},
+                                      allow_nan=False), encoding="utf-8")
+        report("report", len(sections), len(tasks))
+    return [sections[i] for i in range(len(tasks))]
+
+
+def read_noise_adu(manifest: Manifest) -> float | None:
+    """Return the read noise in ADU of the night's first noise model (None if unknown)."""
+    noise = next(iter(manifest.noise.values()), None)
+    if not noise or not noise.get("gain"):
+        return None
+    return float(noise["read_noise"]) / float(noise["gain"]) or None
+
+
