@@ -30,7 +30,7 @@ from .instruments.headers import (
 from .io import is_fits_name, read_header
 
 __all__ = ["FrameInfo", "Setup", "scan", "describe_file", "classify", "header_exptime",
-           "KINDS", "find_fits"]
+           "KINDS", "find_fits", "camera_name"]
 
 KINDS = load_conventions().kinds
 """Every frame type: ``bias``, ``darkflat``, ``dark``, ``flat``, ``science``."""
@@ -51,6 +51,8 @@ class Setup(NamedTuple):
     readout_mode: str | None = None
     cfa: str | None = None
     """The Bayer pattern at the first pixel, None for a monochrome sensor."""
+    instrument: str | None = None
+    """The camera (INSTRUME), compared without case or repeated spaces; None when unnamed."""
 
     def describe(self) -> str:
         """Return the setup in a few words, e.g. ``1304x976 bin 1x1, gain 180, RGGB``."""
@@ -63,6 +65,8 @@ class Setup(NamedTuple):
                              f"{name} {value}")
         if self.cfa:
             parts.append(self.cfa)
+        if self.instrument:
+            parts.insert(0, self.instrument)
         return ", ".join(parts)
 
 
@@ -122,13 +126,19 @@ class FrameInfo:
     def setup(self) -> Setup:
         """What masters must match: shape after trimming, binning and camera settings."""
         return Setup(self.data_shape or self.shape, self.binning, self.gain_setting,
-                     self.offset, self.readout_mode, self.cfa)
+                     self.offset, self.readout_mode, self.cfa, camera_name(self.instrument))
 
     def to_json(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
         out = asdict(self)
         out["path"] = str(self.path)
         return out
+
+
+def camera_name(instrument: str | None) -> str | None:
+    """Return how a camera's name is compared: case and runs of spaces do not count."""
+    text = " ".join(instrument.split()).casefold() if instrument else ""
+    return text or None
 
 
 def _tokens(name: str) -> list[str]:

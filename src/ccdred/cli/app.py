@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 __all__ = ["app", "console", "err_console", "handle_errors", "combine_option_group",
            "parse_size", "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT"]
@@ -39,16 +40,16 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except WorkerLostError as err:
-            err_console.print(f"[bold red]failed:[/] {err}", markup=True, soft_wrap=True)
+            err_console.print(f"[bold red]failed:[/] {escape(str(err))}", soft_wrap=True)
             raise typer.Exit(EXIT_FAILED) from None
         except BadInputError as err:
-            err_console.print(f"[bold red]error:[/] {err}", markup=True, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
         except (ValueError, TypeError) as err:
-            err_console.print(f"[bold red]error:[/] {err}", soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
         except OSError as err:
-            err_console.print(f"[bold red]failed:[/] {err}", soft_wrap=True)
+            err_console.print(f"[bold red]failed:[/] {escape(str(err))}", soft_wrap=True)
             raise typer.Exit(EXIT_FAILED) from None
 
     return wrapper

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from .app import app, combine_option_group, console, err_console, handle_errors
@@ -35,24 +36,31 @@ def print_plan(plan: Any) -> None:
     for column in ("master", "from", "with"):
         masters.add_column(column, overflow="fold")
     for m in plan.masters:
+        # Names from headers are shown as they are (never read as markup).
+        of_filter = f", filter {m.filter!r}" if m.filter is not None else ""
         if m.library is not None:
-            masters.add_row(m.file, "calibration library", m.library.reason)
+            masters.add_row(escape(m.file), "calibration library" + escape(of_filter),
+                            escape(m.library.reason))
         else:
-            masters.add_row(f"masters/{m.filename}", f"{len(m.inputs)} {m.kind} frames",
-                            _master_extras(m))
+            masters.add_row(f"masters/{escape(m.filename)}",
+                            f"{len(m.inputs)} {m.kind} frames{escape(of_filter)}",
+                            escape(_master_extras(m)))
     console.print(masters)
     science = Table(title="Science frames")
     for column in ("frame", "exptime", "filter", "bias", "dark (scale)", "flat"):
         science.add_column(column, overflow="fold")
     for s in plan.science:
         dark = f"{s.dark.master} x {s.dark.scale:.4g}" if s.dark else "[yellow]none[/]"
-        science.add_row(s.input.path.name, f"{s.input.exptime:g}", s.input.filter or "",
-                        s.bias or "[yellow]none[/]", dark, s.flat or "[yellow]none[/]")
+        science.add_row(escape(s.input.path.name), f"{s.input.exptime:g}",
+                        escape(s.input.filter or ""), escape(s.bias or "") or "[yellow]none[/]",
+                        escape(dark) if s.dark else dark,
+                        escape(s.flat or "") or "[yellow]none[/]")
     console.print(science)
     for info in plan.skipped:
-        console.print(f"[red]unusable:[/] {info.path}: {info.error}", soft_wrap=True)
+        console.print(f"[red]unusable:[/] {escape(str(info.path))}: {escape(info.error or '')}",
+                      soft_wrap=True)
     for warning in plan.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
 
 
 @app.command()
@@ -173,7 +181,7 @@ def _print_results(results: list[Any], many: bool) -> None:
                           f"{model.read_noise:.2f} e- ({model.read_noise_source})"
                           + (f" [{name}]" if name else ""), soft_wrap=True)
         for warning in result.warnings:
-            console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+            console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
         made = len(result.rebuilt)
         borrowed = sum(m.library is not None for m in result.plan.masters)
         kept = len(result.masters) + len(result.reduced) - made - borrowed
