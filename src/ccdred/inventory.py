@@ -109,6 +109,7 @@ class FrameInfo:
     """Bayer pattern at the first pixel (``RGGB``...); None for a monochrome sensor."""
     bitpix: int | None = None
     bzero: float | None = None
+    bscale: float | None = None
     data_shape: tuple[int, int] | None = None
     """(rows, columns) after trimming to TRIMSEC/DATASEC; ``shape`` when there is none."""
     overscan: str | None = None
@@ -251,6 +252,7 @@ def describe_file(path: Path, root: Path | None = None,
         saturation=positive(as_float(header_value(header, keys["saturation"]))),
         bitpix=as_int(header_value(header, ["ZBITPIX", "BITPIX"])),
         bzero=as_float(header_value(header, ["BZERO"])),
+        bscale=as_float(header_value(header, ["BSCALE"])),
         error=None if kind else source,
         **_camera_fields(header, shape, conv),
     )

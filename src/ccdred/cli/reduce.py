@@ -143,7 +143,7 @@ def reduce(
         if len(found) > 1:
             console.rule(f"night {night.raw_dir} -> {night.out_dir}")
         print_plan(plan_night(night.raw_dir, night.out_dir, library=library_path, rules=rules,
-                              bayer=options.bayer))
+                              bayer=options.bayer, saturation=options.saturation))
     if len(found) > 1:
         console.print("Each night's masters are registered in the library first; then every "
                       "night is planned again, so a night lacking a calibration can take "

@@ -59,10 +59,10 @@ def find_nights(raw_dirs: Sequence[str | Path], out_dir: str | Path, *,
 
 
 def plan_nights(nights: Sequence[Night], *, library: str | Path, rules: Rules | None = None,
-                bayer: str | None = None) -> list[NightPlan]:
+                bayer: str | None = None, saturation: float | None = None) -> list[NightPlan]:
     """Plan every night against the library as it is now."""
-    return [plan_night(n.raw_dir, n.out_dir, library=library, rules=rules, bayer=bayer)
-            for n in nights]
+    return [plan_night(n.raw_dir, n.out_dir, library=library, rules=rules, bayer=bayer,
+                       saturation=saturation) for n in nights]
 
 
 def reduce_nights(nights: Sequence[Night], library: str | Path, *,
@@ -78,7 +78,8 @@ def reduce_nights(nights: Sequence[Night], library: str | Path, *,
     options = options or ReduceOptions()
     settings = {"options": options, "progress": progress, "executor": executor,
                 "library": library}
-    planned = {"library": library, "rules": rules, "bayer": options.bayer}
+    planned = {"library": library, "rules": rules, "bayer": options.bayer,
+               "saturation": options.saturation}
     built: dict[Path, list[Path]] = {}
     for night, plan in zip(nights, plan_nights(nights, **planned),
                            strict=True):

@@ -38,7 +38,7 @@ LIBRARY_NAME = "calibrations.sqlite"
 
 def plan_night(raw_dir: str | Path, out_dir: str | Path | None = None, *,
                library: str | Path | None = None, rules: Rules | None = None,
-               bayer: str | None = None) -> NightPlan:
+               bayer: str | None = None, saturation: float | None = None) -> NightPlan:
     """Scan ``raw_dir`` and plan its reduction (headers only; nothing is written).
 
     Parameters
@@ -54,6 +54,9 @@ def plan_night(raw_dir: str | Path, out_dir: str | Path | None = None, *,
         When a library master may serve (`ccdred.library.Rules`).
     bayer : str, optional
         The Bayer pattern of every frame, whatever the headers say (``RGGB``...).
+    saturation : float, optional
+        The saturation level the run is given (else the plan warns when floating-point
+        frames carry none).
 
     Raises
     ------
@@ -74,9 +77,13 @@ def plan_night(raw_dir: str | Path, out_dir: str | Path | None = None, *,
     if bayer is not None:
         infos = [replace(i, cfa=bayer) for i in infos]
     if library_path is None or not library_path.is_file():
-        return build_plan(infos, raw, rules=rules)
-    with CalibrationLibrary(library_path) as calibrations:
-        return build_plan(infos, raw, calibrations, rules)
+        plan = build_plan(infos, raw, rules=rules)
+    else:
+        with CalibrationLibrary(library_path) as calibrations:
+            plan = build_plan(infos, raw, calibrations, rules)
+    if saturation is None:
+        plan = replace(plan, warnings=plan.warnings + _saturation_notes(plan.frames))
+    return plan
 
 
 def library_path_for(library: str | Path | None, out_dir: str | Path | None) -> Path | None:
@@ -120,6 +127,17 @@ def build_plan(infos: Sequence[FrameInfo], raw_dir: Path,
                      skipped=tuple(i for i in infos if not i.ok),
                      warnings=tuple(dict.fromkeys(warnings)), setups=setup_suffixes,
                      frames=tuple(usable))
+
+
+def _saturation_notes(infos: Sequence[FrameInfo]) -> tuple[str, ...]:
+    """Say when floating-point frames carry no saturation level (nothing can be flagged)."""
+    unknown = [i for i in infos if i.bitpix is not None and i.bitpix < 0
+               and i.saturation is None]
+    if not unknown:
+        return ()
+    return (f"{len(unknown)} floating-point frame(s) (BITPIX {unknown[0].bitpix}, e.g. "
+            f"{unknown[0].path.name}) have no saturation keyword (SATURATE/DATAMAX): saturated "
+            f"pixels cannot be flagged; give --saturation LEVEL (raw ADU)",)
 
 
 def _name_unnamed_cameras(infos: list[FrameInfo], warnings: list[str]) -> list[FrameInfo]:

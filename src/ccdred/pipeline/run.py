@@ -115,7 +115,8 @@ def run_night(raw_dir: str | Path, out_dir: str | Path, *, options: ReduceOption
               library: str | Path | None) -> NightResult:
     """`reduce_night`, with masters and science frames forced apart (for many nights)."""
     out = Path(out_dir)
-    plan = plan or plan_night(raw_dir, out, library=library, bayer=options.bayer)
+    plan = plan or plan_night(raw_dir, out, library=library, bayer=options.bayer,
+                              saturation=options.saturation)
     _validate_inputs(plan, options)
     _check_writable(out)
     remove_stale_parts(out)
