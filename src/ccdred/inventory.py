@@ -27,10 +27,10 @@ from .instruments.headers import (
     header_value,
     positive,
 )
-from .io import is_fits_name, read_header
+from .io import is_fits_name, read_header, sha256
 
 __all__ = ["FrameInfo", "Setup", "scan", "describe_file", "classify", "header_exptime",
-           "KINDS", "find_fits", "camera_name"]
+           "KINDS", "find_fits", "camera_name", "Duplicate", "find_duplicates"]
 
 KINDS = load_conventions().kinds
 """Every frame type: ``bias``, ``darkflat``, ``dark``, ``flat``, ``science``."""
@@ -307,3 +307,53 @@ def scan(root: str | Path, *, exclude: Iterable[Path] = ()) -> list[FrameInfo]:
         raise ValueError(f"{root}: not a directory")
     conv = load_conventions()
     return [describe_file(path, root, conv) for path in find_fits(root, exclude)]
+
+
+class Duplicate(NamedTuple):
+    """A file holding the very bytes of another (a copy, a symlink, a hard link)."""
+
+    path: Path
+    same_as: Path
+    how: str
+    """``symlink or hard link`` or ``same SHA-256 <first 12 digits>``."""
+
+
+HEAD_BYTES = 1 << 16
+"""Bytes hashed first: frames that differ almost always differ in their header."""
+
+
+def find_duplicates(paths: Iterable[Path]) -> list[Duplicate]:
+    """Find files whose bytes are another's, keeping one of each (the original, by name).
+
+    Links are found by the file they point to; copies by size, then the SHA-256 of their
+    first `HEAD_BYTES`, then of all their bytes, so distinct frames are rarely read twice.
+    Of a set of equal files the one kept is a real file before a link, then the shortest
+    name (``x.fits`` before ``x (1).fits``), then the first in order.
+    """
+    order = sorted(paths, key=lambda p: (p.is_symlink(), len(p.name), str(p)))
+    groups: dict[Any, list[Path]] = {}
+    for path in order:
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        if path.is_file():
+            groups.setdefault(("inode", stat.st_dev, stat.st_ino), []).append(path)
+    found = [Duplicate(p, members[0], "symlink or hard link to the same file")
+             for members in groups.values() for p in members[1:]]
+    firsts = [members[0] for members in groups.values()]
+    for key in ("size", "head"):
+        buckets: dict[Any, list[Path]] = {}
+        for path in firsts:
+            buckets.setdefault(_identity(path, key), []).append(path)
+        firsts = [p for members in buckets.values() if len(members) > 1 for p in members]
+    by_digest: dict[str, list[Path]] = {}
+    for path in firsts:  # equal in all their bytes; kept in the preferred order
+        by_digest.setdefault(sha256(path), []).append(path)
+    found += [Duplicate(p, members[0], f"same SHA-256 {digest[:12]}")
+              for digest, members in by_digest.items() for p in members[1:]]
+    return found
+
+
+def _identity(path: Path, key: str) -> Any:
+    return path.stat().st_size if key == "size" else sha256(path, limit=HEAD_BYTES)

@@ -168,10 +168,15 @@ def read(path: str | Path) -> Frame:
     return Frame(data, variance=variance, dq=dq, header=header, path=path)
 
 
-def sha256(path: str | Path) -> str:
-    """Return the hex SHA-256 of a file's bytes."""
+def sha256(path: str | Path, *, limit: int | None = None) -> str:
+    """Return the hex SHA-256 of a file's bytes (of its first ``limit`` bytes, when given)."""
     digest = hashlib.sha256()
+    left = limit if limit is not None else -1
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
+        while left != 0:
+            chunk = handle.read(1 << 20 if left < 0 else min(left, 1 << 20))
+            if not chunk:
+                break
             digest.update(chunk)
+            left = left - len(chunk) if left > 0 else left
     return digest.hexdigest()

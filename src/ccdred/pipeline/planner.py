@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..inventory import FrameInfo, camera_name, scan
+from ..inventory import FrameInfo, camera_name, find_duplicates, scan
 from ..library import CalibrationLibrary, Rules
 from .borrow import Borrower
 from .groups import GROUPERS, temperature_text, warn_missing_darks
@@ -74,6 +74,11 @@ def plan_night(raw_dir: str | Path, out_dir: str | Path | None = None, *,
         exclude.append(out)
     library_path = library_path_for(library, out_dir)
     infos = scan(raw, exclude=exclude)
+    duplicates = find_duplicates(i.path for i in infos if i.ok)
+    dropped = {d.path for d in duplicates}
+    infos = [i for i in infos if i.path not in dropped]
+    notes = tuple(f"{_relative(d.path, raw)} holds the same data as {_relative(d.same_as, raw)}"
+                  f" ({d.how}): used once" for d in duplicates)
     if bayer is not None:
         infos = [replace(i, cfa=bayer) for i in infos]
     if library_path is None or not library_path.is_file():
@@ -82,8 +87,12 @@ def plan_night(raw_dir: str | Path, out_dir: str | Path | None = None, *,
         with CalibrationLibrary(library_path) as calibrations:
             plan = build_plan(infos, raw, calibrations, rules)
     if saturation is None:
-        plan = replace(plan, warnings=plan.warnings + _saturation_notes(plan.frames))
-    return plan
+        notes += _saturation_notes(plan.frames)
+    return replace(plan, warnings=notes + plan.warnings)
+
+
+def _relative(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 def library_path_for(library: str | Path | None, out_dir: str | Path | None) -> Path | None:
