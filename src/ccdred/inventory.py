@@ -6,6 +6,7 @@ folder names; the conventions are data in ``instruments/conventions.toml``.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
@@ -117,11 +118,13 @@ class FrameInfo:
     notes: tuple[str, ...] = ()
     """What in the header was ignored, and why (e.g. a nonsensical BIASSEC)."""
     error: str | None = None
+    product: bool = False
+    """A file ccdred wrote (its header has CCDRKEY): never taken for a raw frame."""
 
     @property
     def ok(self) -> bool:
         """True when the file can be used."""
-        return self.error is None and self.kind is not None
+        return self.error is None and self.kind is not None and not self.product
 
     @property
     def setup(self) -> Setup:
@@ -254,13 +257,42 @@ def describe_file(path: Path, root: Path | None = None,
         bzero=as_float(header_value(header, ["BZERO"])),
         bscale=as_float(header_value(header, ["BSCALE"])),
         error=None if kind else source,
+        product="CCDRKEY" in header,
         **_camera_fields(header, shape, conv),
     )
+    problem = _timing_problem(header, kind, info, conv)
+    return replace(info, error=problem) if problem else info
+
+
+def _timing_problem(header: fits.Header, kind: str | None, info: FrameInfo,
+                    conv: Conventions) -> str | None:
+    """Say what is wrong with a frame's EXPTIME or DARKTIME, which scale its dark.
+
+    Bias frames are exempt (their exposure is never used). A value given but not a finite,
+    non-negative number is refused rather than ignored; a dark's exposure must be positive.
+    """
+    if kind is None or kind == "bias":
+        return None
+    keys = conv.keywords
+    for what, names in (("exposure time", keys["exptime"]), ("dark time", keys["darktime"])):
+        found = next((k for k in names if header_value(header, [k]) is not None), None)
+        if found is None:
+            continue
+        raw = header_value(header, [found])
+        number = as_float(raw)
+        if number is None or number < 0 or (what == "dark time" and number == 0):
+            bad = "not a finite number" if number is None else (
+                "negative" if number < 0 else "zero")
+            return (f"{kind} frame with a bad {what}: {found}={raw!r} is {bad}; cannot match "
+                    f"or scale a dark")
     if kind in conv.needs_exptime and info.exptime is None:
         names = "/".join(keys["exptime"][:3])
-        return replace(info, error=f"{kind} frame without an exposure time ({names} missing "
-                                   f"or not a number): cannot match or scale a dark")
-    return info
+        return (f"{kind} frame without an exposure time ({names} missing or not a number): "
+                f"cannot match or scale a dark")
+    if kind in ("dark", "darkflat") and info.exptime == 0:
+        return (f"{kind} frame of 0 s exposure ({keys['exptime'][0]}=0): a dark scale factor "
+                f"would be 0 or infinite (is it a bias?)")
+    return None
 
 
 def _camera_fields(header: fits.Header, shape: tuple[int, int] | None,
@@ -277,25 +309,53 @@ def _camera_fields(header: fits.Header, shape: tuple[int, int] | None,
 def find_fits(root: Path, exclude: Iterable[Path] = ()) -> list[Path]:
     """Every FITS file below ``root`` (recursive, any case of suffix), sorted, skipping ``exclude``.
 
-    Directories whose names look like FITS files are returned too, so the caller can report them.
+    Directories whose names look like FITS files are returned too, so the caller can report them;
+    so are links that lead nowhere or in a loop. Linked folders are followed, each folder once.
     """
-    root = Path(root)
-    excluded = [Path(p).resolve() for p in exclude]
-    found = []
-    for path in sorted(root.rglob("*")):
-        if not is_fits_name(path):
+    return _walk(Path(root), exclude)[0]
+
+
+def _walk(root: Path, exclude: Iterable[Path]) -> tuple[list[Path], list[FrameInfo]]:
+    """FITS files below ``root``, and the folders that could not be read (as unusable)."""
+    excluded = {_identity_of(Path(p)) for p in exclude} - {None}
+    seen: set[tuple[int, int]] = set()
+    found: list[Path] = []
+    problems: list[FrameInfo] = []
+
+    def unreadable(err: OSError) -> None:
+        problems.append(FrameInfo(path=Path(err.filename or root),
+                                  error=f"folder cannot be read ({err.strerror})"))
+
+    top = root.resolve()
+    for folder, dirs, files in os.walk(root, followlinks=True, onerror=unreadable):
+        ident = _identity_of(Path(folder))
+        if ident is None or ident in seen or ident in excluded:
+            dirs[:] = []  # a folder met again through a link, or the output
             continue
-        resolved = path.resolve()
-        if any(resolved == ex or resolved.is_relative_to(ex) for ex in excluded):
-            continue
-        if path.name.startswith("."):
-            continue
-        found.append(path)
-    return found
+        seen.add(ident)
+        for name in sorted(dirs):
+            path = Path(folder) / name
+            if is_fits_name(path) and not name.startswith("."):
+                found.append(path)  # a directory named like a FITS file: reported
+            if path.is_symlink() and top.is_relative_to(path.resolve()):
+                dirs.remove(name)
+                problems.append(FrameInfo(path=path, error="a link back to a folder that "
+                                                           "holds it (a loop): not followed"))
+        found += [Path(folder) / name for name in files
+                  if is_fits_name(Path(name)) and not name.startswith(".")]
+    return sorted(set(found)), problems
+
+
+def _identity_of(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except (OSError, RuntimeError):
+        return None
+    return (stat.st_dev, stat.st_ino)
 
 
 def scan(root: str | Path, *, exclude: Iterable[Path] = ()) -> list[FrameInfo]:
-    """Describe every FITS file below ``root``.
+    """Describe every FITS file below ``root``; folders that cannot be read are unusable entries.
 
     Raises
     ------
@@ -306,7 +366,8 @@ def scan(root: str | Path, *, exclude: Iterable[Path] = ()) -> list[FrameInfo]:
     if not root.is_dir():
         raise ValueError(f"{root}: not a directory")
     conv = load_conventions()
-    return [describe_file(path, root, conv) for path in find_fits(root, exclude)]
+    files, problems = _walk(root, exclude)
+    return [describe_file(path, root, conv) for path in files] + problems
 
 
 class Duplicate(NamedTuple):

@@ -71,14 +71,20 @@ def plan_night(raw_dir: str | Path, out_dir: str | Path | None = None, *,
         out = Path(out_dir)
         if out.resolve() == raw.resolve():
             raise ValueError(f"{out}: the output directory cannot be the raw directory itself")
-        exclude.append(out)
+        if not raw.resolve().is_relative_to(out.resolve()):
+            exclude.append(out)  # an output above the raw folder holds it: never excluded
     library_path = library_path_for(library, out_dir)
     infos = scan(raw, exclude=exclude)
+    products = [i.path for i in infos if i.product]
+    infos = [i for i in infos if not i.product]
     duplicates = find_duplicates(i.path for i in infos if i.ok)
     dropped = {d.path for d in duplicates}
     infos = [i for i in infos if i.path not in dropped]
     notes = tuple(f"{_relative(d.path, raw)} holds the same data as {_relative(d.same_as, raw)}"
                   f" ({d.how}): used once" for d in duplicates)
+    if products:
+        notes += (f"{len(products)} file(s) written by ccdred (e.g. {_relative(products[0], raw)})"
+                  f" are under the raw folder: not taken for raw frames",)
     if bayer is not None:
         infos = [replace(i, cfa=bayer) for i in infos]
     if library_path is None or not library_path.is_file():

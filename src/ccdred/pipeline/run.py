@@ -40,7 +40,8 @@ from .science import SCIENCE_STEPS, ScienceJob, science_product, science_task
 from .sensor import Sensor, analyse_sensor
 from .tasks import MasterRef
 
-__all__ = ["NightResult", "plan_night", "reduce_night", "run_night", "LIBRARY_NAME", "Progress"]
+__all__ = ["NightResult", "plan_night", "reduce_night", "run_night", "LIBRARY_NAME", "Progress",
+           "validate_plan"]
 
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: called as work advances."""
@@ -117,7 +118,7 @@ def run_night(raw_dir: str | Path, out_dir: str | Path, *, options: ReduceOption
     out = Path(out_dir)
     plan = plan or plan_night(raw_dir, out, library=library, bayer=options.bayer,
                               saturation=options.saturation)
-    _validate_inputs(plan, options)
+    validate_plan(plan, options)
     _check_writable(out)
     remove_stale_parts(out)
     report = progress or (lambda stage, done, total: None)
@@ -148,7 +149,8 @@ def _raw_infos(plan: NightPlan) -> dict[Path, FrameInfo]:
     return infos
 
 
-def _validate_inputs(plan: NightPlan, options: ReduceOptions) -> None:
+def validate_plan(plan: NightPlan, options: ReduceOptions) -> None:
+    """Refuse a plan with unusable inputs (unless ``options.skip_bad``) or nothing to do."""
     if plan.skipped and not options.skip_bad:
         lines = "\n".join(f"  {i.path}: {i.error}" for i in plan.skipped)
         raise BadInputError(plan.raw_dir,
