@@ -202,3 +202,29 @@ def test_nights_under_an_output_folder_are_not_nights(sim_night, tmp_path):
     ccdred.reduce_night(first[0].raw_dir, archive / "out", options=FAST)
     again = ccdred.pipeline.nights.find_nights([archive], archive / "out", subfolders=True)
     assert [n.raw_dir.name for n in again] == ["n1"]
+
+
+# --- option values ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args,words", [
+    (["--memory-limit", "infG"], "memory size 'infG'"),
+    (["--memory-limit", "0"], "memory_limit must be a positive"),
+    (["--memory-limit", "-5G"], "memory_limit must be a positive"),
+    (["--memory-limit", "1e30G"], "memory_limit must be at most"),
+    (["--read-noise", "inf"], "read_noise must be a positive number"),
+    (["--saturation", "nan"], "saturation must be a positive number"),
+    (["--hot-sigma", "0"], "hot_sigma must be a positive number"),
+    (["--workers", "0"], "workers must be at least 1"),
+    (["--dask-local", "-1"], "dask_local must be at least 1"),
+    (["--temperature-tolerance", "nan"], "temperature_tolerance must be a number >= 0"),
+    (["--validity-days", "-1"], "validity_days must be a number >= 0"),
+    (["--scheduler", "tcp://a b"], "scheduler must be an address"),
+])
+def test_bad_option_values_exit_2_before_any_work(sim_night, tmp_path, args, words):
+    out = tmp_path / "out"
+    result = subprocess.run([*ccdred_command(), "reduce", str(sim_night.raw_dir), "-o",
+                             str(out), *args], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "COLUMNS": "250"})
+    assert result.returncode == 2
+    assert words in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()

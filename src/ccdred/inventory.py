@@ -391,7 +391,7 @@ def find_duplicates(paths: Iterable[Path]) -> list[Duplicate]:
     Of a set of equal files the one kept is a real file before a link, then the shortest
     name (``x.fits`` before ``x (1).fits``), then the first in order.
     """
-    order = sorted(paths, key=lambda p: (p.is_symlink(), len(p.name), str(p)))
+    order = sorted(set(paths), key=lambda p: (p.is_symlink(), len(p.name), str(p)))
     groups: dict[Any, list[Path]] = {}
     for path in order:
         try:

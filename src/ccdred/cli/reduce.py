@@ -129,7 +129,9 @@ def reduce(
     """
     from ..library import Rules
     from ..pipeline import LIBRARY_NAME, find_nights, make_executor, plan_night, reduce_nights
+    from ..pipeline.executors import check_executor
 
+    check_executor(workers, scheduler=scheduler, dask_local=dask_local)
     options = reduce_options(combine=combine_options, hot_sigma=hot_sigma,
                              dead_sigma=dead_sigma, repair=repair, cosmics=cosmics, gain=gain,
                              read_noise=read_noise, saturation=saturation, skip_bad=skip_bad,

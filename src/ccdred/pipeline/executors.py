@@ -16,7 +16,8 @@ from typing import Any, Protocol
 
 from ..errors import WorkerLostError
 
-__all__ = ["Executor", "InProcess", "LocalProcesses", "DaskCluster", "make_executor"]
+__all__ = ["Executor", "InProcess", "LocalProcesses", "DaskCluster", "make_executor",
+           "check_executor"]
 
 
 class Executor(Protocol):
@@ -207,12 +208,33 @@ def make_executor(workers: int | None = None, *, scheduler: str | None = None,
     ``scheduler`` or ``dask_local`` select Dask; otherwise ``workers`` local processes
     (default: every core), or this process alone for ``workers=1``.
     """
+    check_executor(workers, scheduler=scheduler, dask_local=dask_local)
     if scheduler is not None or dask_local is not None:
-        if workers is not None:
-            raise ValueError("--workers applies to local processes; with Dask, the cluster's "
-                             "workers run the tasks")
         return DaskCluster(scheduler, dask_local)
     count = (os.cpu_count() or 1) if workers is None else workers
-    if count < 1:
-        raise ValueError(f"workers must be at least 1, got {count}")
     return InProcess() if count == 1 else LocalProcesses(count)
+
+
+def check_executor(workers: int | None = None, *, scheduler: str | None = None,
+                   dask_local: int | None = None) -> None:
+    """Refuse executor settings that cannot work, before any work (`make_executor` uses them).
+
+    Raises
+    ------
+    ValueError
+        ``workers`` or ``dask_local`` below 1, both Dask and local workers asked for, both a
+        scheduler and a local cluster, or a scheduler address with spaces or nothing in it.
+    """
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    if dask_local is not None and dask_local < 1:
+        raise ValueError(f"dask_local must be at least 1 worker, got {dask_local}")
+    if (scheduler is not None or dask_local is not None) and workers is not None:
+        raise ValueError("--workers applies to local processes; with Dask, the cluster's "
+                         "workers run the tasks")
+    if scheduler is not None and dask_local is not None:
+        raise ValueError("give --scheduler (a running cluster) or --dask-local (a new one), "
+                         "not both")
+    if scheduler is not None and (not scheduler.strip() or any(c.isspace() for c in scheduler)):
+        raise ValueError(f"scheduler must be an address like tcp://host:8786, got "
+                         f"{scheduler!r}")
