@@ -159,6 +159,8 @@ def write_report(out_dir: str | Path, *, executor: Executor | None = None,
     report_dir = out / "report"
     figures_dir = report_dir / "figures"
     figures_dir.mkdir(parents=True, exist_ok=True)
+    for part in report_dir.rglob(".*.part"):  # what a killed report left behind
+        part.unlink(missing_ok=True)
     masters = {p.name: str(p.path) for p in manifest.masters()}
     tasks = [("master", p, str(figures_dir), _read_noise_adu(manifest))
              for p in manifest.masters()]

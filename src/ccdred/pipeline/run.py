@@ -120,6 +120,9 @@ def run_night(raw_dir: str | Path, out_dir: str | Path, *, options: ReduceOption
                               saturation=options.saturation)
     validate_plan(plan, options)
     _check_writable(out)
+    library_path = library_path_for(library, out)
+    if library_path is not None:
+        CalibrationLibrary(library_path).close()  # usable (or made) before any work
     remove_stale_parts(out)
     report = progress or (lambda stage, done, total: None)
     run = _Run(plan, out, options, executor or InProcess(), force_masters, force_science,
@@ -129,7 +132,7 @@ def run_night(raw_dir: str | Path, out_dir: str | Path, *, options: ReduceOption
         report("masters", done, total)
         run.master(master)
     report("masters", total, total)
-    _register(run, library_path_for(library, out))
+    _register(run, library_path)
     run.badpix_maps()
     for setup in plan.setups:
         run.noise_for(setup)

@@ -1,0 +1,98 @@
+"""Faults: a full disk at every kind of write, signals, stale temporary files, file handles."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from astropy.io import fits
+
+from .conftest import ROOT
+
+# A ccdred run whose writes fail as on a full disk: a file whose path holds FAULT_AT cannot be
+# flushed (ENOSPC at fsync, as a full disk shows itself for buffered writes), and with
+# FAULT_AT=sqlite the library can hold no page beyond its first (SQLite's own "database or
+# disk is full").
+FAULTY = """
+import errno, os, re, sqlite3, sys
+where = os.environ["FAULT_AT"]
+if where == "sqlite":
+    connect = sqlite3.connect
+    def full(*args, **kwargs):
+        db = connect(*args, **kwargs)
+        db.execute("PRAGMA max_page_count = 1")
+        return db
+    sqlite3.connect = full
+else:
+    fsync = os.fsync
+    def failing(fd):
+        if where in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return fsync(fd)
+    os.fsync = failing
+from ccdred.cli import main
+sys.argv[0] = "ccdred"
+sys.exit(main())
+"""
+
+
+def faulty_run(args: list[str], where: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "FAULT_AT": where, "COLUMNS": "250",
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-c", FAULTY, *args], capture_output=True,
+                          text=True, timeout=600, env=env, cwd=tmp_path)
+
+
+def temporary_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.name.endswith(".part")] if root.exists() else []
+
+
+WRITES = [  # (what fails, a part of its temporary file's path, words naming it in the message)
+    ("a master", "masters/.dark", "masters/dark"),
+    ("a bad-pixel map", "masters/.badpix", "badpix"),
+    ("a reduced frame", "reduced/.", "reduced/"),
+    ("the manifest", "/.manifest.json", "manifest.json"),
+    ("the library", "sqlite", "calibrations.sqlite"),
+    ("the report page", "report/.index.html", "index.html"),
+    ("a report figure", "figures/.", "figures/"),
+    ("the report's numbers", "report/.qa.json", "qa.json"),
+]
+
+
+@pytest.mark.parametrize("what,where,words", WRITES, ids=[w[0] for w in WRITES])
+def test_a_full_disk_at_any_write_fails_cleanly(sim_night, tmp_path, what, where, words):
+    out = tmp_path / "out"
+    args = ["reduce", str(sim_night.raw_dir), "-o", str(out), "--no-cosmics", "--workers", "1"]
+    if "report" not in where and "figures" not in where:
+        args.append("--no-report")  # the report takes most of the time: only where it fails
+    result = faulty_run(args, where, tmp_path)
+    assert result.returncode == 1, (what, result.stdout[-2000:], result.stderr[-3000:])
+    assert "Traceback" not in result.stderr
+    assert "cannot write" in result.stderr and words in result.stderr
+    assert temporary_files(out) == []
+    for path in out.rglob("*.fits"):  # every file left is whole
+        with fits.open(path, checksum=True) as hdul:
+            hdul.verify("exception")
+    library = out / "calibrations.sqlite"
+    if library.exists():  # never a library without its table
+        with sqlite3.connect(library) as db:
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
+        assert "masters" in tables
+    # the same command, once the disk has room again, finishes the night
+    again = subprocess.run([sys.executable, "-m", "ccdred", *args], capture_output=True,
+                           text=True, timeout=600, env={**os.environ, "COLUMNS": "250"})
+    assert again.returncode == 0, again.stderr
+    assert (out / "manifest.json").exists() and len(list(out.glob("reduced/*.fits"))) == 3
+
+
+def test_a_full_disk_in_combine_leaves_no_output(sim_night, tmp_path):
+    out = tmp_path / "m.fits"
+    result = faulty_run(["combine", *map(str, sim_night.files["bias"][:3]), "-o", str(out)],
+                        "m.fits", tmp_path)
+    assert result.returncode == 1 and "cannot write" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists() and temporary_files(tmp_path) == []
