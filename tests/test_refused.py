@@ -51,7 +51,6 @@ HEADER_FAULTS = [  # (folder, damage, words of the message)
     ("data", _card("EXPTIME", "nan"), "EXPTIME='nan' is not a finite number"),
     ("data", _card("EXPTIME", "inf"), "EXPTIME='inf' is not a finite number"),
     ("data", _card("DARKTIME", -1.0), "DARKTIME=-1.0 is negative"),
-    ("data", _card("DARKTIME", 0.0), "DARKTIME=0.0 is zero"),
     ("darks", _card("DARKTIME", "NaN"), "DARKTIME='NaN' is not a finite number"),
     ("darks", _card("EXPTIME", 0.0), "dark frame of 0 s exposure"),
     ("darks", _card("EXPTIME", -5.0), "EXPTIME=-5.0 is negative"),
@@ -81,6 +80,15 @@ def test_bad_header_values_are_refused_at_planning(sim_night, tmp_path, folder, 
     assert victim not in {s.input.path for s in result.plan.science}
     for sci in result.plan.science:
         assert sci.dark is None or sci.dark.scale > 0
+
+
+def test_a_zero_dark_time_is_taken_as_not_recorded(sim_night, tmp_path):
+    raw = copy_night(sim_night, tmp_path)  # as CAFOS writes it on every frame
+    for path in raw.rglob("*.fits"):
+        _card("DARKTIME", 0.0)(path)
+    plan = ccdred.plan_night(raw)
+    assert not plan.skipped and all(s.dark and s.dark.scale > 0 for s in plan.science)
+    assert any("DARKTIME = 0" in w for w in plan.warnings)
 
 
 def test_every_dark_scale_in_a_plan_is_positive(sim_night, tmp_path):

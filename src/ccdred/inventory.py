@@ -6,7 +6,6 @@ folder names; the conventions are data in ``instruments/conventions.toml``.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
@@ -16,6 +15,7 @@ from typing import Any, NamedTuple
 from astropy.io import fits
 
 from .errors import BadInputError
+from .files import Duplicate, find_duplicates, find_fits, walk_fits
 from .geometry import ReadoutGeometry, readout_geometry
 from .instruments import Conventions, load_conventions, normal
 from .instruments.camera import read_camera
@@ -28,7 +28,7 @@ from .instruments.headers import (
     header_value,
     positive,
 )
-from .io import is_fits_name, read_header, sha256
+from .io import read_header
 
 __all__ = ["FrameInfo", "Setup", "scan", "describe_file", "classify", "header_exptime",
            "KINDS", "find_fits", "camera_name", "Duplicate", "find_duplicates"]
@@ -261,7 +261,13 @@ def describe_file(path: Path, root: Path | None = None,
         **_camera_fields(header, shape, conv),
     )
     problem = _timing_problem(header, kind, info, conv)
-    return replace(info, error=problem) if problem else info
+    if problem:
+        return replace(info, error=problem)
+    if info.darktime == 0 and (info.exptime or 0) > 0:
+        # Some programs (CAFOS) write DARKTIME = 0 on every frame: not recorded.
+        return replace(info, darktime=None, notes=(*info.notes, "DARKTIME = 0 with a non-zero "
+                                                   "EXPTIME taken as not recorded"))
+    return info
 
 
 def _timing_problem(header: fits.Header, kind: str | None, info: FrameInfo,
@@ -280,9 +286,8 @@ def _timing_problem(header: fits.Header, kind: str | None, info: FrameInfo,
             continue
         raw = header_value(header, [found])
         number = as_float(raw)
-        if number is None or number < 0 or (what == "dark time" and number == 0):
-            bad = "not a finite number" if number is None else (
-                "negative" if number < 0 else "zero")
+        if number is None or number < 0:
+            bad = "not a finite number" if number is None else "negative"
             return (f"{kind} frame with a bad {what}: {found}={raw!r} is {bad}; cannot match "
                     f"or scale a dark")
     if kind in conv.needs_exptime and info.exptime is None:
@@ -306,54 +311,6 @@ def _camera_fields(header: fits.Header, shape: tuple[int, int] | None,
             "cfa": camera.cfa}
 
 
-def find_fits(root: Path, exclude: Iterable[Path] = ()) -> list[Path]:
-    """Every FITS file below ``root`` (recursive, any case of suffix), sorted, skipping ``exclude``.
-
-    Directories whose names look like FITS files are returned too, so the caller can report them;
-    so are links that lead nowhere or in a loop. Linked folders are followed, each folder once.
-    """
-    return _walk(Path(root), exclude)[0]
-
-
-def _walk(root: Path, exclude: Iterable[Path]) -> tuple[list[Path], list[FrameInfo]]:
-    """FITS files below ``root``, and the folders that could not be read (as unusable)."""
-    excluded = {_identity_of(Path(p)) for p in exclude} - {None}
-    seen: set[tuple[int, int]] = set()
-    found: list[Path] = []
-    problems: list[FrameInfo] = []
-
-    def unreadable(err: OSError) -> None:
-        problems.append(FrameInfo(path=Path(err.filename or root),
-                                  error=f"folder cannot be read ({err.strerror})"))
-
-    top = root.resolve()
-    for folder, dirs, files in os.walk(root, followlinks=True, onerror=unreadable):
-        ident = _identity_of(Path(folder))
-        if ident is None or ident in seen or ident in excluded:
-            dirs[:] = []  # a folder met again through a link, or the output
-            continue
-        seen.add(ident)
-        for name in sorted(dirs):
-            path = Path(folder) / name
-            if is_fits_name(path) and not name.startswith("."):
-                found.append(path)  # a directory named like a FITS file: reported
-            if path.is_symlink() and top.is_relative_to(path.resolve()):
-                dirs.remove(name)
-                problems.append(FrameInfo(path=path, error="a link back to a folder that "
-                                                           "holds it (a loop): not followed"))
-        found += [Path(folder) / name for name in files
-                  if is_fits_name(Path(name)) and not name.startswith(".")]
-    return sorted(set(found)), problems
-
-
-def _identity_of(path: Path) -> tuple[int, int] | None:
-    try:
-        stat = path.stat()
-    except (OSError, RuntimeError):
-        return None
-    return (stat.st_dev, stat.st_ino)
-
-
 def scan(root: str | Path, *, exclude: Iterable[Path] = ()) -> list[FrameInfo]:
     """Describe every FITS file below ``root``; folders that cannot be read are unusable entries.
 
@@ -366,55 +323,6 @@ def scan(root: str | Path, *, exclude: Iterable[Path] = ()) -> list[FrameInfo]:
     if not root.is_dir():
         raise ValueError(f"{root}: not a directory")
     conv = load_conventions()
-    files, problems = _walk(root, exclude)
-    return [describe_file(path, root, conv) for path in files] + problems
-
-
-class Duplicate(NamedTuple):
-    """A file holding the very bytes of another (a copy, a symlink, a hard link)."""
-
-    path: Path
-    same_as: Path
-    how: str
-    """``symlink or hard link`` or ``same SHA-256 <first 12 digits>``."""
-
-
-HEAD_BYTES = 1 << 16
-"""Bytes hashed first: frames that differ almost always differ in their header."""
-
-
-def find_duplicates(paths: Iterable[Path]) -> list[Duplicate]:
-    """Find files whose bytes are another's, keeping one of each (the original, by name).
-
-    Links are found by the file they point to; copies by size, then the SHA-256 of their
-    first `HEAD_BYTES`, then of all their bytes, so distinct frames are rarely read twice.
-    Of a set of equal files the one kept is a real file before a link, then the shortest
-    name (``x.fits`` before ``x (1).fits``), then the first in order.
-    """
-    order = sorted(set(paths), key=lambda p: (p.is_symlink(), len(p.name), str(p)))
-    groups: dict[Any, list[Path]] = {}
-    for path in order:
-        try:
-            stat = path.stat()
-        except OSError:
-            continue
-        if path.is_file():
-            groups.setdefault(("inode", stat.st_dev, stat.st_ino), []).append(path)
-    found = [Duplicate(p, members[0], "symlink or hard link to the same file")
-             for members in groups.values() for p in members[1:]]
-    firsts = [members[0] for members in groups.values()]
-    for key in ("size", "head"):
-        buckets: dict[Any, list[Path]] = {}
-        for path in firsts:
-            buckets.setdefault(_identity(path, key), []).append(path)
-        firsts = [p for members in buckets.values() if len(members) > 1 for p in members]
-    by_digest: dict[str, list[Path]] = {}
-    for path in firsts:  # equal in all their bytes; kept in the preferred order
-        by_digest.setdefault(sha256(path), []).append(path)
-    found += [Duplicate(p, members[0], f"same SHA-256 {digest[:12]}")
-              for digest, members in by_digest.items() for p in members[1:]]
-    return found
-
-
-def _identity(path: Path, key: str) -> Any:
-    return path.stat().st_size if key == "size" else sha256(path, limit=HEAD_BYTES)
+    files, problems = walk_fits(root, exclude)
+    return [describe_file(path, root, conv) for path in files] + [
+        FrameInfo(path=path, error=error) for path, error in problems]
