@@ -169,9 +169,12 @@ def write_report(out_dir: str | Path, *, executor: Executor | None = None,
     runner = LocalProcesses(workers) if own else (executor or InProcess())
     try:
         ordered = _sections(tasks, runner, progress or (lambda stage, done, total: None))
-    finally:
+    except BaseException as err:
         if own:
-            runner.close()
+            runner.close(stop=isinstance(err, KeyboardInterrupt))
+        raise
+    if own:
+        runner.close()
     page = report_dir / "index.html"
     with io.atomic_output(page) as tmp:
         tmp.write_text(_html(manifest, ordered), encoding="utf-8")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import signal
 import sys
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -12,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-__all__ = ["app", "console", "err_console", "handle_errors", "combine_option_group",
+__all__ = ["app", "console", "err_console", "handle_errors", "combine_option_group", "stop_on",
            "parse_size", "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT"]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -31,6 +32,19 @@ console = Console(highlight=False, width=_WIDTH)
 err_console = Console(stderr=True, highlight=False, width=_WIDTH)
 
 
+class Interrupted(KeyboardInterrupt):
+    """A signal that ends a run as Ctrl-C does (SIGTERM): one line, exit status 128 + signum."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def stop_on(signum: int, frame: Any = None) -> None:
+    """Signal handler: end the run like Ctrl-C (workers stopped, temporary files removed)."""
+    raise Interrupted(signum)
+
+
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn errors into one line and the exit status: 2 for bad input, 1 for failed work."""
     @functools.wraps(func)
@@ -39,6 +53,12 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
         try:
             return func(*args, **kwargs)
+        except KeyboardInterrupt as err:
+            signum = getattr(err, "signum", signal.SIGINT)
+            err_console.print(f"[bold red]interrupted[/] ({signal.Signals(signum).name}): "
+                              f"what was written is complete; run the same command again to "
+                              f"resume", soft_wrap=True)
+            raise typer.Exit(128 + signum) from None
         except WorkerLostError as err:
             err_console.print(f"[bold red]failed:[/] {escape(str(err))}", soft_wrap=True)
             raise typer.Exit(EXIT_FAILED) from None

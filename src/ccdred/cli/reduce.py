@@ -164,8 +164,10 @@ def reduce(
 
                 pages = [write_report(r.out_dir, executor=executor, progress=progress)
                          for r in results]
-    finally:
-        executor.close()
+    except BaseException as err:
+        executor.close(stop=isinstance(err, KeyboardInterrupt))  # Ctrl-C: stop the workers now
+        raise
+    executor.close()
     _print_results(results, len(found) > 1)
     for page in pages:
         console.print(f"report {page}")
@@ -248,6 +250,8 @@ def report_command(
     try:
         with progress_bars() as progress:
             page = write_report(out_dir, executor=executor, progress=progress)
-    finally:
-        executor.close()
+    except BaseException as err:
+        executor.close(stop=isinstance(err, KeyboardInterrupt))
+        raise
+    executor.close()
     console.print(f"report: {page}")

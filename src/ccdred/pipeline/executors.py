@@ -8,7 +8,10 @@ on the executor. Remote Dask workers must therefore see the same file system (sa
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
+import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -30,8 +33,8 @@ class Executor(Protocol):
                       ) -> Iterator[tuple[int, Any]]:
         """Yield ``(index, fn(items[index]))`` as tasks finish; the first error is raised."""
 
-    def close(self) -> None:
-        """Release workers."""
+    def close(self, *, stop: bool = False) -> None:
+        """Release workers; with ``stop``, end running tasks at once (an interrupted run)."""
 
 
 def threads_per_worker(workers: int) -> int:
@@ -39,13 +42,27 @@ def threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
-def _share_cores(threads: int) -> None:
-    """Give a worker process its share of the cores before any OpenMP library loads.
+def _start_worker(threads: int) -> None:
+    """Prepare a local worker process: its share of the cores, and its tie to the main process.
 
     OpenMP libraries start a thread per core by default; in several workers at once that
-    oversubscribes the machine. (Dask's workers set this themselves.)
+    oversubscribes the machine, so the share is set before any loads. (Dask's workers set
+    this themselves.) Ctrl-C reaches every process of the terminal's group: the main process
+    alone handles it and stops the workers. A worker whose main process is gone (killed with
+    SIGKILL or SIGTERM) exits at once instead of waiting for tasks forever.
     """
     os.environ["OMP_NUM_THREADS"] = str(threads)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True,
+                         name="ccdred-parent-watch").start()
+
+
+def _exit_with(sentinel: int) -> None:
+    """Wait until the main process ends, then end this worker (no cleanup: it is an orphan)."""
+    multiprocessing.connection.wait([sentinel])
+    os._exit(1)
 
 
 class InProcess:
@@ -60,7 +77,7 @@ class InProcess:
         for index, item in enumerate(items):
             yield index, fn(item)
 
-    def close(self) -> None:
+    def close(self, *, stop: bool = False) -> None:
         """Nothing to release."""
 
 
@@ -74,7 +91,7 @@ class LocalProcesses:
         self.description = f"{workers} local processes"
         # Spawned, not forked: numba's and OpenMP's thread pools do not survive a fork.
         self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_share_cores,
+                                         initializer=_start_worker,
                                          initargs=(threads_per_worker(workers),))
 
     def map_unordered(self, fn: Callable[[Any], Any], items: Sequence[Any]
@@ -100,8 +117,13 @@ class LocalProcesses:
             for future in pending:
                 future.cancel()
 
-    def close(self) -> None:
-        """Shut the pool down."""
+    def close(self, *, stop: bool = False) -> None:
+        """Shut the pool down; with ``stop``, end the running tasks now (an interrupted run)."""
+        if stop:
+            # The pool has no public way to stop running tasks; what they were writing is
+            # a temporary file the next run removes.
+            for process in list(getattr(self._pool, "_processes", {}).values()):
+                process.terminate()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -194,8 +216,8 @@ class DaskCluster:
         finally:
             self._client.cancel([f for f in futures if not f.done()])
 
-    def close(self) -> None:
-        """Disconnect, and stop the LocalCluster if this executor started it."""
+    def close(self, *, stop: bool = False) -> None:
+        """Disconnect, and stop the LocalCluster this executor started (its workers too)."""
         self._client.close()
         if self._cluster is not None:
             self._cluster.close()
