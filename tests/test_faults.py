@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from astropy.io import fits
 
+from ccdred import io
+
 from .conftest import ROOT
 
 # A ccdred run whose writes fail as on a full disk: a file whose path holds FAULT_AT cannot be
@@ -96,3 +98,60 @@ def test_a_full_disk_in_combine_leaves_no_output(sim_night, tmp_path):
     assert result.returncode == 1 and "cannot write" in result.stderr
     assert "Traceback" not in result.stderr
     assert not out.exists() and temporary_files(tmp_path) == []
+
+
+# --- more frames than the process may open --------------------------------------------------
+
+LIMITED = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+from ccdred.cli import main
+sys.argv[0] = "ccdred"
+sys.exit(main())
+"""
+
+
+@pytest.fixture(scope="module")
+def crowded_night(tmp_path_factory):
+    """100 biases: more than a process limited to 64 open files could hold open at once."""
+    from ccdred.simulate import CameraModel, simulate_night
+
+    model = CameraModel(size=64, n_stars=5, n_bias=100, n_dark=5, n_flat=5,
+                        science_exptimes=(300.0, 120.0))
+    return simulate_night(tmp_path_factory.mktemp("crowded"), model=model, seed=2)
+
+
+def test_a_night_of_more_frames_than_ulimit_n_reduces(crowded_night, tmp_path):
+    args = ["reduce", str(crowded_night.raw_dir), "--no-report", "--no-cosmics"]
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "1700000000"}
+    limited = subprocess.run([sys.executable, "-c", LIMITED, *args, "-o", str(tmp_path / "a")],
+                             capture_output=True, text=True, timeout=600, env=env)
+    assert limited.returncode == 0, limited.stderr
+    free = subprocess.run([sys.executable, "-m", "ccdred", *args, "-o", str(tmp_path / "b")],
+                          capture_output=True, text=True, timeout=600, env=env)
+    assert free.returncode == 0, free.stderr
+    for name in ("masters/bias.fits", "masters/dark_300s.fits", "reduced"):
+        for path in sorted((tmp_path / "a").glob(name if name.endswith("fits") else
+                                                 f"{name}/*.fits")):
+            twin = tmp_path / "b" / path.relative_to(tmp_path / "a")
+            assert io.sha256(path) == io.sha256(twin), path.name
+
+
+def test_open_files_stay_within_the_budget(crowded_night, monkeypatch):
+    from ccdred import combine
+    from ccdred.io import rows
+
+    biases = crowded_night.files["bias"]
+    expected = combine(biases).frame.data
+    monkeypatch.setattr(rows.Handles, "limit", staticmethod(lambda: 4))
+    seen = []
+    original = rows.Handles.use
+
+    def counting(self, key):
+        seen.append(self.count())
+        return original(self, key)
+
+    monkeypatch.setattr(rows.Handles, "use", counting)
+    result = combine(biases).frame.data
+    assert (result == expected).all()
+    assert max(seen) <= 4 and rows.HANDLES.count() == 0

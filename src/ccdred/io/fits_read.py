@@ -50,12 +50,24 @@ def _open(path: Path) -> Iterator[fits.HDUList]:
             hdul = fits.open(path, mode="readonly", memmap=False, lazy_load_hdus=False)
     except PermissionError as err:
         raise BadInputError(path, "cannot be read: permission denied") from err
-    except (OSError, ValueError, TypeError, IndexError) as err:
+    except OSError as err:
+        if err.errno in (errno.EMFILE, errno.ENFILE):  # the process's limit, not the file
+            raise OSError(err.errno, f"cannot open {path}: too many open files (ulimit -n "
+                                     f"is {_open_files_limit()})") from err
+        raise BadInputError(path, f"not a readable FITS file ({err})") from err
+    except (ValueError, TypeError, IndexError) as err:
         raise BadInputError(path, f"not a readable FITS file ({err})") from err
     try:
         yield hdul
     finally:
         hdul.close()
+
+
+def _open_files_limit() -> str:
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return "unlimited" if soft == resource.RLIM_INFINITY else str(soft)
 
 
 def _stat(path: Path) -> os.stat_result:

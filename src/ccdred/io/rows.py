@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import resource
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +15,82 @@ from astropy.io import fits
 
 from ..errors import BadInputError
 from .fits_read import _image_hdu, _open, _stream_compressed
+
+
+class Handles:
+    """The open files of every `FileRows` of this process, at most `limit` at once.
+
+    A file is opened when read and stays open while the budget allows; past it, the file
+    read least recently (and not being read now) is closed, to be opened again when next
+    read. The budget is half the process's limit on open files (``ulimit -n``), so a stack
+    of more files than that combines, only with more opening.
+    """
+
+    def __init__(self) -> None:
+        self._paths: dict[int, Path] = {}
+        self._open: OrderedDict[int, int] = OrderedDict()
+        self._busy: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self._next = 0
+
+    @staticmethod
+    def limit() -> int:
+        """Files kept open at most: half the soft ``RLIMIT_NOFILE`` (at least 4)."""
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        return 1 << 20 if soft == resource.RLIM_INFINITY else max(4, soft // 2)
+
+    def register(self, path: Path) -> int:
+        """Return a key for ``path`` (opened when first read), checking it can be opened."""
+        with open(path, "rb"):
+            pass
+        with self._lock:
+            self._next += 1
+            self._paths[self._next] = Path(path)
+            return self._next
+
+    @contextmanager
+    def use(self, key: int) -> Iterator[int]:
+        """Yield an open descriptor of the file, kept open while it is being read."""
+        with self._lock:
+            fd = self._open.pop(key, None)
+            if fd is None:
+                self._evict(self.limit() - 1)
+                try:
+                    fd = os.open(self._paths[key], os.O_RDONLY)
+                except OSError as err:
+                    raise BadInputError(self._paths[key], f"cannot be opened again ({err})"
+                                        ) from err
+            self._open[key] = fd
+            self._busy[key] = self._busy.get(key, 0) + 1
+        try:
+            yield fd
+        finally:
+            with self._lock:
+                self._busy[key] -= 1
+
+    def _evict(self, keep: int) -> None:
+        for key in list(self._open):
+            if len(self._open) <= keep:
+                return
+            if not self._busy.get(key):
+                os.close(self._open.pop(key))
+
+    def forget(self, key: int) -> None:
+        """Close the file for good."""
+        with self._lock:
+            fd = self._open.pop(key, None)
+            if fd is not None:
+                os.close(fd)
+            self._paths.pop(key, None)
+            self._busy.pop(key, None)
+
+    def count(self) -> int:
+        """Files open now."""
+        return len(self._open)
+
+
+HANDLES = Handles()
+"""The one budget of open raw files in this process (``ulimit -n`` is per process)."""
 
 
 class FileRows:
@@ -55,7 +136,11 @@ class FileRows:
         self._scale_in_float32 = self._bscale == 1.0 and (self._bzero == 0.0 or (
             self._dtype.itemsize <= 2 and self._bzero.is_integer() and abs(self._bzero) <= 2**23))
         self._offset = offset
-        self._handle = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+        # The image is read with this file's own handle: astropy's is released at once, and
+        # the handle itself is one of a bounded set (`HANDLES`), so a stack of more files
+        # than the process may open still combines.
+        self._hdul_cm.__exit__(None, None, None)
+        self._handle = HANDLES.register(self.path)
 
     def read_rows(self, start: int, stop: int) -> np.ndarray:
         """Return rows ``start:stop`` as float32, NaN where the pixel has no valid value."""
@@ -73,8 +158,8 @@ class FileRows:
         cols = self.shape[1]
         count = (stop - start) * cols
         raw = np.empty(count, self._dtype)
-        read = os.preadv(self._handle.fileno(), [raw],
-                         self._offset + start * cols * self._dtype.itemsize)
+        with HANDLES.use(self._handle) as fd:
+            read = os.preadv(fd, [raw], self._offset + start * cols * self._dtype.itemsize)
         if read != raw.nbytes:
             raise BadInputError(self.path, f"truncated: rows {start}-{stop} could not be read")
         raw = raw.reshape(stop - start, cols)
@@ -90,10 +175,14 @@ class FileRows:
 
     def close(self) -> None:
         """Release the file."""
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
         handle, self._handle = getattr(self, "_handle", None), None
         if handle is not None:
-            handle.close()
-        self._hdul_cm.__exit__(None, None, None)
+            HANDLES.forget(handle)
+        else:
+            self._hdul_cm.__exit__(None, None, None)
 
     def __enter__(self) -> FileRows:
         return self
