@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -235,4 +236,40 @@ def test_bad_option_values_exit_2_before_any_work(sim_night, tmp_path, args, wor
                             env={**os.environ, "COLUMNS": "250"})
     assert result.returncode == 2
     assert words in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+# --- calibration libraries this ccdred cannot use -----------------------------------------
+
+def _text_file(path: Path) -> None:
+    path.write_text("not a database")
+
+
+def _sqlite(*statements):
+    def make(path: Path) -> None:
+        import sqlite3
+
+        with sqlite3.connect(path) as db:
+            for statement in statements:
+                db.execute(statement)
+        db.close()
+    return make
+
+
+@pytest.mark.parametrize("make,words", [
+    (_text_file, "file is not a database"),
+    (lambda path: path.mkdir(), "is a directory"),
+    (_sqlite("CREATE TABLE masters (id INTEGER)", "PRAGMA user_version = 9"),
+     "made by a newer ccdred (schema 9"),
+    (_sqlite("CREATE TABLE notes (id INTEGER)"), "other tables (notes)"),
+    (_sqlite("CREATE TABLE masters (id INTEGER)", "PRAGMA user_version = 2"),
+     "lacks the column(s) kind"),
+], ids=["text", "directory", "newer", "other", "wrong-columns"])
+def test_an_unusable_library_is_refused_before_any_work(sim_night, tmp_path, make, words):
+    library = tmp_path / "lib.sqlite"
+    make(library)
+    out = tmp_path / "out"
+    with pytest.raises(BadInputError, match=re.escape(words)) as info:
+        ccdred.reduce_night(sim_night.raw_dir, out, options=FAST, library=library)
+    assert "lib.sqlite" in str(info.value)
     assert not out.exists()
