@@ -22,7 +22,7 @@ app = typer.Typer(
     name="ccdred",
     help=("Reduce a night of raw CCD frames into science-ready images.\n\n"
           "Exit status: 0 success; 1 the work failed; 2 bad input or arguments "
-          "(nothing written)."),
+          "(nothing written); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
