@@ -82,3 +82,46 @@ def test_ctrl_c_is_one_line_and_exit_130(night, tmp_path):
     assert "KeyboardInterrupt" not in stderr  # the workers were quiet too
     assert _survivors(children) == []
     assert not (out / "manifest.json").exists()
+
+
+# --- Dask: workers that keep dying ---------------------------------------------------------
+
+def _kill_own_worker(_item):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_dask_workers_that_keep_dying_fail_the_run_in_bounded_time():
+    pytest.importorskip("distributed")
+    from ccdred.errors import WorkerLostError
+    from ccdred.pipeline import DaskCluster
+
+    executor = DaskCluster(local_workers=1)
+    try:
+        start = time.monotonic()
+        with pytest.raises(WorkerLostError, match="Dask workers died running a task"):
+            list(executor.map_unordered(_kill_own_worker, [1]))
+        assert time.monotonic() - start < 120
+    finally:
+        executor.close()
+
+
+def test_a_dask_cluster_without_workers_fails_instead_of_hanging(monkeypatch):
+    pytest.importorskip("distributed")
+    from ccdred.errors import WorkerLostError
+    from ccdred.pipeline import DaskCluster, executors
+
+    monkeypatch.setattr(executors, "POLL_SECONDS", 0.5)
+    monkeypatch.setattr(executors, "NO_WORKER_SECONDS", 2.0)
+    executor = DaskCluster(local_workers=1)
+    try:
+        executor._cluster.scale(0)  # every worker leaves
+        deadline = time.monotonic() + 60
+        while executor._client.scheduler_info()["workers"]:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        start = time.monotonic()
+        with pytest.raises(WorkerLostError, match="no worker for 2 s"):
+            list(executor.map_unordered(abs, [-1]))
+        assert time.monotonic() - start < 30
+    finally:
+        executor.close()

@@ -12,6 +12,7 @@ import multiprocessing.connection
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -166,6 +167,19 @@ def _local_cluster(workers: int):
                 os.environ[name] = value
 
 
+POLL_SECONDS = 5.0
+"""How often a Dask run looks at its cluster while it waits for tasks."""
+
+NO_WORKER_SECONDS = 120.0
+"""A Dask run fails when its cluster has had no worker for this long (never a hang)."""
+
+
+def _allowed_failures() -> int:
+    import dask
+
+    return int(dask.config.get("distributed.scheduler.allowed-failures", 3)) + 1
+
+
 class DaskCluster:
     """Tasks on a Dask distributed cluster: an existing scheduler, or a LocalCluster.
 
@@ -206,15 +220,47 @@ class DaskCluster:
     def map_unordered(self, fn: Callable[[Any], Any], items: Sequence[Any]
                       ) -> Iterator[tuple[int, Any]]:
         """Submit every task to the cluster; yield results as they finish."""
-        from dask.distributed import as_completed
+        from dask.distributed import KilledWorker, wait
 
         futures = self._client.map(fn, list(items), pure=False)
         index = {future.key: i for i, future in enumerate(futures)}
+        pending = set(futures)
+        workerless_since: float | None = None
         try:
-            for future in as_completed(futures):
-                yield index[future.key], future.result()
+            while pending:
+                try:
+                    done, pending = wait(pending, timeout=POLL_SECONDS,
+                                         return_when="FIRST_COMPLETED")
+                except TimeoutError:
+                    workerless_since = self._check_workers(workerless_since)
+                    continue
+                for future in done:
+                    try:
+                        result = future.result()
+                    except KilledWorker as err:
+                        raise WorkerLostError(
+                            f"Dask workers died running a task {_allowed_failures()} times "
+                            f"({err.last_worker.address if err.last_worker else 'no worker'}"
+                            f"; out of memory?): what was written is complete; run the same "
+                            f"command again to resume, on workers with more memory") from None
+                    yield index[future.key], result
         finally:
             self._client.cancel([f for f in futures if not f.done()])
+
+    def _check_workers(self, since: float | None) -> float | None:
+        """Return since when the cluster has had no worker (None: it has some).
+
+        Raises `WorkerLostError` once that has lasted `NO_WORKER_SECONDS`.
+        """
+        if self._client.scheduler_info().get("workers"):
+            return None
+        now = time.monotonic()
+        if since is not None and now - since > NO_WORKER_SECONDS:
+            raise WorkerLostError(f"the Dask cluster has had no worker for "
+                                  f"{NO_WORKER_SECONDS:g} s: its workers died or left; what "
+                                  f"was written is complete: run the same command again to "
+                                  f"resume once workers are back")
+        return since if since is not None else now
 
     def close(self, *, stop: bool = False) -> None:
         """Disconnect, and stop the LocalCluster this executor started (its workers too)."""
