@@ -155,3 +155,24 @@ def test_open_files_stay_within_the_budget(crowded_night, monkeypatch):
     result = combine(biases).frame.data
     assert (result == expected).all()
     assert max(seen) <= 4 and rows.HANDLES.count() == 0
+
+
+# --- products people can share ---------------------------------------------------------------
+
+@pytest.mark.parametrize("mask,report", [(0o022, True), (0o027, False), (0o002, False)])
+def test_products_get_the_users_umask_permissions(sim_night, tmp_path, mask, report):
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "ccdred", "reduce", str(sim_night.raw_dir), "-o", str(out),
+            "--no-cosmics", "--workers", "1"]
+    result = subprocess.run(args + ([] if report else ["--no-report"]), capture_output=True,
+                            text=True, timeout=600, preexec_fn=lambda: os.umask(mask))
+    assert result.returncode == 0, result.stderr
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert (out / "manifest.json") in files and (out / "calibrations.sqlite") in files
+    if report:
+        assert (out / "report" / "index.html") in files
+        assert any(p.suffix == ".png" for p in files)
+    for path in files:
+        assert path.stat().st_mode & 0o777 == 0o666 & ~mask, path
+    for path in [out, *(p for p in out.rglob("*") if p.is_dir())]:
+        assert path.stat().st_mode & 0o777 == 0o777 & ~mask, path

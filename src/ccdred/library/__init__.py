@@ -12,6 +12,7 @@ of failing or corrupting the file.
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -20,6 +21,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..atomic import file_mode
 from ..errors import BadInputError, OutputError
 from ..inventory import describe_file
 from ..io import read_header, sha256
@@ -111,6 +113,9 @@ class CalibrationLibrary:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            if new:  # SQLite makes it 0644 whatever the umask: share as any new file
+                self._db.execute("PRAGMA user_version").fetchone()  # the file exists now
+                os.chmod(self.path, file_mode())
             self._db.row_factory = sqlite3.Row
             retry_while_locked(lambda: self._db.execute("PRAGMA journal_mode = WAL"))
             ensure_schema(self._db)
