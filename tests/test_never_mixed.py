@@ -203,3 +203,24 @@ def test_the_plan_prints_the_true_filter_names(sim_night, tmp_path):
                             env={**os.environ, "COLUMNS": "250"})
     assert result.returncode == 0, result.stderr
     assert "filter '[r]'" in result.stdout and "filter \"r'\"" in result.stdout
+
+
+def test_reduced_names_never_collide(sim_night, tmp_path):
+    raw = copy_night(sim_night, tmp_path)
+    science = sorted((raw / "data").iterdir())
+    gz = science[0].with_name(science[0].name + ".gz")
+    import gzip
+
+    with fits.open(science[1]) as hdul:  # other data, the same stem
+        hdul[0].header["OBJECT"] = "another"
+        with gzip.open(gz, "wb") as handle:
+            hdul.writeto(handle)
+    (raw / "DATA").mkdir()  # a folder differing in case only
+    upper = raw / "DATA" / science[2].name.upper()
+    with fits.open(science[2]) as hdul:
+        hdul[0].header["OBJECT"] = "third"
+        hdul.writeto(upper)
+    plan = ccdred.plan_night(raw)
+    names = [s.output for s in plan.science]
+    assert len(plan.science) == 5
+    assert len({n.casefold() for n in names}) == 5

@@ -247,6 +247,13 @@ def output_names(science: Sequence[FrameInfo], raw_dir: Path) -> dict[Path, str]
                 info.path)
             base = "__".join([*rel.parent.parts, base])
         names[info.path] = f"{base}.fits"
+    # Names still alike (x.fits beside x.fits.gz, folders differing in case): a short hash of
+    # the file's own path keeps them apart on any file system.
+    taken = Counter(name.casefold() for name in names.values())
+    for path, name in names.items():
+        if taken[name.casefold()] > 1:
+            digest = hashlib.sha1(str(path).encode()).hexdigest()[:6]
+            names[path] = f"{Path(name).stem}_{digest}.fits"
     return names
 
 
