@@ -57,6 +57,9 @@ HEADER_FAULTS = [  # (folder, damage, words of the message)
     ("darks", _card("EXPTIME", -5.0), "EXPTIME=-5.0 is negative"),
     ("flats", _card("EXPTIME", -2.0), "EXPTIME=-2.0 is negative"),
     ("flats", _empty_axis, "empty image (NAXIS1=0"),
+    ("flats", _card("XBINNING", 0), "XBINNING=0 is not a whole number >= 1"),
+    ("bias", _card("YBINNING", -2), "YBINNING=-2 is not a whole number >= 1"),
+    ("data", _card("XBINNING", 1.5), "XBINNING=1.5 is not a whole number >= 1"),
 ]
 
 
@@ -273,3 +276,18 @@ def test_an_unusable_library_is_refused_before_any_work(sim_night, tmp_path, mak
         ccdred.reduce_night(sim_night.raw_dir, out, options=FAST, library=library)
     assert "lib.sqlite" in str(info.value)
     assert not out.exists()
+
+
+def test_a_re_run_removes_every_stale_temporary_file(sim_night, tmp_path):
+    out = tmp_path / "out"
+    stale = [out / ".manifest.json.abc123.part", out / "masters" / ".bias.fits.x1.part",
+             out / "reduced" / ".frame.fits.x2.part", out / "report" / ".index.html.x3.part",
+             out / "report" / "figures" / ".frame_full.png.x4.part"]
+    for path in stale:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half a file")
+    keep = out / "notes.part"  # not a name ccdred gives its temporary files
+    keep.write_text("mine")
+    ccdred.reduce_night(sim_night.raw_dir, out, options=FAST)
+    assert not any(p.exists() for p in stale)
+    assert keep.read_text() == "mine"

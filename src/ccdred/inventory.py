@@ -260,7 +260,7 @@ def describe_file(path: Path, root: Path | None = None,
         product="CCDRKEY" in header,
         **_camera_fields(header, shape, conv),
     )
-    problem = _timing_problem(header, kind, info, conv)
+    problem = _timing_problem(header, kind, info, conv) or _binning_problem(header, kind, conv)
     if problem:
         return replace(info, error=problem)
     if info.darktime == 0 and (info.exptime or 0) > 0:
@@ -268,6 +268,22 @@ def describe_file(path: Path, root: Path | None = None,
         return replace(info, darktime=None, notes=(*info.notes, "DARKTIME = 0 with a non-zero "
                                                    "EXPTIME taken as not recorded"))
     return info
+
+
+def _binning_problem(header: fits.Header, kind: str | None, conv: Conventions) -> str | None:
+    """Say when XBINNING/YBINNING (which decide the setup) are given but not whole numbers >= 1."""
+    if kind is None:
+        return None
+    for names in (conv.keywords["xbinning"], conv.keywords["ybinning"]):
+        found = next((k for k in names if header_value(header, [k]) is not None), None)
+        if found is None:
+            continue
+        raw = header_value(header, [found])
+        number = as_float(raw)
+        if number is None or number < 1 or number != int(number):
+            return (f"{kind} frame with a bad binning: {found}={raw!r} is not a whole number "
+                    f">= 1; cannot tell which frames it matches")
+    return None
 
 
 def _timing_problem(header: fits.Header, kind: str | None, info: FrameInfo,
