@@ -291,3 +291,19 @@ def test_a_re_run_removes_every_stale_temporary_file(sim_night, tmp_path):
     ccdred.reduce_night(sim_night.raw_dir, out, options=FAST)
     assert not any(p.exists() for p in stale)
     assert keep.read_text() == "mine"
+
+
+def test_a_changed_library_master_is_refused_before_any_work(sim_night, tmp_path):
+    library = tmp_path / "lib.sqlite"
+    first = ccdred.reduce_night(sim_night.raw_dir, tmp_path / "a", options=FAST,
+                                library=library)
+    raw = copy_night(sim_night, tmp_path)
+    shutil.rmtree(raw / "flats")  # the night borrows its flat
+    flat = first.masters["flat_R"]
+    plan = ccdred.plan_night(raw, tmp_path / "b", library=library)
+    assert any(m.library is not None for m in plan.masters)
+    with fits.open(flat, mode="update") as hdul:
+        hdul[0].header["HISTORY"] = "touched after it was registered"
+    with pytest.raises(BadInputError, match="changed since it was registered"):
+        ccdred.reduce_night(raw, tmp_path / "b", options=FAST, library=library, plan=plan)
+    assert not (tmp_path / "b").exists()

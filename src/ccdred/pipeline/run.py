@@ -161,6 +161,22 @@ def validate_plan(plan: NightPlan, options: ReduceOptions) -> None:
                             f"(use --skip-bad to go on without them):\n{lines}")
     if not plan.masters and not plan.science:
         raise BadInputError(plan.raw_dir, "no bias, dark, flat or science frames found")
+    for master in plan.masters:  # a borrowed master must be as registered, before any work
+        if master.library is not None:
+            _check_borrowed(Path(master.library.path), master.library.sha256)
+
+
+def _check_borrowed(path: Path, registered: str) -> str:
+    """Return a library master's checksum, refusing one missing or changed since registered."""
+    if not path.is_file():
+        raise BadInputError(path, "library master missing: remove it from the library "
+                                  "('ccdred library remove') or restore the file")
+    actual = io.sha256(path)
+    if actual != registered:
+        raise BadInputError(path, f"library master changed since it was registered (SHA-256 "
+                                  f"{actual[:12]}..., library {registered[:12]}...): "
+                                  f"re-register it with 'ccdred library add'")
+    return actual
 
 
 def _check_writable(out: Path) -> None:
@@ -261,11 +277,7 @@ class _Run:
     def _borrow(self, master: MasterPlan) -> None:
         choice = master.library
         path = Path(choice.path)
-        actual = io.sha256(path)
-        if actual != choice.sha256:
-            raise BadInputError(path, f"library master changed since it was registered "
-                                      f"(SHA-256 {actual[:12]}..., library {choice.sha256[:12]}"
-                                      f"...): re-register it with 'ccdred library add'")
+        actual = _check_borrowed(path, choice.sha256)
         self.masters[master.name] = io.read(path)
         self.keys[master.name] = actual
         self.result.masters[master.name] = path
