@@ -76,3 +76,19 @@ def test_the_same_input_twice_is_used_once(sim_night, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "used once" in result.stderr
     assert fits.getheader(tmp_path / "m.fits")["NCOMBINE"] == 3
+
+
+@pytest.mark.parametrize("card,value", [("INSTRUME", "OTHERCAM"), ("XBINNING", 2),
+                                        ("GAIN", 3.0)])
+def test_frames_of_another_camera_are_never_combined(sim_night, tmp_path, card, value):
+    biases = [tmp_path / Path(p).name for p in sim_night.files["bias"][:3]]
+    for src, dst in zip(sim_night.files["bias"][:3], biases, strict=True):
+        dst.write_bytes(Path(src).read_bytes())
+    with fits.open(biases[2], mode="update") as hdul:
+        hdul[0].header[card] = value
+        if card == "GAIN":  # a gain setting, as N.I.N.A. writes it
+            hdul[0].header["SWCREATE"] = "N.I.N.A. 2.0"
+    result = run(*biases, "-o", tmp_path / "m.fits")
+    assert result.returncode == 2, result.stderr
+    assert "different cameras or camera settings" in result.stderr
+    assert not (tmp_path / "m.fits").exists()

@@ -160,7 +160,8 @@ def combine(
     """Combine frames into one file (image, UNCERT, MASK and DQ extensions).
 
     Refused (exit status 2, nothing written): a single input without --allow-one, an output
-    that is one of the inputs, an existing output without --force. Inputs of different frame
+    that is one of the inputs, an existing output without --force, inputs of different
+    cameras or camera settings. Inputs of different frame
     types or exposure times are combined with a warning; the same data given twice is used
     once.
     """
@@ -210,6 +211,7 @@ def _combine_inputs(files: list[Path], out: Path, *, allow_one: bool, force: boo
         raise BadInputError(files[0], "a single input frame: nothing to combine (give "
                                       "--allow-one to write it with flags anyway)")
     used = [i for i in infos if i.path not in dropped]
+    _one_camera(used)
     kinds = sorted({i.kind or "unknown" for i in used})
     if len(kinds) > 1:
         _warn(f"the inputs are of different frame types ({', '.join(kinds)}): combined "
@@ -219,6 +221,20 @@ def _combine_inputs(files: list[Path], out: Path, *, allow_one: bool, force: boo
         _warn(f"the inputs have different exposure times ({', '.join(f'{t:g}s' for t in times)}"
               f") and no --scale: combined as they are")
     return files
+
+
+def _one_camera(infos: list[Any]) -> None:
+    """Refuse inputs of different cameras or camera settings (never combined together)."""
+    from ..errors import BadInputError
+
+    named = {i.setup.instrument for i in infos if i.setup.instrument}
+    setups = {i.setup._replace(instrument=None) if len(named) <= 1 else i.setup
+              for i in infos}
+    if len(setups) > 1:
+        described = "; ".join(sorted(s.describe() for s in setups))
+        raise BadInputError(infos[0].path, f"the inputs come from different cameras or camera "
+                                            f"settings ({described}): frames of different "
+                                            f"setups are never combined")
 
 
 def _warn(text: str) -> None:
