@@ -25,9 +25,9 @@ def night(tmp_path_factory):
     return simulate_night(tmp_path_factory.mktemp("signals"), model=model, seed=5)
 
 
-def _start(night, out: Path, **popen) -> subprocess.Popen:
-    command = [*ccdred_command(), "reduce", str(night.raw_dir), "-o", str(out), "--workers",
-               "2", "--no-report"]
+def _start(night, out: Path, executor=("--workers", "2"), **popen) -> subprocess.Popen:
+    command = [*ccdred_command(), "reduce", str(night.raw_dir), "-o", str(out), *executor,
+               "--no-report"]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "COLUMNS": "250"}, **popen)
 
@@ -82,6 +82,16 @@ def test_ctrl_c_is_one_line_and_exit_130(night, tmp_path):
     assert "KeyboardInterrupt" not in stderr  # the workers were quiet too
     assert _survivors(children) == []
     assert not (out / "manifest.json").exists()
+
+
+def test_killing_the_main_process_leaves_no_dask_worker(night, tmp_path):
+    pytest.importorskip("distributed")
+    out = tmp_path / "out"
+    process = _start(night, out, executor=("--dask-local", "2"))
+    children = _workers_busy(process, out)
+    os.kill(process.pid, signal.SIGKILL)
+    process.communicate(timeout=120)
+    assert _survivors(children) == []
 
 
 # --- Dask: workers that keep dying ---------------------------------------------------------
