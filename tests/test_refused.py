@@ -307,3 +307,12 @@ def test_a_changed_library_master_is_refused_before_any_work(sim_night, tmp_path
     with pytest.raises(BadInputError, match="changed since it was registered"):
         ccdred.reduce_night(raw, tmp_path / "b", options=FAST, library=library, plan=plan)
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("x,y", [(99999, 5), (5, 128), (128, 0)])
+def test_a_cutout_outside_the_image_is_refused(x, y):
+    from ccdred.plots import Cutout
+
+    with pytest.raises(ValueError, match="outside the 128x128 image"):
+        Cutout(x, y, 10).bounds((128, 128))
+    assert Cutout(127, 127, 10).bounds((128, 128)) == (122, 128, 122, 128)
