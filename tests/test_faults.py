@@ -22,7 +22,15 @@ from .conftest import ROOT
 FAULTY = """
 import errno, os, re, sqlite3, sys
 where = os.environ["FAULT_AT"]
-if where == "sqlite":
+if where == "sqlite-insert":  # the library exists; registering a master finds the disk full
+    class Full(sqlite3.Connection):
+        def execute(self, sql, *args):
+            if sql.lstrip().upper().startswith("INSERT"):
+                raise sqlite3.OperationalError("database or disk is full")
+            return super().execute(sql, *args)
+    connect = sqlite3.connect
+    sqlite3.connect = lambda *args, **kwargs: connect(*args, factory=Full, **kwargs)
+elif where == "sqlite":
     connect = sqlite3.connect
     def full(*args, **kwargs):
         db = connect(*args, **kwargs)
@@ -176,3 +184,23 @@ def test_products_get_the_users_umask_permissions(sim_night, tmp_path, mask, rep
         assert path.stat().st_mode & 0o777 == 0o666 & ~mask, path
     for path in [out, *(p for p in out.rglob("*") if p.is_dir())]:
         assert path.stat().st_mode & 0o777 == 0o777 & ~mask, path
+
+
+def test_a_full_disk_when_registering_in_an_existing_library(sim_night, tmp_path):
+    out = tmp_path / "out"
+    args = ["reduce", str(sim_night.raw_dir), "-o", str(out), "--no-cosmics", "--workers", "1",
+            "--no-report"]
+    first = subprocess.run([sys.executable, "-m", "ccdred", *args], capture_output=True,
+                           text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    with sqlite3.connect(out / "calibrations.sqlite") as db:
+        before = db.execute("SELECT path, sha256 FROM masters ORDER BY path").fetchall()
+    db.close()
+    result = faulty_run([*args, "--force"], "sqlite-insert", tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert "cannot write" in result.stderr and "calibrations.sqlite" in result.stderr
+    assert "Traceback" not in result.stderr
+    with sqlite3.connect(out / "calibrations.sqlite") as db:  # untouched, still whole
+        after = db.execute("SELECT path, sha256 FROM masters ORDER BY path").fetchall()
+    db.close()
+    assert after == before and temporary_files(out) == []
