@@ -92,3 +92,19 @@ def test_frames_of_another_camera_are_never_combined(sim_night, tmp_path, card, 
     assert result.returncode == 2, result.stderr
     assert "different cameras or camera settings" in result.stderr
     assert not (tmp_path / "m.fits").exists()
+
+
+def test_a_combined_file_in_the_raw_folder_is_never_a_raw_frame(sim_night, tmp_path):
+    import shutil
+
+    import ccdred
+
+    raw = tmp_path / "raw"
+    shutil.copytree(sim_night.raw_dir, raw)
+    out = raw / "bias" / "my_master.fits"
+    result = run(*sorted((raw / "bias").iterdir())[:3], "-o", out)
+    assert result.returncode == 0, result.stderr
+    plan = ccdred.plan_night(raw)
+    assert out not in {p for m in plan.masters for p in m.inputs}
+    assert not plan.skipped
+    assert any("written by ccdred" in w for w in plan.warnings)

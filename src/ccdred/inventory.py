@@ -119,7 +119,7 @@ class FrameInfo:
     """What in the header was ignored, and why (e.g. a nonsensical BIASSEC)."""
     error: str | None = None
     product: bool = False
-    """A file ccdred wrote (its header has CCDRKEY): never taken for a raw frame."""
+    """A file ccdred wrote (its header has CCDRKEY or CCDRED): never taken for a raw frame."""
 
     @property
     def ok(self) -> bool:
@@ -257,7 +257,7 @@ def describe_file(path: Path, root: Path | None = None,
         bzero=as_float(header_value(header, ["BZERO"])),
         bscale=as_float(header_value(header, ["BSCALE"])),
         error=None if kind else source,
-        product="CCDRKEY" in header,
+        product="CCDRKEY" in header or "CCDRED" in header,
         **_camera_fields(header, shape, conv),
     )
     problem = _timing_problem(header, kind, info, conv) or _binning_problem(header, kind, conv)

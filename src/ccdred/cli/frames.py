@@ -176,6 +176,9 @@ def combine(
     header = master_header([io.read_header(p) for p in files], [p.name for p in files],
                            kind="combined", exptime=None, options=options,
                            checksums=[io.sha256(p) for p in files])
+    from .._version import __version__
+
+    header["CCDRED"] = (__version__, "ccdred version")  # a product, never a raw frame again
     io.write(result.frame.replace(header=header), out)
     console.print(f"combined {len(files)} frames -> {escape(str(out))}")
 
