@@ -16,6 +16,7 @@ LAYERS = [
     ["ccdred.plots"],
     ["ccdred.frame"],
     ["ccdred.io"],
+    ["ccdred.files"],
     ["ccdred.stacking", "ccdred.inventory", "ccdred.simulate", "ccdred.simulate_cmos",
      "ccdred.simulate_files"],
     ["ccdred.steps", "ccdred.library", "ccdred.qa"],

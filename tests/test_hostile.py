@@ -177,6 +177,8 @@ def test_odd_names_work_and_duplicates_do_not_overwrite(sim_night, tmp_path):
     (raw / "second").mkdir()
     science[0].rename(raw / "nuit étoilée" / "a b" / "M31 Andromède (1).fits")
     shutil.copy(science[1], raw / "second" / science[1].name)
+    with fits.open(raw / "second" / science[1].name, mode="update") as hdul:
+        hdul[0].header["OBJECT"] = "another frame"  # the same name, not the same data
     result = ccdred.reduce_night(raw, tmp_path / "out", options=FAST)
     names = sorted(p.name for p in result.reduced)
     assert len(names) == len(set(names)) == 4

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 from astropy.io import fits
 
 from .errors import BadInputError
+from .files import Duplicate, find_duplicates, find_fits, walk_fits
 from .geometry import ReadoutGeometry, readout_geometry
 from .instruments import Conventions, load_conventions, normal
 from .instruments.camera import read_camera
@@ -27,10 +28,10 @@ from .instruments.headers import (
     header_value,
     positive,
 )
-from .io import is_image_name, read_header
+from .io import read_header
 
 __all__ = ["FrameInfo", "Setup", "scan", "describe_file", "classify", "header_exptime",
-           "KINDS", "find_fits"]
+           "KINDS", "find_fits", "camera_name", "Duplicate", "find_duplicates"]
 
 KINDS = load_conventions().kinds
 """Every frame type: ``bias``, ``darkflat``, ``dark``, ``flat``, ``science``."""
@@ -51,6 +52,8 @@ class Setup(NamedTuple):
     readout_mode: str | None = None
     cfa: str | None = None
     """The Bayer pattern at the first pixel, None for a monochrome sensor."""
+    instrument: str | None = None
+    """The camera (INSTRUME), compared without case or repeated spaces; None when unnamed."""
 
     def describe(self) -> str:
         """Return the setup in a few words, e.g. ``1304x976 bin 1x1, gain 180, RGGB``."""
@@ -63,6 +66,8 @@ class Setup(NamedTuple):
                              f"{name} {value}")
         if self.cfa:
             parts.append(self.cfa)
+        if self.instrument:
+            parts.insert(0, self.instrument)
         return ", ".join(parts)
 
 
@@ -105,6 +110,7 @@ class FrameInfo:
     """Bayer pattern at the first pixel (``RGGB``...); None for a monochrome sensor."""
     bitpix: int | None = None
     bzero: float | None = None
+    bscale: float | None = None
     data_shape: tuple[int, int] | None = None
     """(rows, columns) after trimming to TRIMSEC/DATASEC; ``shape`` when there is none."""
     overscan: str | None = None
@@ -112,23 +118,31 @@ class FrameInfo:
     notes: tuple[str, ...] = ()
     """What in the header was ignored, and why (e.g. a nonsensical BIASSEC)."""
     error: str | None = None
+    product: bool = False
+    """A file ccdred wrote (its header has CCDRKEY or CCDRED): never taken for a raw frame."""
 
     @property
     def ok(self) -> bool:
         """True when the file can be used."""
-        return self.error is None and self.kind is not None
+        return self.error is None and self.kind is not None and not self.product
 
     @property
     def setup(self) -> Setup:
         """What masters must match: shape after trimming, binning and camera settings."""
         return Setup(self.data_shape or self.shape, self.binning, self.gain_setting,
-                     self.offset, self.readout_mode, self.cfa)
+                     self.offset, self.readout_mode, self.cfa, camera_name(self.instrument))
 
     def to_json(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
         out = asdict(self)
         out["path"] = str(self.path)
         return out
+
+
+def camera_name(instrument: str | None) -> str | None:
+    """Return how a camera's name is compared: case and runs of spaces do not count."""
+    text = " ".join(instrument.split()).casefold() if instrument else ""
+    return text or None
 
 
 def _tokens(name: str) -> list[str]:
@@ -241,14 +255,65 @@ def describe_file(path: Path, root: Path | None = None,
         saturation=positive(as_float(header_value(header, keys["saturation"]))),
         bitpix=as_int(header_value(header, ["ZBITPIX", "BITPIX"])),
         bzero=as_float(header_value(header, ["BZERO"])),
+        bscale=as_float(header_value(header, ["BSCALE"])),
         error=None if kind else source,
+        product="CCDRKEY" in header or "CCDRED" in header,
         **_camera_fields(header, shape, conv),
     )
+    problem = _timing_problem(header, kind, info, conv) or _binning_problem(header, kind, conv)
+    if problem:
+        return replace(info, error=problem)
+    if info.darktime == 0 and (info.exptime or 0) > 0:
+        # Some programs (CAFOS) write DARKTIME = 0 on every frame: not recorded.
+        return replace(info, darktime=None, notes=(*info.notes, "DARKTIME = 0 with a non-zero "
+                                                   "EXPTIME taken as not recorded"))
+    return info
+
+
+def _binning_problem(header: fits.Header, kind: str | None, conv: Conventions) -> str | None:
+    """Say when XBINNING/YBINNING (which decide the setup) are given but not whole numbers >= 1."""
+    if kind is None:
+        return None
+    for names in (conv.keywords["xbinning"], conv.keywords["ybinning"]):
+        found = next((k for k in names if header_value(header, [k]) is not None), None)
+        if found is None:
+            continue
+        raw = header_value(header, [found])
+        number = as_float(raw)
+        if number is None or number < 1 or number != int(number):
+            return (f"{kind} frame with a bad binning: {found}={raw!r} is not a whole number "
+                    f">= 1; cannot tell which frames it matches")
+    return None
+
+
+def _timing_problem(header: fits.Header, kind: str | None, info: FrameInfo,
+                    conv: Conventions) -> str | None:
+    """Say what is wrong with a frame's EXPTIME or DARKTIME, which scale its dark.
+
+    Bias frames are exempt (their exposure is never used). A value given but not a finite,
+    non-negative number is refused rather than ignored; a dark's exposure must be positive.
+    """
+    if kind is None or kind == "bias":
+        return None
+    keys = conv.keywords
+    for what, names in (("exposure time", keys["exptime"]), ("dark time", keys["darktime"])):
+        found = next((k for k in names if header_value(header, [k]) is not None), None)
+        if found is None:
+            continue
+        raw = header_value(header, [found])
+        number = as_float(raw)
+        if number is None or number < 0:
+            bad = "not a finite number" if number is None else "negative"
+            return (f"{kind} frame with a bad {what}: {found}={raw!r} is {bad}; cannot match "
+                    f"or scale a dark")
     if kind in conv.needs_exptime and info.exptime is None:
         names = "/".join(keys["exptime"][:3])
-        return replace(info, error=f"{kind} frame without an exposure time ({names} missing "
-                                   f"or not a number): cannot match or scale a dark")
-    return info
+        return (f"{kind} frame without an exposure time ({names} missing or not a number): "
+                f"cannot match or scale a dark")
+    if kind in ("dark", "darkflat") and info.exptime == 0:
+        return (f"{kind} frame of 0 s exposure ({keys['exptime'][0]}=0): a dark scale factor "
+                f"would be 0 or infinite (is it a bias?)")
+    return None
 
 
 def _camera_fields(header: fits.Header, shape: tuple[int, int] | None,
@@ -262,28 +327,8 @@ def _camera_fields(header: fits.Header, shape: tuple[int, int] | None,
             "cfa": camera.cfa}
 
 
-def find_fits(root: Path, exclude: Iterable[Path] = ()) -> list[Path]:
-    """Every FITS or XISF file below ``root`` (recursive, any case), sorted, less ``exclude``.
-
-    Directories whose names look like image files are returned too, so the caller can report them.
-    """
-    root = Path(root)
-    excluded = [Path(p).resolve() for p in exclude]
-    found = []
-    for path in sorted(root.rglob("*")):
-        if not is_image_name(path):
-            continue
-        resolved = path.resolve()
-        if any(resolved == ex or resolved.is_relative_to(ex) for ex in excluded):
-            continue
-        if path.name.startswith("."):
-            continue
-        found.append(path)
-    return found
-
-
 def scan(root: str | Path, *, exclude: Iterable[Path] = ()) -> list[FrameInfo]:
-    """Describe every FITS or XISF file below ``root``.
+    """Describe every FITS or XISF file below ``root``; unreadable folders are unusable entries.
 
     Raises
     ------
@@ -294,4 +339,6 @@ def scan(root: str | Path, *, exclude: Iterable[Path] = ()) -> list[FrameInfo]:
     if not root.is_dir():
         raise ValueError(f"{root}: not a directory")
     conv = load_conventions()
-    return [describe_file(path, root, conv) for path in find_fits(root, exclude)]
+    files, problems = walk_fits(root, exclude)
+    return [describe_file(path, root, conv) for path in files] + [
+        FrameInfo(path=path, error=error) for path, error in problems]

@@ -43,7 +43,16 @@ class Cutout:
     size: int
 
     def bounds(self, shape: tuple[int, int]) -> tuple[int, int, int, int]:
-        """``(row0, row1, col0, col1)`` clipped to an image of ``shape``."""
+        """``(row0, row1, col0, col1)`` clipped to an image of ``shape``.
+
+        Raises
+        ------
+        ValueError
+            The centre is outside the image (the cutout would be empty).
+        """
+        if self.y >= shape[0] or self.x >= shape[1]:
+            raise ValueError(f"cutout centre x={self.x}, y={self.y} is outside the "
+                             f"{shape[1]}x{shape[0]} image")
         half = self.size // 2
         row0, col0 = max(0, self.y - half), max(0, self.x - half)
         return (row0, min(shape[0], row0 + self.size), col0, min(shape[1], col0 + self.size))

@@ -1,16 +1,23 @@
 """The ``ccdred`` command: a thin layer over the Python API.
 
-Exit status: 0 success, 1 the work failed, 2 bad input or bad arguments (nothing written).
+Exit status: 0 success, 1 the work failed, 2 bad input or bad arguments (nothing written),
+130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
 
+import signal
+
 from . import frames, library, reduce  # noqa: F401 - the commands register themselves
-from .app import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, app, parse_size
+from .app import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, app, parse_size, stop_on
 
 __all__ = ["app", "main", "parse_size", "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT"]
 
 
 def main() -> None:
-    """Entry point of the ``ccdred`` console script."""
+    """Entry point of the ``ccdred`` console script.
+
+    SIGTERM ends a run as Ctrl-C does: one line, the workers stopped, exit status 143.
+    """
+    signal.signal(signal.SIGTERM, stop_on)
     app()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import signal
 import sys
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -11,9 +12,11 @@ from typing import Annotated, Any
 import typer
 import typer.core
 from rich.console import Console
+from rich.markup import escape
 
 __all__ = ["app", "Typer", "console", "err_console", "handle_errors", "combine_option_group",
-           "parse_size", "note_first_compile", "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT"]
+           "stop_on", "parse_size", "note_first_compile", "EXIT_OK", "EXIT_FAILED",
+           "EXIT_BAD_INPUT"]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -66,7 +69,7 @@ app = Typer(
     name="ccdred",
     help=("Reduce a night of raw CCD frames into science-ready images.\n\n"
           "Exit status: 0 success; 1 the work failed; 2 bad input or arguments "
-          "(nothing written)."),
+          "(nothing written); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM)."),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -85,6 +88,19 @@ def note_first_compile() -> None:
                           "minute or two longer; later runs load them from the cache.")
 
 
+class Interrupted(KeyboardInterrupt):
+    """A signal that ends a run as Ctrl-C does (SIGTERM): one line, exit status 128 + signum."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def stop_on(signum: int, frame: Any = None) -> None:
+    """Signal handler: end the run like Ctrl-C (workers stopped, temporary files removed)."""
+    raise Interrupted(signum)
+
+
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Turn errors into one line and the exit status: 2 for bad input, 1 for failed work."""
     @functools.wraps(func)
@@ -93,17 +109,23 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
         try:
             return func(*args, **kwargs)
+        except KeyboardInterrupt as err:
+            signum = getattr(err, "signum", signal.SIGINT)
+            err_console.print(f"[bold red]interrupted[/] ({signal.Signals(signum).name}): "
+                              f"what was written is complete; run the same command again to "
+                              f"resume", soft_wrap=True)
+            raise typer.Exit(128 + signum) from None
         except WorkerLostError as err:
-            err_console.print(f"[bold red]failed:[/] {err}", markup=True, soft_wrap=True)
+            err_console.print(f"[bold red]failed:[/] {escape(str(err))}", soft_wrap=True)
             raise typer.Exit(EXIT_FAILED) from None
         except BadInputError as err:
-            err_console.print(f"[bold red]error:[/] {err}", markup=True, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
         except (ValueError, TypeError) as err:
-            err_console.print(f"[bold red]error:[/] {err}", soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(err))}", soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
         except OSError as err:
-            err_console.print(f"[bold red]failed:[/] {err}", soft_wrap=True)
+            err_console.print(f"[bold red]failed:[/] {escape(str(err))}", soft_wrap=True)
             raise typer.Exit(EXIT_FAILED) from None
 
     return wrapper

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from .app import (
@@ -187,13 +188,28 @@ def combine(
                     ] = None,
     gain: Annotated[float, typer.Option(help="ccdclip: gain (e-/ADU).")] = 1.0,
     read_noise: Annotated[float, typer.Option(help="ccdclip: read noise (e-).")] = 0.0,
+    allow_one: Annotated[bool, typer.Option(
+        "--allow-one", help="Accept a single input frame (a copy with flags, not a stack).")
+    ] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Overwrite an existing output file (never one of the inputs).")
+    ] = False,
 ) -> None:
-    """Combine frames into one file (image, UNCERT, MASK and DQ extensions)."""
+    """Combine frames into one file (image, UNCERT, MASK and DQ extensions).
+
+    Refused (exit status 2, nothing written): a single input without --allow-one, an output
+    that is one of the inputs, an existing output without --force, inputs of different
+    cameras or camera settings. Inputs of different frame
+    types or exposure times are combined with a warning; the same data given twice is used
+    once.
+    """
     from .. import io
     from ..stacking import combine as combine_frames
     from ..steps import master_header
 
     options = combine_options.replace(scale=scale, zero=zero, gain=gain, read_noise=read_noise)
+    files = _combine_inputs(files, out, allow_one=allow_one, force=force,
+                            scaled=scale is not None)
     headers = [io.read_header(p) for p in files]
     units = {str(h.get("BUNIT", "adu")).strip().lower() for h in headers}
     if len(units) > 1:
@@ -207,8 +223,72 @@ def combine(
                            kind="combined", exptime=None, options=options,
                            checksums=checksums)
     header["BUNIT"] = (units.pop(), "data units (uncertainty too), as the inputs'")
+    from .._version import __version__
+
+    header["CCDRED"] = (__version__, "ccdred version")  # a product, never a raw frame again
     io.write(result.frame.replace(header=header), out)
-    console.print(f"combined {len(files)} frames -> {out}")
+    console.print(f"combined {len(files)} frames -> {escape(str(out))}")
+
+
+def _combine_inputs(files: list[Path], out: Path, *, allow_one: bool, force: bool,
+                    scaled: bool) -> list[Path]:
+    """Check ``combine``'s inputs and output before any work; return the inputs to use."""
+    from ..errors import BadInputError
+    from ..inventory import describe_file, find_duplicates
+    from ..pipeline.plan import same_exptime
+
+    for path in files:
+        if out.exists() and path.exists() and out.resolve() == path.resolve():
+            raise BadInputError(out, "is one of the inputs: an input is never overwritten "
+                                     "(give another -o)")
+    if out.is_dir():
+        raise BadInputError(out, "is a directory: -o names the output file")
+    if out.exists() and not force:
+        raise BadInputError(out, "exists already: give --force to overwrite it")
+    infos = [describe_file(p) for p in files]
+    bad = [i for i in infos if i.error and i.kind is None and i.shape is None]
+    if bad:
+        raise BadInputError(bad[0].path, bad[0].error or "unreadable")
+    named_twice = sorted({p for p in files if files.count(p) > 1})
+    for path in named_twice:
+        _warn(f"{path} is given {files.count(path)} times: used once")
+    files = list(dict.fromkeys(files))
+    dropped = {d.path: d for d in find_duplicates(files)}
+    for dup in dropped.values():
+        _warn(f"{dup.path} holds the same data as {dup.same_as} ({dup.how}): used once")
+    files = [p for p in files if p not in dropped]
+    if len(files) < 2 and not allow_one:
+        raise BadInputError(files[0], "a single input frame: nothing to combine (give "
+                                      "--allow-one to write it with flags anyway)")
+    used = [i for i in infos if i.path not in dropped]
+    _one_camera(used)
+    kinds = sorted({i.kind or "unknown" for i in used})
+    if len(kinds) > 1:
+        _warn(f"the inputs are of different frame types ({', '.join(kinds)}): combined "
+              f"anyway")
+    times = sorted({i.exptime for i in used if i.exptime is not None})
+    if times and not scaled and not same_exptime(times[0], times[-1]):
+        _warn(f"the inputs have different exposure times ({', '.join(f'{t:g}s' for t in times)}"
+              f") and no --scale: combined as they are")
+    return files
+
+
+def _one_camera(infos: list[Any]) -> None:
+    """Refuse inputs of different cameras or camera settings (never combined together)."""
+    from ..errors import BadInputError
+
+    named = {i.setup.instrument for i in infos if i.setup.instrument}
+    setups = {i.setup._replace(instrument=None) if len(named) <= 1 else i.setup
+              for i in infos}
+    if len(setups) > 1:
+        described = "; ".join(sorted(s.describe() for s in setups))
+        raise BadInputError(infos[0].path, f"the inputs come from different cameras or camera "
+                                            f"settings ({described}): frames of different "
+                                            f"setups are never combined")
+
+
+def _warn(text: str) -> None:
+    err_console.print(f"[yellow]warning:[/] {escape(text)}", soft_wrap=True)
 
 
 @app.command()

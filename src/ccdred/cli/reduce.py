@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from .app import (
@@ -42,24 +43,31 @@ def print_plan(plan: Any) -> None:
     for column in ("master", "from", "with"):
         masters.add_column(column, overflow="fold")
     for m in plan.masters:
+        # Names from headers are shown as they are (never read as markup).
+        of_filter = f", filter {m.filter!r}" if m.filter is not None else ""
         if m.library is not None:
-            masters.add_row(m.file, "calibration library", m.library.reason)
+            masters.add_row(escape(m.file), "calibration library" + escape(of_filter),
+                            escape(m.library.reason))
         else:
-            masters.add_row(f"masters/{m.filename}", f"{len(m.inputs)} {m.kind} frames",
-                            _master_extras(m))
+            masters.add_row(f"masters/{escape(m.filename)}",
+                            f"{len(m.inputs)} {m.kind} frames{escape(of_filter)}",
+                            escape(_master_extras(m)))
     console.print(masters)
     science = Table(title="Science frames")
     for column in ("frame", "exptime", "filter", "bias", "dark (scale)", "flat"):
         science.add_column(column, overflow="fold")
     for s in plan.science:
         dark = f"{s.dark.master} x {s.dark.scale:.4g}" if s.dark else "[yellow]none[/]"
-        science.add_row(s.input.path.name, f"{s.input.exptime:g}", s.input.filter or "",
-                        s.bias or "[yellow]none[/]", dark, s.flat or "[yellow]none[/]")
+        science.add_row(escape(s.input.path.name), f"{s.input.exptime:g}",
+                        escape(s.input.filter or ""), escape(s.bias or "") or "[yellow]none[/]",
+                        escape(dark) if s.dark else dark,
+                        escape(s.flat or "") or "[yellow]none[/]")
     console.print(science)
     for info in plan.skipped:
-        console.print(f"[red]unusable:[/] {info.path}: {info.error}", soft_wrap=True)
+        console.print(f"[red]unusable:[/] {escape(str(info.path))}: {escape(info.error or '')}",
+                      soft_wrap=True)
     for warning in plan.warnings:
-        console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
 
 
 @app.command()
@@ -147,7 +155,9 @@ def reduce(
     """
     from ..library import Rules
     from ..pipeline import LIBRARY_NAME, find_nights, make_executor, plan_night, reduce_nights
+    from ..pipeline.executors import check_executor
 
+    check_executor(workers, scheduler=scheduler, dask_local=dask_local)
     options = reduce_options(combine=combine_options, hot_sigma=hot_sigma,
                              dead_sigma=dead_sigma, repair="none" if no_repair else repair,
                              dead_response=dead_response, hot_noise=hot_noise,
@@ -165,7 +175,7 @@ def reduce(
         if len(found) > 1:
             console.rule(f"night {night.raw_dir} -> {night.out_dir}")
         print_plan(plan_night(night.raw_dir, night.out_dir, library=library_path, rules=rules,
-                              bayer=options.bayer))
+                              bayer=options.bayer, saturation=options.saturation))
     if len(found) > 1:
         console.print("Each night's masters are registered in the library first; then every "
                       "night is planned again, so a night lacking a calibration can take "
@@ -184,8 +194,10 @@ def reduce(
 
                 pages = [write_report(r.out_dir, executor=executor, progress=progress)
                          for r in results]
-    finally:
-        executor.close()
+    except BaseException as err:
+        executor.close(stop=isinstance(err, KeyboardInterrupt))  # Ctrl-C: stop the workers now
+        raise
+    executor.close()
     _print_results(results, len(found) > 1)
     for page in pages:
         console.print(f"report {page}")
@@ -203,7 +215,7 @@ def _print_results(results: list[Any], many: bool) -> None:
                           f"{model.read_noise:.2f} e- ({model.read_noise_source})"
                           + (f" [{name}]" if name else ""), soft_wrap=True)
         for warning in result.warnings:
-            console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
+            console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
         made = len(result.rebuilt)
         borrowed = sum(m.library is not None for m in result.plan.masters)
         kept = len(result.masters) + len(result.reduced) - made - borrowed
@@ -276,6 +288,8 @@ def report_command(
     try:
         with progress_bars() as progress:
             page = write_report(out_dir, executor=executor, progress=progress)
-    finally:
-        executor.close()
+    except BaseException as err:
+        executor.close(stop=isinstance(err, KeyboardInterrupt))
+        raise
+    executor.close()
     console.print(f"report: {page}")

@@ -28,8 +28,13 @@ def remember(path: str | Path, digest: str) -> None:
         _KNOWN[key] = (_identity(os.stat(key)), digest)
 
 
-def sha256(path: str | Path) -> str:
-    """Return the hex SHA-256 of a file's bytes (remembered while the file is unchanged)."""
+def sha256(path: str | Path, *, limit: int | None = None) -> str:
+    """Return the hex SHA-256 of a file's bytes (remembered while the file is unchanged).
+
+    With ``limit``, of its first ``limit`` bytes only (never remembered).
+    """
+    if limit is not None:
+        return _sha256_head(path, limit)
     key = os.path.abspath(path)
     status = os.stat(key)
     with _LOCK:
@@ -44,6 +49,13 @@ def sha256(path: str | Path) -> str:
     with _LOCK:
         _KNOWN[key] = (_identity(status), text)
     return text
+
+
+def _sha256_head(path: str | Path, limit: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        digest.update(handle.read(limit))
+    return digest.hexdigest()
 
 
 class HashingWriter:

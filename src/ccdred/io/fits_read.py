@@ -6,7 +6,10 @@
 
 from __future__ import annotations
 
+import errno
 import math
+import os
+import stat
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,22 +46,52 @@ def is_image_name(path: Path) -> bool:
 @contextmanager
 def _open(path: Path) -> Iterator[fits.HDUList]:
     path = Path(path)
-    if path.is_dir():
+    info = _stat(path)
+    if stat.S_ISDIR(info.st_mode):
         raise BadInputError(path, "is a directory, not a FITS file")
-    if not path.exists():
-        raise BadInputError(path, "does not exist")
-    if path.stat().st_size == 0:
+    if not stat.S_ISREG(info.st_mode):
+        raise BadInputError(path, "is not a regular file (a pipe, socket or device)")
+    if info.st_size == 0:
         raise BadInputError(path, "is empty (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", (AstropyUserWarning, VerifyWarning))
             hdul = fits.open(path, mode="readonly", memmap=False, lazy_load_hdus=False)
-    except (OSError, ValueError, TypeError, IndexError) as err:
+    except PermissionError as err:
+        raise BadInputError(path, "cannot be read: permission denied") from err
+    except OSError as err:
+        if err.errno in (errno.EMFILE, errno.ENFILE):  # the process's limit, not the file
+            raise OSError(err.errno, f"cannot open {path}: too many open files (ulimit -n "
+                                     f"is {_open_files_limit()})") from err
+        raise BadInputError(path, f"not a readable FITS file ({err})") from err
+    except (ValueError, TypeError, IndexError) as err:
         raise BadInputError(path, f"not a readable FITS file ({err})") from err
     try:
         yield hdul
     finally:
         hdul.close()
+
+
+def _open_files_limit() -> str:
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return "unlimited" if soft == resource.RLIM_INFINITY else str(soft)
+
+
+def _stat(path: Path) -> os.stat_result:
+    """Stat a path, telling a missing file from a broken or looping link."""
+    try:
+        return path.stat()
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise BadInputError(path, "is a symbolic link loop") from err
+        if path.is_symlink():
+            raise BadInputError(path, f"is a broken symbolic link (to "
+                                      f"{os.readlink(path)})") from err
+        if isinstance(err, PermissionError):
+            raise BadInputError(path, "cannot be read: permission denied") from err
+        raise BadInputError(path, f"does not exist ({err.strerror})") from err
 
 
 def _image_hdu(hdul: fits.HDUList, path: Path) -> fits.hdu.base._BaseHDU:
@@ -68,6 +101,11 @@ def _image_hdu(hdul: fits.HDUList, path: Path) -> fits.hdu.base._BaseHDU:
         if isinstance(hdu, fits.BinTableHDU) and not isinstance(hdu, fits.CompImageHDU):
             continue
         if naxis == 2:
+            prefix = "ZNAXIS" if "ZNAXIS" in hdu.header else "NAXIS"
+            sizes = [hdu.header.get(f"{prefix}{i}") for i in (1, 2)]
+            if not all(isinstance(n, int) and n > 0 for n in sizes):
+                raise BadInputError(path, f"has an empty image ({prefix}1={sizes[0]}, "
+                                          f"{prefix}2={sizes[1]})")
             return hdu
         if naxis and naxis > 2:
             dims = [hdu.header.get(f"NAXIS{i}") for i in range(1, naxis + 1)]

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import resource
 import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +18,82 @@ from ..errors import BadInputError
 from .digests import remember
 from .fits_read import _image_hdu, _open, _stream_compressed
 from .xisf_read import XisfRows, is_xisf_name
+
+
+class Handles:
+    """The open files of every `FileRows` of this process, at most `limit` at once.
+
+    A file is opened when read and stays open while the budget allows; past it, the file
+    read least recently (and not being read now) is closed, to be opened again when next
+    read. The budget is half the process's limit on open files (``ulimit -n``), so a stack
+    of more files than that combines, only with more opening.
+    """
+
+    def __init__(self) -> None:
+        self._paths: dict[int, Path] = {}
+        self._open: OrderedDict[int, int] = OrderedDict()
+        self._busy: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self._next = 0
+
+    @staticmethod
+    def limit() -> int:
+        """Files kept open at most: half the soft ``RLIMIT_NOFILE`` (at least 4)."""
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        return 1 << 20 if soft == resource.RLIM_INFINITY else max(4, soft // 2)
+
+    def register(self, path: Path) -> int:
+        """Return a key for ``path`` (opened when first read), checking it can be opened."""
+        with open(path, "rb"):
+            pass
+        with self._lock:
+            self._next += 1
+            self._paths[self._next] = Path(path)
+            return self._next
+
+    @contextmanager
+    def use(self, key: int) -> Iterator[int]:
+        """Yield an open descriptor of the file, kept open while it is being read."""
+        with self._lock:
+            fd = self._open.pop(key, None)
+            if fd is None:
+                self._evict(self.limit() - 1)
+                try:
+                    fd = os.open(self._paths[key], os.O_RDONLY)
+                except OSError as err:
+                    raise BadInputError(self._paths[key], f"cannot be opened again ({err})"
+                                        ) from err
+            self._open[key] = fd
+            self._busy[key] = self._busy.get(key, 0) + 1
+        try:
+            yield fd
+        finally:
+            with self._lock:
+                self._busy[key] -= 1
+
+    def _evict(self, keep: int) -> None:
+        for key in list(self._open):
+            if len(self._open) <= keep:
+                return
+            if not self._busy.get(key):
+                os.close(self._open.pop(key))
+
+    def forget(self, key: int) -> None:
+        """Close the file for good."""
+        with self._lock:
+            fd = self._open.pop(key, None)
+            if fd is not None:
+                os.close(fd)
+            self._paths.pop(key, None)
+            self._busy.pop(key, None)
+
+    def count(self) -> int:
+        """Files open now."""
+        return len(self._open)
+
+
+HANDLES = Handles()
+"""The one budget of open raw files in this process (``ulimit -n`` is per process)."""
 
 
 class FileRows:
@@ -65,7 +145,11 @@ class FileRows:
             self._dtype.itemsize <= 2 and self._bzero.is_integer() and abs(self._bzero) <= 2**23))
         self._offset = offset
         self._data_end = expected
-        self._handle = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+        # The image is read with this file's own handle: astropy's is released at once, and
+        # the handle itself is one of a bounded set (`HANDLES`), so a stack of more files
+        # than the process may open still combines.
+        self._hdul_cm.__exit__(None, None, None)
+        self._handle = HANDLES.register(self.path)
         self._buffers = threading.local()
         self._start_digest()
 
@@ -76,9 +160,10 @@ class FileRows:
         rest of the file at `close`, where the digest is remembered (`ccdred.io.sha256`) if every
         row was read and the file did not change meanwhile.
         """
-        status = os.fstat(self._handle.fileno())
+        with HANDLES.use(self._handle) as fd:
+            status = os.fstat(fd)
+            self._digest = hashlib.sha256(os.pread(fd, self._offset, 0))
         self._opened_as = (status.st_size, status.st_mtime_ns)
-        self._digest = hashlib.sha256(os.pread(self._handle.fileno(), self._offset, 0))
         self._hashed_to = self._offset
         self._digest_lock = threading.Lock()
 
@@ -89,14 +174,15 @@ class FileRows:
                 self._digest.update(memoryview(raw).cast("B")[skip:])
                 self._hashed_to = first_byte + raw.nbytes
 
-    def _finish_digest(self) -> None:
+    def _finish_digest(self, handle: int) -> None:
         if self._hashed_to != self._data_end:
             return
-        handle = self._handle
-        handle.seek(self._hashed_to)
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            self._digest.update(chunk)
-        status = os.fstat(handle.fileno())
+        with HANDLES.use(handle) as fd:
+            position = self._hashed_to
+            while chunk := os.pread(fd, 1 << 20, position):
+                self._digest.update(chunk)
+                position += len(chunk)
+            status = os.fstat(fd)
         if (status.st_size, status.st_mtime_ns) == self._opened_as:
             remember(self.path, self._digest.hexdigest())
 
@@ -136,7 +222,8 @@ class FileRows:
             self._buffers.raw = buffer
         raw = buffer[:count]
         first_byte = self._offset + start * cols * self._dtype.itemsize
-        read = os.preadv(self._handle.fileno(), [raw], first_byte)
+        with HANDLES.use(self._handle) as fd:
+            read = os.preadv(fd, [raw], first_byte)
         if read != raw.nbytes:
             raise BadInputError(self.path, f"truncated: rows {start}-{stop} could not be read")
         self._hash_rows(first_byte, raw)
@@ -158,15 +245,18 @@ class FileRows:
         if self._xisf is not None:
             self._xisf.close()
             return
-        handle = getattr(self, "_handle", None)
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
+        handle, self._handle = getattr(self, "_handle", None), None
         if handle is not None:
             try:
-                self._finish_digest()
+                self._finish_digest(handle)
             except OSError:
                 pass  # the digest is only a saving: the file is hashed again when needed
-            self._handle = None
-            handle.close()
-        self._hdul_cm.__exit__(None, None, None)
+            HANDLES.forget(handle)
+        else:
+            self._hdul_cm.__exit__(None, None, None)
 
     def __enter__(self) -> FileRows:
         return self

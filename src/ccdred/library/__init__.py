@@ -12,6 +12,7 @@ of failing or corrupting the file.
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -20,7 +21,8 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..errors import BadInputError
+from ..atomic import file_mode
+from ..errors import BadInputError, OutputError
 from ..inventory import describe_file
 from ..io import read_header, sha256
 from .rules import (
@@ -80,6 +82,19 @@ class LibraryEntry:
         return start + (end - start) / 2
 
 
+def _write_failure(err: BaseException) -> bool:
+    """Tell whether an SQLite error means the file could not be written (full, read-only)."""
+    if isinstance(err, OSError):
+        return True
+    text = str(err).lower()
+    return any(words in text for words in ("full", "disk i/o", "readonly", "unable to open"))
+
+
+def _why(err: BaseException) -> str:
+    text = getattr(err, "strerror", None) or str(err)
+    return f"{text} (is the disk full?)" if "full" in text.lower() else text
+
+
 class CalibrationLibrary:
     """An SQLite calibration library (created when missing).
 
@@ -91,21 +106,35 @@ class CalibrationLibrary:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        if self.path.is_dir():
+            raise BadInputError(self.path, "is a directory, not a calibration library file")
+        new = not self.path.exists()
         self._db: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            if new:  # SQLite makes it 0644 whatever the umask: share as any new file
+                self._db.execute("PRAGMA user_version").fetchone()  # the file exists now
+                os.chmod(self.path, file_mode())
             self._db.row_factory = sqlite3.Row
             retry_while_locked(lambda: self._db.execute("PRAGMA journal_mode = WAL"))
             ensure_schema(self._db)
         except SchemaError as err:
-            self._db.close()
+            self._abandon(new)
             raise BadInputError(self.path, f"not a usable calibration library: {err}") from None
-        except sqlite3.DatabaseError as err:
-            # Closed here: Python 3.13 warns (ResourceWarning) about a connection left open.
-            if self._db is not None:
-                self._db.close()
+        except (sqlite3.DatabaseError, OSError) as err:
+            self._abandon(new)  # never a library without its table left behind
+            if _write_failure(err):
+                raise OutputError(self.path, _why(err)) from err
             raise BadInputError(self.path, f"not a usable calibration library ({err})") from err
+
+    def _abandon(self, new: bool) -> None:
+        """Close, and remove the files of a library this call was creating."""
+        if self._db is not None:
+            self._db.close()
+        if new:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
 
     def close(self) -> None:
         """Close the connection."""
@@ -119,13 +148,21 @@ class CalibrationLibrary:
 
     @contextmanager
     def _write(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
+        """One transaction; a write the disk refuses is an `OutputError` naming the library."""
         try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.OperationalError as err:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            if _write_failure(err):
+                raise OutputError(self.path, _why(err)) from err
             raise
-        self._db.execute("COMMIT")
 
     def add(self, path: str | Path, *, kind: str | None = None, night: str | None = None,
             verdict: str = "ok", note: str = "") -> LibraryEntry:

@@ -33,6 +33,12 @@ class Rules:
     temperature_tolerance: float = 2.0
     """Largest difference (deg C) between a master's and the night's sensor temperature."""
 
+    def __post_init__(self) -> None:
+        for name in ("validity_days", "temperature_tolerance"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+
 
 @dataclass(frozen=True)
 class Match:

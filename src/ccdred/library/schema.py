@@ -86,11 +86,23 @@ def ensure_schema(db: sqlite3.Connection) -> None:
             for step in range(version, SCHEMA_VERSION):
                 for statement in _MIGRATIONS[step]:
                     db.execute(statement)
+        _check_columns(db)
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except BaseException:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def _check_columns(db: sqlite3.Connection) -> None:
+    """Refuse a ``masters`` table that lacks a column this version reads (not ccdred's)."""
+    wanted = [line.split()[0] for line in _COLUMNS.strip().splitlines()]
+    wanted += [column.split()[0] for column in _SETTINGS]
+    have = {row[1] for row in db.execute("PRAGMA table_info(masters)")}
+    missing = [name for name in wanted if name not in have]
+    if missing:
+        raise SchemaError(f"its masters table lacks the column(s) {', '.join(missing)}: not a "
+                          f"calibration library of schema {SCHEMA_VERSION}")
 
 
 def retry_while_locked(action: Callable[[], object], timeout: float = 60.0) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..inventory import FrameInfo
@@ -24,6 +24,8 @@ class Borrower:
     suffix: str
     science: Sequence[FrameInfo]
     warnings: list[str]
+    labels: dict[str, str] = field(default_factory=dict)
+    """How each filter is named (`ccdred.pipeline.plan.filter_labels`)."""
 
     def masters(self, recipe: Recipe, own: Sequence[MasterPlan], bias: str | None,
                 served: Sequence[FrameInfo]) -> list[MasterPlan]:
@@ -87,5 +89,6 @@ class Borrower:
         match = self._lookup(recipe, filter=filt or None)
         if match is None:
             return None
-        return MasterPlan(master_name(recipe.kind, "filter", filt, self.suffix), recipe.kind, (),
+        name = master_name(recipe.kind, "filter", filt, self.suffix, self.labels)
+        return MasterPlan(name, recipe.kind, (),
                           filter=filt, setup=self.setup, library=match)

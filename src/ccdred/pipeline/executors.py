@@ -8,7 +8,11 @@ on the executor. Remote Dask workers must therefore see the same file system (sa
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import os
+import signal
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -16,7 +20,8 @@ from typing import Any, Protocol
 
 from ..errors import WorkerLostError
 
-__all__ = ["Executor", "InProcess", "LocalProcesses", "DaskCluster", "make_executor"]
+__all__ = ["Executor", "InProcess", "LocalProcesses", "DaskCluster", "make_executor",
+           "check_executor"]
 
 
 class Executor(Protocol):
@@ -29,8 +34,8 @@ class Executor(Protocol):
                       ) -> Iterator[tuple[int, Any]]:
         """Yield ``(index, fn(items[index]))`` as tasks finish; the first error is raised."""
 
-    def close(self) -> None:
-        """Release workers."""
+    def close(self, *, stop: bool = False) -> None:
+        """Release workers; with ``stop``, end running tasks at once (an interrupted run)."""
 
 
 def threads_per_worker(workers: int) -> int:
@@ -38,13 +43,27 @@ def threads_per_worker(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
-def _share_cores(threads: int) -> None:
-    """Give a worker process its share of the cores before any OpenMP library loads.
+def _start_worker(threads: int) -> None:
+    """Prepare a local worker process: its share of the cores, and its tie to the main process.
 
     OpenMP libraries start a thread per core by default; in several workers at once that
-    oversubscribes the machine. (Dask's workers set this themselves.)
+    oversubscribes the machine, so the share is set before any loads. (Dask's workers set
+    this themselves.) Ctrl-C reaches every process of the terminal's group: the main process
+    alone handles it and stops the workers. A worker whose main process is gone (killed with
+    SIGKILL or SIGTERM) exits at once instead of waiting for tasks forever.
     """
     os.environ["OMP_NUM_THREADS"] = str(threads)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True,
+                         name="ccdred-parent-watch").start()
+
+
+def _exit_with(sentinel: int) -> None:
+    """Wait until the main process ends, then end this worker (no cleanup: it is an orphan)."""
+    multiprocessing.connection.wait([sentinel])
+    os._exit(1)
 
 
 class InProcess:
@@ -59,7 +78,7 @@ class InProcess:
         for index, item in enumerate(items):
             yield index, fn(item)
 
-    def close(self) -> None:
+    def close(self, *, stop: bool = False) -> None:
         """Nothing to release."""
 
 
@@ -73,7 +92,7 @@ class LocalProcesses:
         self.description = f"{workers} local processes"
         # Spawned, not forked: numba's and OpenMP's thread pools do not survive a fork.
         self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_share_cores,
+                                         initializer=_start_worker,
                                          initargs=(threads_per_worker(workers),))
 
     def map_unordered(self, fn: Callable[[Any], Any], items: Sequence[Any]
@@ -99,8 +118,13 @@ class LocalProcesses:
             for future in pending:
                 future.cancel()
 
-    def close(self) -> None:
-        """Shut the pool down."""
+    def close(self, *, stop: bool = False) -> None:
+        """Shut the pool down; with ``stop``, end the running tasks now (an interrupted run)."""
+        if stop:
+            # The pool has no public way to stop running tasks; what they were writing is
+            # a temporary file the next run removes.
+            for process in list(getattr(self._pool, "_processes", {}).values()):
+                process.terminate()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -143,6 +167,19 @@ def _local_cluster(workers: int):
                 os.environ[name] = value
 
 
+POLL_SECONDS = 5.0
+"""How often a Dask run looks at its cluster while it waits for tasks."""
+
+NO_WORKER_SECONDS = 120.0
+"""A Dask run fails when its cluster has had no worker for this long (never a hang)."""
+
+
+def _allowed_failures() -> int:
+    import dask
+
+    return int(dask.config.get("distributed.scheduler.allowed-failures", 3)) + 1
+
+
 class DaskCluster:
     """Tasks on a Dask distributed cluster: an existing scheduler, or a LocalCluster.
 
@@ -183,18 +220,50 @@ class DaskCluster:
     def map_unordered(self, fn: Callable[[Any], Any], items: Sequence[Any]
                       ) -> Iterator[tuple[int, Any]]:
         """Submit every task to the cluster; yield results as they finish."""
-        from dask.distributed import as_completed
+        from dask.distributed import KilledWorker, wait
 
         futures = self._client.map(fn, list(items), pure=False)
         index = {future.key: i for i, future in enumerate(futures)}
+        pending = set(futures)
+        workerless_since: float | None = None
         try:
-            for future in as_completed(futures):
-                yield index[future.key], future.result()
+            while pending:
+                try:
+                    done, pending = wait(pending, timeout=POLL_SECONDS,
+                                         return_when="FIRST_COMPLETED")
+                except TimeoutError:
+                    workerless_since = self._check_workers(workerless_since)
+                    continue
+                for future in done:
+                    try:
+                        result = future.result()
+                    except KilledWorker as err:
+                        raise WorkerLostError(
+                            f"Dask workers died running a task {_allowed_failures()} times "
+                            f"({err.last_worker.address if err.last_worker else 'no worker'}"
+                            f"; out of memory?): what was written is complete; run the same "
+                            f"command again to resume, on workers with more memory") from None
+                    yield index[future.key], result
         finally:
             self._client.cancel([f for f in futures if not f.done()])
 
-    def close(self) -> None:
-        """Disconnect, and stop the LocalCluster if this executor started it."""
+    def _check_workers(self, since: float | None) -> float | None:
+        """Return since when the cluster has had no worker (None: it has some).
+
+        Raises `WorkerLostError` once that has lasted `NO_WORKER_SECONDS`.
+        """
+        if self._client.scheduler_info().get("workers"):
+            return None
+        now = time.monotonic()
+        if since is not None and now - since > NO_WORKER_SECONDS:
+            raise WorkerLostError(f"the Dask cluster has had no worker for "
+                                  f"{NO_WORKER_SECONDS:g} s: its workers died or left; what "
+                                  f"was written is complete: run the same command again to "
+                                  f"resume once workers are back")
+        return since if since is not None else now
+
+    def close(self, *, stop: bool = False) -> None:
+        """Disconnect, and stop the LocalCluster this executor started (its workers too)."""
         self._client.close()
         if self._cluster is not None:
             self._cluster.close()
@@ -207,12 +276,33 @@ def make_executor(workers: int | None = None, *, scheduler: str | None = None,
     ``scheduler`` or ``dask_local`` select Dask; otherwise ``workers`` local processes
     (default: every core), or this process alone for ``workers=1``.
     """
+    check_executor(workers, scheduler=scheduler, dask_local=dask_local)
     if scheduler is not None or dask_local is not None:
-        if workers is not None:
-            raise ValueError("--workers applies to local processes; with Dask, the cluster's "
-                             "workers run the tasks")
         return DaskCluster(scheduler, dask_local)
     count = (os.cpu_count() or 1) if workers is None else workers
-    if count < 1:
-        raise ValueError(f"workers must be at least 1, got {count}")
     return InProcess() if count == 1 else LocalProcesses(count)
+
+
+def check_executor(workers: int | None = None, *, scheduler: str | None = None,
+                   dask_local: int | None = None) -> None:
+    """Refuse executor settings that cannot work, before any work (`make_executor` uses them).
+
+    Raises
+    ------
+    ValueError
+        ``workers`` or ``dask_local`` below 1, both Dask and local workers asked for, both a
+        scheduler and a local cluster, or a scheduler address with spaces or nothing in it.
+    """
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    if dask_local is not None and dask_local < 1:
+        raise ValueError(f"dask_local must be at least 1 worker, got {dask_local}")
+    if (scheduler is not None or dask_local is not None) and workers is not None:
+        raise ValueError("--workers applies to local processes; with Dask, the cluster's "
+                         "workers run the tasks")
+    if scheduler is not None and dask_local is not None:
+        raise ValueError("give --scheduler (a running cluster) or --dask-local (a new one), "
+                         "not both")
+    if scheduler is not None and (not scheduler.strip() or any(c.isspace() for c in scheduler)):
+        raise ValueError(f"scheduler must be an address like tcp://host:8786, got "
+                         f"{scheduler!r}")

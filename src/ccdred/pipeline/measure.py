@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,27 +41,42 @@ def measure_read_noise(group: Sequence[FrameInfo], overscan: str | None) -> Meas
     """Read noise in ADU from two biases, else from two dark-flats or darks of one exposure.
 
     Two darks (or dark-flats) give an upper limit: their difference also holds the dark
-    current's shot noise (small in the short exposures of dark-flats).
+    current's shot noise (small in the short exposures of dark-flats). A pair whose
+    difference has no noise at all (the same data twice) measures nothing: the next pair
+    is tried, and a read noise of 0 is never returned.
     """
-    biases = [i.path for i in group if i.kind == "bias"]
-    if len(biases) >= 2:
-        first, second = (read_trimmed(path, overscan).data for path in biases[:2])
-        return Measured(read_noise_adu(first, second), "2 biases")
+    biases = [i for i in group if i.kind == "bias"]
+    candidates = [(pair, "2 biases") for pair in _pairs(biases)]
     for kind in ("darkflat", "dark"):
-        pair = _same_exposure_pair([i for i in group if i.kind == kind])
-        if pair:
-            first, second = (read_trimmed(i.path, overscan).data for i in pair)
-            return Measured(read_noise_adu(first, second), f"2 {kind}s, upper limit")
+        candidates += [(pair, f"2 {kind}s, upper limit")
+                       for pair in _same_exposure_pairs([i for i in group if i.kind == kind])]
+    identical = []
+    for pair, how in candidates[:MAX_PAIRS]:
+        first, second = (read_trimmed(i.path, overscan).data for i in pair)
+        value = read_noise_adu(first, second)
+        if math.isfinite(value) and value > 0:
+            return Measured(value, how)
+        identical.append(" and ".join(i.path.name for i in pair))
+    if identical:
+        return Measured(None, f"no noise between {'; '.join(identical)} (the same data "
+                              f"twice?): not measured")
     return Measured()
 
 
-def _same_exposure_pair(frames: Sequence[FrameInfo]) -> list[FrameInfo]:
+MAX_PAIRS = 4
+"""Pairs of frames tried for the read noise before giving up."""
+
+
+def _pairs(frames: Sequence[FrameInfo]) -> list[list[FrameInfo]]:
+    return [list(frames[i:i + 2]) for i in range(0, len(frames) - 1)]
+
+
+def _same_exposure_pairs(frames: Sequence[FrameInfo]) -> list[list[FrameInfo]]:
     by_exposure: dict[float, list[FrameInfo]] = {}
     for info in sorted(frames, key=lambda i: (i.exptime or 0.0, str(i.path))):
         if info.exptime is not None:
             by_exposure.setdefault(round(info.exptime, 2), []).append(info)
-    pairs = [members[:2] for _, members in sorted(by_exposure.items()) if len(members) >= 2]
-    return pairs[0] if pairs else []
+    return [pair for _, members in sorted(by_exposure.items()) for pair in _pairs(members)]
 
 
 def measure_gain(group: Sequence[FrameInfo], zero_for: Callable[[FrameInfo], Frame | None],
@@ -84,7 +100,7 @@ def measure_gain(group: Sequence[FrameInfo], zero_for: Callable[[FrameInfo], Fra
         return Measured(None, "no bias, dark-flat or dark for the flats' zero level")
     f1, f2 = (read_trimmed(info.path, overscan).data for info in pair)
     gain = gain_from_flats(f1, f2, zero.data, rn_adu or 0.0, cfa=pair[0].cfa)
-    if not gain > 0:
+    if not (gain > 0 and math.isfinite(gain)):
         return Measured(None, "the photon-transfer measurement failed")
     return Measured(gain, f"photon transfer ({pair[0].path.name}, {pair[1].path.name})")
 

@@ -12,7 +12,7 @@ from .executors import Executor
 from .options import ReduceOptions
 from .plan import NightPlan
 from .planner import plan_night
-from .run import NightResult, Progress, run_night
+from .run import NightResult, Progress, run_night, validate_plan
 
 __all__ = ["Night", "find_nights", "plan_nights", "reduce_nights"]
 
@@ -43,7 +43,9 @@ def find_nights(raw_dirs: Sequence[str | Path], out_dir: str | Path, *,
         if not raw.is_dir():
             raise ValueError(f"{raw}: not a directory")
         if subfolders:
-            folders += [d for d in sorted(raw.iterdir()) if d.is_dir() and find_fits(d)]
+            output = Path(out_dir).resolve()
+            folders += [d for d in sorted(raw.iterdir()) if d.is_dir()
+                        and not d.resolve().is_relative_to(output) and find_fits(d)]
         else:
             folders.append(raw)
     if not folders:
@@ -59,10 +61,10 @@ def find_nights(raw_dirs: Sequence[str | Path], out_dir: str | Path, *,
 
 
 def plan_nights(nights: Sequence[Night], *, library: str | Path, rules: Rules | None = None,
-                bayer: str | None = None) -> list[NightPlan]:
+                bayer: str | None = None, saturation: float | None = None) -> list[NightPlan]:
     """Plan every night against the library as it is now."""
-    return [plan_night(n.raw_dir, n.out_dir, library=library, rules=rules, bayer=bayer)
-            for n in nights]
+    return [plan_night(n.raw_dir, n.out_dir, library=library, rules=rules, bayer=bayer,
+                       saturation=saturation) for n in nights]
 
 
 def reduce_nights(nights: Sequence[Night], library: str | Path, *,
@@ -78,10 +80,13 @@ def reduce_nights(nights: Sequence[Night], library: str | Path, *,
     options = options or ReduceOptions()
     settings = {"options": options, "progress": progress, "executor": executor,
                 "library": library}
-    planned = {"library": library, "rules": rules, "bayer": options.bayer}
+    planned = {"library": library, "rules": rules, "bayer": options.bayer,
+               "saturation": options.saturation}
     built: dict[Path, list[Path]] = {}
-    for night, plan in zip(nights, plan_nights(nights, **planned),
-                           strict=True):
+    plans = plan_nights(nights, **planned)
+    for plan in plans:  # every night's inputs checked before any night is written
+        validate_plan(plan, options)
+    for night, plan in zip(nights, plans, strict=True):
         if any(m.library is None for m in plan.masters):
             first = run_night(night.raw_dir, night.out_dir, plan=plan, force_masters=force,
                             force_science=False, masters_only=True, **settings)

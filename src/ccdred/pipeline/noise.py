@@ -206,7 +206,8 @@ def _read_noise(options: ReduceOptions, header: Measured, measured: Measured,
         return given.value, given.how
     if rn_adu is not None:
         return rn_adu * gain, f"measured from {rn_from} ({rn_adu:.2f} ADU)"
-    return 0.0, "unknown (no keyword, no pair of biases or darks): 0"
+    why = rn_from or "no pair of biases or darks"
+    return 0.0, f"unknown (no keyword, {why}): 0"
 
 
 def read_noise_cards(inputs: Sequence[FrameInfo], options: ReduceOptions) -> dict[str, tuple]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -90,16 +91,22 @@ class ReduceOptions:
         if self.units not in UNITS:
             raise ValueError(f"units must be one of {', '.join(UNITS)}, got {self.units!r}")
         for name in ("hot_sigma", "dead_sigma", "min_flat", "hot_noise"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+            if not _finite_positive(getattr(self, name)):
+                raise ValueError(f"{name} must be a positive number, got "
+                                 f"{getattr(self, name)}")
         for name in ("gain", "read_noise", "saturation"):
             value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ValueError(f"{name} must be positive, got {value}")
+            if value is not None and not _finite_positive(value):
+                raise ValueError(f"{name} must be a positive number, got {value}")
 
     def as_dict(self) -> dict[str, Any]:
         """Return the options as plain data (for the manifest and resume keys)."""
         return asdict(self)
+
+
+def _finite_positive(value: Any) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value) and value > 0)
 
 
 class OptionsView:

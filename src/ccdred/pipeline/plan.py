@@ -6,6 +6,7 @@ Planning reads headers only (through `ccdred.inventory`); it never touches pixel
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections import Counter, defaultdict
@@ -19,7 +20,7 @@ from ..library import Match
 
 __all__ = ["MasterPlan", "DarkChoice", "SciencePlan", "NightPlan", "choose_dark", "exptime_key",
            "setups", "output_names", "master_name", "safe_name", "same_exptime",
-           "most_common", "middle", "temperature_ok"]
+           "most_common", "middle", "temperature_ok", "filter_labels"]
 
 EXPTIME_TOLERANCE = 0.01
 """Relative difference under which two exposure times count as equal (1 per cent)."""
@@ -211,7 +212,7 @@ def setups(infos: Iterable[FrameInfo]) -> dict[tuple[Any, ...], str]:
     if differing and differing[0] < 2:  # the geometry differs: name it in full, as always
         differing = [0, 1] + [i for i in differing if i >= 2]
     names = {key: "_" + "_".join(parts[key][i] for i in differing) for key in keys}
-    if len(set(names.values())) < len(names):  # parts that read alike: number them
+    if len({n.casefold() for n in names.values()}) < len(names):  # alike: number them
         names = {key: f"{name}_{n}" for n, (key, name) in enumerate(names.items(), start=1)}
     return names
 
@@ -219,10 +220,11 @@ def setups(infos: Iterable[FrameInfo]) -> dict[tuple[Any, ...], str]:
 def _setup_parts(setup: Any) -> list[str]:
     shape, binning = setup[0], setup[1]
     parts = [f"{shape[1]}x{shape[0]}" if shape else "noshape", f"bin{binning[0]}x{binning[1]}"]
-    extra = list(setup[2:]) + [None] * (4 - len(setup[2:]))
-    gain, offset, mode, cfa = extra[:4]
+    extra = list(setup[2:]) + [None] * (5 - len(setup[2:]))
+    gain, offset, mode, cfa, camera = extra[:5]
     parts += [f"g{gain:g}" if gain is not None else "g-", f"o{offset:g}" if offset is not None
-              else "o-", safe_name(mode) if mode else "mode-", cfa or "mono"]
+              else "o-", safe_name(mode) if mode else "mode-", cfa or "mono",
+              safe_name(camera) if camera else "nocamera"]
     return parts
 
 
@@ -245,11 +247,39 @@ def output_names(science: Sequence[FrameInfo], raw_dir: Path) -> dict[Path, str]
                 info.path)
             base = "__".join([*rel.parent.parts, base])
         names[info.path] = f"{base}.fits"
+    # Names still alike (x.fits beside x.fits.gz, folders differing in case): a short hash of
+    # the file's own path keeps them apart on any file system.
+    taken = Counter(name.casefold() for name in names.values())
+    for path, name in names.items():
+        if taken[name.casefold()] > 1:
+            digest = hashlib.sha1(str(path).encode()).hexdigest()[:6]
+            names[path] = f"{Path(name).stem}_{digest}.fits"
     return names
 
 
-def master_name(kind: str, group_by: str, key: Any, suffix: str) -> str:
-    """``bias``, ``dark_300s``, ``flat_R``: the kind, the group's key, the setup's suffix."""
+def filter_labels(filters: Iterable[str | None]) -> dict[str, str]:
+    """How each filter is named in product names: never two alike, whatever the file system.
+
+    A filter's name is made safe for a file name (`safe_name`; no filter is ``none``). When
+    two filters would read alike that way, or differ only in case (``r'`` and ``r``,
+    ``H alpha`` and ``H-alpha``, ``R`` and ``r``), each gets a short hash of its true name.
+    """
+    keys = sorted({f or "" for f in filters})
+    bases = {key: safe_name(key) for key in keys}
+    alike: dict[str, list[str]] = defaultdict(list)
+    for key, base in bases.items():
+        alike[base.casefold()].append(key)
+    return {key: base if len(alike[base.casefold()]) == 1 else
+            f"{base}_{hashlib.sha1(key.encode()).hexdigest()[:6]}"
+            for key, base in bases.items()}
+
+
+def master_name(kind: str, group_by: str, key: Any, suffix: str,
+                labels: dict[str, str] | None = None) -> str:
+    """``bias``, ``dark_300s``, ``flat_R``: the kind, the group's key, the setup's suffix.
+
+    ``labels`` names filters (`filter_labels`); without it, `safe_name` does.
+    """
     if group_by == "setup":
         return f"{kind}{suffix}"
     if group_by == "exptime" and isinstance(key, tuple):
@@ -258,7 +288,8 @@ def master_name(kind: str, group_by: str, key: Any, suffix: str) -> str:
         return f"{kind}_{exptime_key(exptime)}{temperature}{suffix}"
     if group_by == "exptime":
         return f"{kind}_{exptime_key(key)}{suffix}"
-    return f"{kind}_{safe_name(key)}{suffix}"
+    label = (labels or {}).get(key or "") or safe_name(key)
+    return f"{kind}_{label}{suffix}"
 
 
 def most_common(values: Iterable[Any]) -> Any:

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..inventory import FrameInfo, scan
+from ..inventory import FrameInfo, camera_name, find_duplicates, scan
 from ..library import CalibrationLibrary, Rules
 from .borrow import Borrower
+from .groups import GROUPERS, temperature_text, warn_missing_darks
 from .plan import (
     DarkChoice,
     MasterPlan,
@@ -22,9 +23,9 @@ from .plan import (
     SciencePlan,
     choose_dark,
     exptime_key,
+    filter_labels,
     master_name,
     output_names,
-    same_exptime,
     setups,
 )
 from .recipes import RECIPES, Recipe
@@ -37,7 +38,7 @@ LIBRARY_NAME = "calibrations.sqlite"
 
 def plan_night(raw_dir: str | Path, out_dir: str | Path | None = None, *,
                library: str | Path | None = None, rules: Rules | None = None,
-               bayer: str | None = None) -> NightPlan:
+               bayer: str | None = None, saturation: float | None = None) -> NightPlan:
     """Scan ``raw_dir`` and plan its reduction (headers only; nothing is written).
 
     Parameters
@@ -53,6 +54,9 @@ def plan_night(raw_dir: str | Path, out_dir: str | Path | None = None, *,
         When a library master may serve (`ccdred.library.Rules`).
     bayer : str, optional
         The Bayer pattern of every frame, whatever the headers say (``RGGB``...).
+    saturation : float, optional
+        The saturation level the run is given (else the plan warns when floating-point
+        frames carry none).
 
     Raises
     ------
@@ -67,15 +71,34 @@ def plan_night(raw_dir: str | Path, out_dir: str | Path | None = None, *,
         out = Path(out_dir)
         if out.resolve() == raw.resolve():
             raise ValueError(f"{out}: the output directory cannot be the raw directory itself")
-        exclude.append(out)
+        if not raw.resolve().is_relative_to(out.resolve()):
+            exclude.append(out)  # an output above the raw folder holds it: never excluded
     library_path = library_path_for(library, out_dir)
     infos = scan(raw, exclude=exclude)
+    products = [i.path for i in infos if i.product]
+    infos = [i for i in infos if not i.product]
+    duplicates = find_duplicates(i.path for i in infos if i.ok)
+    dropped = {d.path for d in duplicates}
+    infos = [i for i in infos if i.path not in dropped]
+    notes = tuple(f"{_relative(d.path, raw)} holds the same data as {_relative(d.same_as, raw)}"
+                  f" ({d.how}): used once" for d in duplicates)
+    if products:
+        notes += (f"{len(products)} file(s) written by ccdred (e.g. {_relative(products[0], raw)})"
+                  f" are under the raw folder: not taken for raw frames",)
     if bayer is not None:
         infos = [replace(i, cfa=bayer) for i in infos]
     if library_path is None or not library_path.is_file():
-        return build_plan(infos, raw, rules=rules)
-    with CalibrationLibrary(library_path) as calibrations:
-        return build_plan(infos, raw, calibrations, rules)
+        plan = build_plan(infos, raw, rules=rules)
+    else:
+        with CalibrationLibrary(library_path) as calibrations:
+            plan = build_plan(infos, raw, calibrations, rules)
+    if saturation is None:
+        notes += _saturation_notes(plan.frames)
+    return replace(plan, warnings=notes + plan.warnings)
+
+
+def _relative(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 def library_path_for(library: str | Path | None, out_dir: str | Path | None) -> Path | None:
@@ -98,8 +121,8 @@ def build_plan(infos: Sequence[FrameInfo], raw_dir: Path,
     ``library`` serves (`CalibrationLibrary.best` with ``rules``), and the plan says which and
     why. A frame with no suitable master goes uncorrected for that step, and the plan says so.
     """
-    usable = [i for i in infos if i.ok]
     warnings: list[str] = []
+    usable = _name_unnamed_cameras([i for i in infos if i.ok], warnings)
     setup_suffixes = setups(usable)
     masters: list[MasterPlan] = []
     science: list[SciencePlan] = []
@@ -119,6 +142,39 @@ def build_plan(infos: Sequence[FrameInfo], raw_dir: Path,
                      skipped=tuple(i for i in infos if not i.ok),
                      warnings=tuple(dict.fromkeys(warnings)), setups=setup_suffixes,
                      frames=tuple(usable))
+
+
+def _saturation_notes(infos: Sequence[FrameInfo]) -> tuple[str, ...]:
+    """Say when floating-point frames carry no saturation level (nothing can be flagged)."""
+    unknown = [i for i in infos if i.bitpix is not None and i.bitpix < 0
+               and i.saturation is None]
+    if not unknown:
+        return ()
+    return (f"{len(unknown)} floating-point frame(s) (BITPIX {unknown[0].bitpix}, e.g. "
+            f"{unknown[0].path.name}) have no saturation keyword (SATURATE/DATAMAX): saturated "
+            f"pixels cannot be flagged; give --saturation LEVEL (raw ADU)",)
+
+
+def _name_unnamed_cameras(infos: list[FrameInfo], warnings: list[str]) -> list[FrameInfo]:
+    """Frames without INSTRUME belong to the night's camera when the night names only one.
+
+    With several cameras named, an unnamed frame cannot be told to belong to any: it forms
+    its own setup (never combined with or applied to a named camera's frames), and the plan
+    says so.
+    """
+    named = {camera_name(i.instrument): i.instrument for i in infos if i.instrument}
+    unnamed = [i for i in infos if camera_name(i.instrument) is None]
+    if not unnamed or not named:
+        return infos
+    if len(named) == 1:
+        (instrument,) = named.values()
+        return [i if camera_name(i.instrument) else replace(i, instrument=instrument)
+                for i in infos]
+    warnings.append(f"{len(unnamed)} frame(s) name no camera (no INSTRUME, e.g. "
+                    f"{unnamed[0].path.name}) in a night of {len(named)} cameras "
+                    f"({', '.join(sorted(named.values()))}): they are calibrated only with "
+                    f"each other")
+    return infos
 
 
 def _header_notes(infos: Sequence[FrameInfo]) -> list[str]:
@@ -142,6 +198,11 @@ class _SetupPlanner:
     rules: Rules
     warnings: list[str]
     planned: dict[str, list[MasterPlan]] = field(default_factory=dict)
+    labels: dict[str, str] = field(init=False)
+    """How each filter of the setup's frames is named in product names."""
+
+    def __post_init__(self) -> None:
+        self.labels = filter_labels(i.filter for i in self.frames)
 
     def of_kind(self, kind: str) -> list[FrameInfo]:
         return [i for i in self.frames if i.kind == kind]
@@ -149,7 +210,7 @@ class _SetupPlanner:
     def masters(self) -> list[MasterPlan]:
         """Every kind's masters, in recipe order (borrowed before own, as they are named)."""
         borrow = Borrower(self.library, self.rules, self.setup, self.suffix,
-                          self.of_kind("science"), self.warnings)
+                          self.of_kind("science"), self.warnings, self.labels)
         out: list[MasterPlan] = []
         for recipe in RECIPES.values():
             frames = self.of_kind(recipe.frames)
@@ -192,7 +253,7 @@ class _SetupPlanner:
         if not frames:
             return []
         bias = self.bias if recipe.subtract_bias else None
-        groups = _GROUPERS[recipe.group_by](frames, recipe, self.warnings)
+        groups = GROUPERS[recipe.group_by](frames, recipe, self.warnings)
         plans = []
         for key, members in groups:
             plans.append(self._master(recipe, key, members, bias))
@@ -200,12 +261,12 @@ class _SetupPlanner:
 
     def _master(self, recipe: Recipe, key: Any, members: Sequence[FrameInfo],
                 bias: str | None) -> MasterPlan:
-        name = master_name(recipe.kind, recipe.group_by, key, self.suffix)
+        name = master_name(recipe.kind, recipe.group_by, key, self.suffix, self.labels)
         darks: tuple[DarkChoice | None, ...] = ()
         serving = self._darks_for(recipe)
         if recipe.dark_kinds:
             darks = tuple(self._choose_dark(f, serving, level_ok=bias is None) for f in members)
-            _warn_missing_darks(name, members, darks, serving, bias, self.warnings)
+            warn_missing_darks(name, members, darks, serving, bias, self.warnings)
         if recipe.group_by == "filter" and len(members) == 1:
             self.warnings.append(f"{name}: a single {recipe.frames}; its noise goes straight "
                                  f"into every science frame (take several)")
@@ -251,7 +312,7 @@ class _SetupPlanner:
     def _science_dark(self, info: FrameInfo, darks: Sequence[MasterPlan]) -> DarkChoice | None:
         dark = self._choose_dark(info, darks, level_ok=self.bias is None)
         if (dark is None or dark.level_only) and darks:
-            listed = ", ".join(exptime_key(d.exptime) + _temperature_text(d.temperature)
+            listed = ", ".join(exptime_key(d.exptime) + temperature_text(d.temperature)
                                for d in darks)
             what = (f"{info.exptime}s" if info.temperature is None
                     else f"{info.exptime}s at {info.temperature:+.1f} C")
@@ -286,7 +347,7 @@ def _settings_notes(planners: Sequence[_SetupPlanner]) -> list[str]:
             if planner.planned.get(kind):
                 continue
             others = [p for p in planners if p is not planner and p.planned.get(kind)
-                      and p.setup[:2] == planner.setup[:2]]
+                      and _geometry(p.setup) == _geometry(planner.setup)]
             for other in others:
                 notes.append(f"the lights at {_settings(planner.setup)} get no {kind}: the "
                              f"night's {kind}s are at {_settings(other.setup)}, and a {kind} "
@@ -294,78 +355,13 @@ def _settings_notes(planners: Sequence[_SetupPlanner]) -> list[str]:
     return notes
 
 
+def _geometry(setup: Any) -> tuple[Any, ...]:
+    """Shape, binning and camera: what differs only in settings shares."""
+    return (*setup[:2], setup[6] if len(setup) > 6 else None)
+
+
 def _settings(setup: Any) -> str:
     names = ("gain", "offset", "readout mode", "Bayer pattern")
     parts = [f"{name} {value:g}" if isinstance(value, float) else f"{name} {value}"
              for name, value in zip(names, setup[2:6], strict=False) if value is not None]
     return ", ".join(parts) or "no camera settings"
-
-
-def _by_setup(frames: Sequence[FrameInfo], recipe: Recipe, warnings: list[str]
-              ) -> list[tuple[Any, list[FrameInfo]]]:
-    return [(None, list(frames))]
-
-
-def _by_exptime(frames: Sequence[FrameInfo], recipe: Recipe, warnings: list[str]
-                ) -> list[tuple[Any, list[FrameInfo]]]:
-    """One group per exposure time, and per cooler set point when the night has several."""
-    groups: list[tuple[float, list[FrameInfo]]] = []
-    for info in sorted(frames, key=lambda i: i.exptime or 0.0):
-        if info.exptime is None:
-            warnings.append(f"{info.path.name}: {recipe.frames} without an exposure time; not "
-                            f"used")
-            continue
-        if groups and same_exptime(groups[-1][0], info.exptime):
-            groups[-1][1].append(info)
-        else:
-            groups.append((info.exptime, [info]))
-    set_points = {i.set_temperature for i in frames if i.set_temperature is not None}
-    if len(set_points) <= 1:
-        return list(groups)
-    split = []
-    for exptime, members in groups:
-        by_point: dict[float | None, list[FrameInfo]] = defaultdict(list)
-        for info in members:
-            by_point[info.set_temperature].append(info)
-        split += [((exptime, point), part) for point, part in sorted(
-            by_point.items(), key=lambda item: (item[0] is None, item[0] or 0.0))]
-    return split
-
-
-def _by_filter(frames: Sequence[FrameInfo], recipe: Recipe, warnings: list[str]
-               ) -> list[tuple[Any, list[FrameInfo]]]:
-    groups: dict[str, list[FrameInfo]] = defaultdict(list)
-    for info in frames:
-        groups[info.filter or ""].append(info)
-    if "" in groups and len(groups) > 1:
-        warnings.append(f"{len(groups[''])} {recipe.frames}s have no filter keyword; they form "
-                        f"their own group and serve only science frames without a filter")
-    return sorted(groups.items())
-
-
-_GROUPERS = {"setup": _by_setup, "exptime": _by_exptime, "filter": _by_filter}
-
-
-def _temperature_text(temperature: float | None) -> str:
-    return "" if temperature is None else f" at {temperature:+.1f} C"
-
-
-def _warn_missing_darks(name: str, frames: Sequence[FrameInfo],
-                        choices: Sequence[DarkChoice | None], darks: Sequence[MasterPlan],
-                        bias: str | None, warnings: list[str]) -> None:
-    """Say which input frames go without their dark, and what that leaves in them."""
-    missing = [f.path.name for f, c in zip(frames, choices, strict=True) if c is None]
-    estimated = [c for c in choices if c is not None and c.level_only]
-    kind = f"{frames[0].kind}s"
-    if estimated:
-        warnings.append(f"{name}: no bias and no dark-flat or dark of the {kind}' exposure: "
-                        f"their pedestal is estimated from the median of {estimated[0].master}"
-                        f" (take dark-flats)")
-    if missing and not darks and bias is None:
-        warnings.append(f"{name}: NO bias, dark-flat or dark for its {kind}: they keep the "
-                        f"camera's pedestal, which skews every flat-fielded value (take "
-                        f"dark-flats or biases)")
-    elif missing and darks:
-        warnings.append(f"no dark can serve {kind} {', '.join(missing)} (different exposure "
-                        f"or temperature, and no bias to scale a dark): their dark current "
-                        f"stays in them")

@@ -163,12 +163,25 @@ def up_to_date(path: Path, key: str) -> bool:
         return False
 
 
-def remove_stale_parts(out: Path) -> None:
-    """Remove temporary files a killed run left behind (products are renamed into place)."""
-    for folder in (out / "masters", out / "reduced"):
-        if folder.is_dir():
-            for part in folder.glob(".*.part"):
-                part.unlink(missing_ok=True)
+STALE_FOLDERS = ("masters", "reduced", "report")
+"""Folders of an output whose temporary files a killed run may have left (the output's own
+top level too: the manifest)."""
+
+
+def remove_stale_parts(out: Path) -> list[Path]:
+    """Remove temporary files a killed run left behind (products are renamed into place).
+
+    Only ccdred's own temporary names (``.<name>.<random>.part``) in the output's top level
+    and its product folders (the report's figures included) are removed; returns them.
+    """
+    parts = list(out.glob(".*.part")) if out.is_dir() else []
+    for name in STALE_FOLDERS:
+        folder = out / name
+        if folder.is_dir() and not folder.is_symlink():
+            parts += folder.rglob(".*.part")
+    for part in parts:
+        part.unlink(missing_ok=True)
+    return parts
 
 
 def master_reference(path: Path, out: Path) -> str:

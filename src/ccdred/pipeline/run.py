@@ -41,7 +41,8 @@ from .science import SCIENCE_STEPS, ScienceJob, science_product, science_task
 from .sensor import Sensor, analyse_sensor
 from .tasks import MasterRef
 
-__all__ = ["NightResult", "plan_night", "reduce_night", "run_night", "LIBRARY_NAME", "Progress"]
+__all__ = ["NightResult", "plan_night", "reduce_night", "run_night", "LIBRARY_NAME", "Progress",
+           "validate_plan"]
 
 Progress = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: called as work advances."""
@@ -116,9 +117,13 @@ def run_night(raw_dir: str | Path, out_dir: str | Path, *, options: ReduceOption
               library: str | Path | None) -> NightResult:
     """`reduce_night`, with masters and science frames forced apart (for many nights)."""
     out = Path(out_dir)
-    plan = plan or plan_night(raw_dir, out, library=library, bayer=options.bayer)
-    _validate_inputs(plan, options)
+    plan = plan or plan_night(raw_dir, out, library=library, bayer=options.bayer,
+                              saturation=options.saturation)
+    validate_plan(plan, options)
     _check_writable(out)
+    library_path = library_path_for(library, out)
+    if library_path is not None:
+        CalibrationLibrary(library_path).close()  # usable (or made) before any work
     remove_stale_parts(out)
     report = progress or (lambda stage, done, total: None)
     run = _Run(plan, out, options, executor or InProcess(), force_masters, force_science,
@@ -128,7 +133,7 @@ def run_night(raw_dir: str | Path, out_dir: str | Path, *, options: ReduceOption
         report("masters", done, total)
         run.master(master)
     report("masters", total, total)
-    _register(run, library_path_for(library, out))
+    _register(run, library_path)
     run.badpix_maps()
     for setup in plan.setups:
         run.noise_for(setup)
@@ -148,7 +153,8 @@ def _raw_infos(plan: NightPlan) -> dict[Path, FrameInfo]:
     return infos
 
 
-def _validate_inputs(plan: NightPlan, options: ReduceOptions) -> None:
+def validate_plan(plan: NightPlan, options: ReduceOptions) -> None:
+    """Refuse a plan with unusable inputs (unless ``options.skip_bad``) or nothing to do."""
     if plan.skipped and not options.skip_bad:
         lines = "\n".join(f"  {i.path}: {i.error}" for i in plan.skipped)
         raise BadInputError(plan.raw_dir,
@@ -156,6 +162,22 @@ def _validate_inputs(plan: NightPlan, options: ReduceOptions) -> None:
                             f"(use --skip-bad to go on without them):\n{lines}")
     if not plan.masters and not plan.science:
         raise BadInputError(plan.raw_dir, "no bias, dark, flat or science frames found")
+    for master in plan.masters:  # a borrowed master must be as registered, before any work
+        if master.library is not None:
+            _check_borrowed(Path(master.library.path), master.library.sha256)
+
+
+def _check_borrowed(path: Path, registered: str) -> str:
+    """Return a library master's checksum, refusing one missing or changed since registered."""
+    if not path.is_file():
+        raise BadInputError(path, "library master missing: remove it from the library "
+                                  "('ccdred library remove') or restore the file")
+    actual = io.sha256(path)
+    if actual != registered:
+        raise BadInputError(path, f"library master changed since it was registered (SHA-256 "
+                                  f"{actual[:12]}..., library {registered[:12]}...): "
+                                  f"re-register it with 'ccdred library add'")
+    return actual
 
 
 def _check_writable(out: Path) -> None:
@@ -259,11 +281,7 @@ class _Run:
     def _borrow(self, master: MasterPlan) -> None:
         choice = master.library
         path = Path(choice.path)
-        actual = io.sha256(path)
-        if actual != choice.sha256:
-            raise BadInputError(path, f"library master changed since it was registered "
-                                      f"(SHA-256 {actual[:12]}..., library {choice.sha256[:12]}"
-                                      f"...): re-register it with 'ccdred library add'")
+        actual = _check_borrowed(path, choice.sha256)
         self.masters[master.name] = io.read(path)
         self.keys[master.name] = actual
         self.result.masters[master.name] = path

@@ -80,13 +80,24 @@ def _step_and_top_values(frames: Sequence[FrameInfo]) -> tuple[int, np.ndarray]:
 
 
 def _full_scale(info: FrameInfo, step: int) -> float | None:
-    """Return the largest value the ADC writes: its top code times the step (integer data only)."""
+    """Return the largest value the ADC writes: its top code times the step (integer data only).
+
+    The file's integer range is that of its BITPIX (8: 0 to 255, unsigned as FITS has it;
+    16, 32, 64: signed), as BZERO and BSCALE turn it into values. A 16-bit file written by a
+    12- or 14-bit ADC tops out at its largest code times the step.
+    """
     if not info.bitpix or info.bitpix <= 0:
         return None
-    top = float(2 ** (info.bitpix - 1) - 1 + (info.bzero or 0.0))
-    if info.adc_bits and 8 <= info.adc_bits < info.bitpix + 1:
+    low, high = (0, 255) if info.bitpix == 8 else (-(2 ** (info.bitpix - 1)),
+                                                   2 ** (info.bitpix - 1) - 1)
+    scale = info.bscale if info.bscale else 1.0
+    zero = info.bzero or 0.0
+    top = max(low * scale + zero, high * scale + zero)
+    if info.bitpix == 16 and top == 65535 and info.adc_bits and 8 <= info.adc_bits < 16:
         return float((2**info.adc_bits - 1) * (2 ** (16 - info.adc_bits)))
-    return float((int(top + 1) // step - 1) * step) if step > 1 else top
+    if step > 1 and scale == 1.0:
+        return float((int(top + 1) // step - 1) * step)
+    return float(top)
 
 
 def _step_text(step: int) -> str:

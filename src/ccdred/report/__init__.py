@@ -65,6 +65,8 @@ def write_report(out_dir: str | Path, *, executor: Executor | None = None,
     cache_dir = report_dir / "cache"
     figures_dir.mkdir(parents=True, exist_ok=True)
     cache_dir.mkdir(exist_ok=True)
+    for part in report_dir.rglob(".*.part"):  # what a killed report left behind
+        part.unlink(missing_ok=True)
     masters = {p.name: str(p.path) for p in manifest.masters()}
     checksums = {p.name: p.sha256 for p in manifest.masters()}
     tasks = [("master", p, str(figures_dir), read_noise_adu(manifest))
@@ -75,10 +77,13 @@ def write_report(out_dir: str | Path, *, executor: Executor | None = None,
     runner = LocalProcesses(workers) if own else (executor or InProcess())
     try:
         ordered = build_sections(tasks, runner, progress or (lambda stage, done, total: None),
-                            keys, cache_dir)
-    finally:
+                                 keys, cache_dir)
+    except BaseException as err:
         if own:
-            runner.close()
+            runner.close(stop=isinstance(err, KeyboardInterrupt))
+        raise
+    if own:
+        runner.close()
     _prune(report_dir, ordered, {task[1].path.stem for task in tasks})
     night = report_dir / "night.png"
     plots.save(night_figure(ordered), night, dpi=FIGURE_DPI)

@@ -148,6 +148,10 @@ def _check_choices(options: CombineOptions) -> None:
                          f"{options.zero!r}")
 
 
+MAX_MEMORY_LIMIT = 2**50
+"""The largest working memory accepted (1 PiB): more is a typing error, not a machine."""
+
+
 def _check_numbers(options: CombineOptions) -> None:
     if not (options.sigma_low > 0 and options.sigma_high > 0):
         raise ValueError(f"sigma_low and sigma_high must be positive, got {options.sigma_low}, "
@@ -171,6 +175,8 @@ def _check_numbers(options: CombineOptions) -> None:
     if isinstance(limit, bool) or not (isinstance(limit, int | float) and math.isfinite(limit)
                                        and limit > 0):
         raise ValueError(f"memory_limit must be a positive number of bytes, got {limit!r}")
+    if limit > MAX_MEMORY_LIMIT:
+        raise ValueError(f"memory_limit must be at most 1024T (2**50 bytes), got {limit:.4g}")
 
 
 def clip_description(reject: str, *, sigma_low: float, sigma_high: float, maxiters: int,
