@@ -150,32 +150,24 @@ def test_instrument_file_gives_gain_and_read_noise(sim_night, tmp_path):
     assert bad.returncode == 2 and "gain must be a positive number" in bad.stderr
 
 
-def _combine_mismatched(tmp_path, cache_dir):
-    import numpy as np
-    from astropy.io import fits
+def test_first_run_says_it_compiles_the_kernels(tmp_path, monkeypatch, capsys):
+    from ccdred.cli.app import note_first_compile
+    from ccdred.kernels.cache import kernels_cached
 
-    paths = []
-    for i, shape in enumerate([(8, 8), (8, 9)]):
-        paths.append(tmp_path / f"f{i}.fits")
-        fits.PrimaryHDU(np.zeros(shape, np.uint16)).writeto(paths[-1])
-    # Shapes that differ fail before any kernel runs, so nothing is compiled here.
-    return subprocess.run([*ccdred_command(), "combine", *map(str, paths), "-o",
-                           str(tmp_path / "out.fits")], capture_output=True, text=True,
-                          timeout=600, env={"PATH": "/usr/bin", "NUMBA_CACHE_DIR": str(cache_dir)})
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))  # an empty cache: numba compiles
+    assert not kernels_cached()
+    note_first_compile()
+    assert "Compiling ccdred's kernels" in capsys.readouterr().err
 
 
-def test_first_run_says_it_compiles_the_kernels(tmp_path):
-    empty = tmp_path / "cache"
-    empty.mkdir()
-    result = _combine_mismatched(tmp_path, empty)
-    assert result.returncode == 2 and "shapes differ" in result.stderr
-    assert "Compiling ccdred's kernels" in result.stderr
+def test_later_runs_do_not_say_it(tmp_path, monkeypatch, capsys):
+    from ccdred.cli.app import note_first_compile
+    from ccdred.kernels.cache import kernels_cached
 
-
-def test_later_runs_do_not_say_it(tmp_path):
-    cache = tmp_path / "cache" / "ccdred" / "kernels"
+    cache = tmp_path / "ccdred" / "kernels"
     cache.mkdir(parents=True)
     (cache / "combine.combine_block-60.py311.nbi").write_bytes(b"")
-    result = _combine_mismatched(tmp_path, tmp_path / "cache")
-    assert result.returncode == 2
-    assert "Compiling" not in result.stderr
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    assert kernels_cached()
+    note_first_compile()
+    assert "Compiling" not in capsys.readouterr().err
