@@ -181,7 +181,8 @@ def ratio_line(what: str, siril: float | None, ours: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, nargs="+", default=[20, 100])
+    parser.add_argument("--frames", type=int, nargs="*", default=[20, 100],
+                        help="combine jobs of these many frames (none: the night only)")
     parser.add_argument("--size", type=int, default=2048)
     parser.add_argument("--night", type=int, default=50, help="science frames in the night")
     parser.add_argument("--rounds", type=int, default=3)
