@@ -16,7 +16,7 @@ from ccdred import io
 from .conftest import ROOT
 
 # A ccdred run whose writes fail as on a full disk: a file whose path holds FAULT_AT cannot be
-# flushed (ENOSPC at fsync, as a full disk shows itself for buffered writes), and with
+# written (ENOSPC at write, as a full disk shows itself; ccdred does not fsync), and with
 # FAULT_AT=sqlite the library can hold no page beyond its first (SQLite's own "database or
 # disk is full").
 FAULTY = """
@@ -38,12 +38,29 @@ elif where == "sqlite":
         return db
     sqlite3.connect = full
 else:
-    fsync = os.fsync
-    def failing(fd):
-        if where in os.readlink(f"/proc/self/fd/{fd}"):
+    import builtins, io
+
+    class FullFile:  # a file on a full disk: writing it fails
+        def __init__(self, handle):
+            self._handle = handle
+        def write(self, data):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return fsync(fd)
-    os.fsync = failing
+        def __getattr__(self, name):
+            return getattr(self._handle, name)
+        def __enter__(self):
+            return self
+        def __exit__(self, *exc):
+            self._handle.close()
+
+    real_open = builtins.open
+    def failing_open(file, mode="r", *args, **kwargs):
+        handle = real_open(file, mode, *args, **kwargs)
+        path = os.readlink(f"/proc/self/fd/{file}") if isinstance(file, int) else (
+            os.path.abspath(os.fspath(file)))
+        if any(c in mode for c in "wax+") and where in path:
+            return FullFile(handle)
+        return handle
+    builtins.open = io.open = failing_open
 from ccdred.cli import main
 sys.argv[0] = "ccdred"
 sys.exit(main())
