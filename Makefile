@@ -72,6 +72,7 @@ test-latest: $(STAMP_LATEST) browser
 
 bench: $(STAMP) siril
 	$(BIN)/python benchmarks/bench_siril.py
+	NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 $(BIN)/python benchmarks/bench_lacosmic.py
 	$(BIN)/python benchmarks/bench_combine.py
 	$(BIN)/python benchmarks/bench_night.py
 
