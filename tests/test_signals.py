@@ -19,9 +19,10 @@ psutil = pytest.importorskip("psutil")
 
 @pytest.fixture(scope="module")
 def night(tmp_path_factory):
-    """A night with enough science frames that workers are busy when the signal comes."""
+    """A night with enough science frames that workers are still busy when the signal comes
+    (the science after the first master lasts seconds, not the blink it took with 10 frames)."""
     model = CameraModel(size=256, n_stars=25, n_bias=5, n_dark=5, n_flat=5,
-                        science_exptimes=(300.0,) * 10)
+                        science_exptimes=(300.0,) * 40)
     return simulate_night(tmp_path_factory.mktemp("signals"), model=model, seed=5)
 
 
@@ -67,7 +68,7 @@ def test_killing_the_main_process_leaves_no_worker(night, tmp_path, signum):
                            timeout=600)
     assert rerun.returncode == 0, rerun.stderr
     assert not list(out.rglob("*.part"))
-    assert len(list((out / "reduced").glob("*.fits"))) == 10
+    assert len(list((out / "reduced").glob("*.fits"))) == 40
 
 
 def test_ctrl_c_is_one_line_and_exit_130(night, tmp_path):
