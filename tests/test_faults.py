@@ -6,6 +6,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -106,7 +107,7 @@ def test_a_full_disk_at_any_write_fails_cleanly(sim_night, tmp_path, what, where
             hdul.verify("exception")
     library = out / "calibrations.sqlite"
     if library.exists():  # never a library without its table
-        with sqlite3.connect(library) as db:
+        with closing(sqlite3.connect(library)) as db:
             tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master")}
         assert "masters" in tables
     # the same command, once the disk has room again, finishes the night
