@@ -13,23 +13,11 @@ import pytest
 from astropy.io import fits
 
 import ccdred
-from ccdred import io
 from ccdred.errors import BadInputError
 from ccdred.pipeline import ReduceOptions
 
 from .conftest import ccdred_command
-
-FAST = ReduceOptions(cosmics=False)
-
-
-def copy_night(sim_night, dest: Path) -> Path:
-    raw = dest / "raw"
-    shutil.copytree(sim_night.raw_dir, raw)
-    return raw
-
-
-def checksums(root: Path) -> dict[Path, str]:
-    return {p: io.sha256(p) for p in sorted(root.rglob("*")) if p.is_file()}
+from .test_hostile import FAST, checksums, copy_night  # noqa: E402 - shared helpers
 
 
 def _card(key, value):

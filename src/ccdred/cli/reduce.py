@@ -169,7 +169,6 @@ def reduce(
                              cfa_flat_scaling=cfa_flat_scaling, units=units)
     rules = Rules(validity_days=validity_days, temperature_tolerance=temperature_tolerance)
     found = find_nights(raw_dirs, out, subfolders=nights)
-    note_first_compile()
     library_path = library or out / LIBRARY_NAME
     for night in found:
         if len(found) > 1:
@@ -183,6 +182,7 @@ def reduce(
                       soft_wrap=True)
     if dry_run:
         return
+    note_first_compile()
     executor = make_executor(workers, scheduler=scheduler, dask_local=dask_local)
     try:
         with progress_bars() as progress:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numba
@@ -226,9 +226,8 @@ class _StackBuffer:
 
     def ready(self) -> tuple[np.ndarray, np.ndarray]:
         """Wait for the reads; return the filled values and variances."""
-        wait(self.pending)
         for future in self.pending:
-            future.result()  # a failed read raises here
+            future.result()  # waits; a failed read raises here
         rows = self.rows
         return self.values[:, :rows], (self.variance[:, :rows] if self.variance.shape[0]
                                        else self.variance)
