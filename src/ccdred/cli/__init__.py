@@ -17,7 +17,10 @@ __all__ = ["app", "main", "parse_size", "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPU
 def main() -> None:
     """Entry point of the ``ccdred`` console script.
 
-    SIGTERM ends a run as Ctrl-C does: one line, the workers stopped, exit status 143.
+    SIGTERM ends a run as Ctrl-C does: one line, the workers stopped, exit status 143. Both
+    go through `stop_on`, which remembers them: a run whose interrupt Python swallowed (raised
+    while a finaliser ran, where exceptions are only printed) still ends with 128 + signum.
     """
     signal.signal(signal.SIGTERM, stop_on)
+    signal.signal(signal.SIGINT, stop_on)
     app()

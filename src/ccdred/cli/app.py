@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.markup import escape
 
 __all__ = ["app", "Typer", "console", "err_console", "handle_errors", "combine_option_group",
-           "stop_on", "parse_size", "note_first_compile", "EXIT_OK", "EXIT_FAILED",
-           "EXIT_BAD_INPUT"]
+           "stop_on", "raise_if_interrupted", "parse_size", "note_first_compile", "EXIT_OK",
+           "EXIT_FAILED", "EXIT_BAD_INPUT"]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -96,9 +96,28 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
+_RECEIVED: list[int] = []
+"""Signals `stop_on` handled in this process, so a run whose interrupt was swallowed still
+ends with 128 + signum (an exception raised while Python runs a finaliser is only printed)."""
+
+
 def stop_on(signum: int, frame: Any = None) -> None:
     """Signal handler: end the run like Ctrl-C (workers stopped, temporary files removed)."""
+    _RECEIVED.append(signum)
     raise Interrupted(signum)
+
+
+def raise_if_interrupted() -> None:
+    """Raise `Interrupted` again if a signal came whose exception was swallowed on its way."""
+    if _RECEIVED:
+        raise Interrupted(_RECEIVED[0])
+
+
+def _interrupted(signum: int) -> typer.Exit:
+    err_console.print(f"[bold red]interrupted[/] ({signal.Signals(signum).name}): "
+                      f"what was written is complete; run the same command again to "
+                      f"resume", soft_wrap=True)
+    return typer.Exit(128 + signum)
 
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -108,13 +127,9 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         from ..errors import BadInputError, WorkerLostError
 
         try:
-            return func(*args, **kwargs)
+            result = func(*args, **kwargs)
         except KeyboardInterrupt as err:
-            signum = getattr(err, "signum", signal.SIGINT)
-            err_console.print(f"[bold red]interrupted[/] ({signal.Signals(signum).name}): "
-                              f"what was written is complete; run the same command again to "
-                              f"resume", soft_wrap=True)
-            raise typer.Exit(128 + signum) from None
+            raise _interrupted(getattr(err, "signum", signal.SIGINT)) from None
         except WorkerLostError as err:
             err_console.print(f"[bold red]failed:[/] {escape(str(err))}", soft_wrap=True)
             raise typer.Exit(EXIT_FAILED) from None
@@ -127,6 +142,9 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except OSError as err:
             err_console.print(f"[bold red]failed:[/] {escape(str(err))}", soft_wrap=True)
             raise typer.Exit(EXIT_FAILED) from None
+        if _RECEIVED:  # the interrupt was swallowed on its way (in a finaliser): say it anyway
+            raise _interrupted(_RECEIVED[0])
+        return result
 
     return wrapper
 

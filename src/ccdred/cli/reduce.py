@@ -18,6 +18,7 @@ from .app import (
     err_console,
     handle_errors,
     note_first_compile,
+    raise_if_interrupted,
 )
 
 __all__ = ["reduce", "report_command"]
@@ -265,6 +266,7 @@ def progress_bars() -> Iterator[Callable[[str, int, int], None]]:
         tasks: dict[str, Any] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
+            raise_if_interrupted()  # between tasks: an interrupt lost in a finaliser ends here
             if stage not in tasks or bar.tasks[tasks[stage]].finished and done < total:
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
