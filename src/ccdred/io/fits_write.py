@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import gzip
+import importlib
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -89,7 +92,24 @@ def write(frame: Frame, path: str | Path, *, layout: str = "ccddata") -> Path:
     return path
 
 
+def _gzip_without_timestamp() -> None:
+    """Make astropy's gzipped tiles the same bytes at every write.
+
+    A float tile quantisation cannot take (a constant one, as an uncertainty often is) is
+    stored gzipped, and gzip stamps it with the current second: two writes of one frame
+    differed. MTIME 0 is gzip's "no time stamp" (RFC 1952). Without that module (another
+    astropy), the write stays valid, only not byte-reproducible.
+    """
+    try:
+        codecs = importlib.import_module("astropy.io.fits.hdu.compressed._codecs")
+    except ImportError:
+        return
+    if getattr(codecs, "gzip_compress", None) is gzip.compress:
+        codecs.gzip_compress = functools.partial(gzip.compress, mtime=0)
+
+
 def _compact_hdus(frame: Frame, header: fits.Header) -> list[fits.hdu.base.ExtensionHDU]:
+    _gzip_without_timestamp()
     lossy = {"compression_type": "RICE_1", "quantize_level": _QUANTIZE_LEVEL,
              "quantize_method": 2, "dither_seed": 1}  # SUBTRACTIVE_DITHER_2 keeps zeros
     hdus = [fits.PrimaryHDU(header=header.copy()),
