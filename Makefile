@@ -60,15 +60,19 @@ siril:
 	  echo "note: siril could not be installed; the benchmark times ccdred alone"; \
 	else echo "note: no siril-cli and no root apt-get; the benchmark times ccdred alone"; fi
 
+# One test process per core (pytest-xdist), a test file's tests together in one of them: the
+# suite is mostly start-ups of ccdred processes, which one core leaves idle half the time.
+PYTEST_PARALLEL := -n auto --dist loadfile
+
 test: $(STAMP) browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL)
 
 # The same suite against the newest releases (astropy 8, ...), in .venv-latest.
 test-latest: $(STAMP_LATEST) browser
 	@$(VENV_LATEST)/bin/python -c 'import sys, astropy, numpy, numba; print("test-latest: Python", \
 	  sys.version.split()[0], "astropy", astropy.__version__, "numpy", numpy.__version__, \
 	  "numba", numba.__version__)'
-	$(VENV_LATEST)/bin/python -m pytest -q -p no:cacheprovider
+	$(VENV_LATEST)/bin/python -m pytest -q -p no:cacheprovider $(PYTEST_PARALLEL)
 
 bench: $(STAMP) siril
 	$(BIN)/python benchmarks/bench_siril.py
