@@ -6,6 +6,7 @@ import numpy as np
 
 from ..flags import BAD, Flag
 from ..frame import Frame
+from ..kernels.filters import median_filter
 from ..kernels.mosaic import assemble, per_plane
 from ..kernels.stats import clipped_slope, robust_stats
 from .maps import (
@@ -17,7 +18,7 @@ from .maps import (
     neighbours,
     relative_to_surroundings,
 )
-from .masters import donut_regions
+from .masters import Donut, donut_regions
 from .metric import Metric, judge
 
 __all__ = ["flatness", "defect_residuals", "dark_residual", "negative_outliers", "flat_imprint",
@@ -234,7 +235,8 @@ def negative_outliers(reduced: Frame, *, k: float = 5.0, pass_below: float = 1e-
 
 
 def flat_imprint(reduced: Frame, flat: Frame, *, pass_below: float = 0.2,
-                 warn_below: float = 0.5) -> Metric:
+                 warn_below: float = 0.5,
+                 regions: list[tuple[Donut, np.ndarray]] | None = None) -> Metric:
     """Whether the flat's dust donuts were printed into a frame that did not have them.
 
     For each donut of the flat (`find_donuts`), the frame's relative brightness inside the
@@ -242,9 +244,10 @@ def flat_imprint(reduced: Frame, flat: Frame, *, pass_below: float = 0.2,
     0 means the frame had the same shadow and it was corrected; 1 that the frame had no shadow
     there (the dust moved, or the flat comes from another night or filter) and the flat
     printed a bright ring. The value is the largest such fraction among the donuts.
+    ``regions``: ``donut_regions(flat)`` if known (a night's frames share their flat).
     """
     question = "Did signals appear that were not in the raw frame?"
-    regions = donut_regions(flat)
+    regions = donut_regions(flat) if regions is None else regions
     if not regions:
         return Metric("flat imprint", question, np.nan, "info", "needs donuts in the flat",
                       "the flat shows no dust donut to check against")
@@ -300,11 +303,10 @@ def _defect_lines(low: np.ndarray, *, min_pixels: int = 10, share: float = 0.2) 
 
 def _local_median(image: np.ndarray) -> np.ndarray:
     """Median of each pixel's 3 x 3 neighbourhood, flagged (NaN) pixels filled first."""
-    from scipy import ndimage
-
     finite = np.isfinite(image)
     fill = np.float32(np.median(image[finite])) if finite.any() else np.float32(0)
-    return ndimage.median_filter(np.where(finite, image, fill), size=3, mode="nearest")
+    # The compiled 3x3 network: scipy's values with mode="nearest", in a tenth of the time.
+    return median_filter(np.where(finite, image, fill), 3)
 
 
 def _structure_error(relative: np.ndarray, mask: np.ndarray, bad: np.ndarray) -> float:
@@ -328,11 +330,13 @@ def _structure_error(relative: np.ndarray, mask: np.ndarray, bad: np.ndarray) ->
 
 
 def science_checks(reduced: Frame, *, dark: Frame | None = None, dark_scale: float = 1.0,
-                   flat: Frame | None = None, noise: float | None = None) -> list[Metric]:
+                   flat: Frame | None = None, noise: float | None = None,
+                   donuts: list[tuple[Donut, np.ndarray]] | None = None) -> list[Metric]:
     """Every check that applies to a reduced science frame (the masters it was reduced with).
 
     The frame's pixel-to-pixel noise (`local_noise`) is measured once, unless given as
-    ``noise``, and shared by the checks. The masters are in ADU; a frame in electrons
+    ``noise``, and shared by the checks; so are the flat's dust donuts (`donut_regions`,
+    given as ``donuts`` or found here). The masters are in ADU; a frame in electrons
     (``BUNIT``) has the dark compared in electrons, through the gain it was converted with.
     """
     noise = local_noise(reduced) if noise is None else noise
@@ -347,5 +351,5 @@ def science_checks(reduced: Frame, *, dark: Frame | None = None, dark_scale: flo
     elif dark is not None:
         metrics.append(dark_residual(reduced, dark, scale=dark_scale * to_units, flat=flat))
     if flat is not None:
-        metrics.append(flat_imprint(reduced, flat))
+        metrics.append(flat_imprint(reduced, flat, regions=donuts))
     return metrics
