@@ -52,7 +52,10 @@ def test_frame_figure_draws_the_cutout_where_asked(reduced_night, tmp_path):
     assert rectangle.get_xy() == (179.5, 39.5)
     assert (rectangle.get_width(), rectangle.get_height()) == (40, 40)
     assert zoom.get_xlim() == (179.5, 219.5) and zoom.get_ylim() == (39.5, 79.5)
-    assert fig.axes[2].get_ylabel() == "adu"  # colour bar with units
+    # a colour bar with units beside each panel, the full frame's of its binned values
+    full_bar, zoom_bar = (ax.child_axes[0] for ax in (full, zoom))
+    assert zoom_bar.get_ylabel() == "adu" and full_bar.get_ylabel().startswith("adu")
+    assert full_bar.get_ylim() == zoom_bar.get_ylim()
     image = _png(save(fig, tmp_path / "frame.png"))
     # The red outline is drawn on the full frame.
     red = (image[..., 0] > 0.7) & (image[..., 1] < 0.3) & (image[..., 2] < 0.3)
