@@ -13,7 +13,7 @@ from .maps import frame_cfa, local_noise, relative_to_surroundings
 from .metric import Metric, judge
 
 __all__ = ["master_noise", "defect_count", "Donut", "donut_regions", "find_donuts",
-           "donut_metric"]
+           "donut_metric", "FlatDonuts", "flat_donuts"]
 
 
 def master_noise(master: Frame, expected: float, *, pass_below: float = 1.25,
@@ -53,9 +53,18 @@ class Donut:
     depth: float
 
 
-def donut_regions(flat: Frame, *, threshold: float = 0.015, min_area: int = 12
-                   ) -> list[tuple[Donut, np.ndarray]]:
-    """Return each dust donut of a flat and its pixels (compact dips, away from the edges)."""
+@dataclass(frozen=True)
+class FlatDonuts:
+    """A master flat's dust donuts and its small-scale structure: found once, used per frame."""
+
+    regions: tuple[tuple[Donut, np.ndarray], ...]
+    """Each donut and its pixels."""
+    relative: np.ndarray
+    """``flat / background - 1`` (`relative_to_surroundings`), NaN at flagged pixels."""
+
+
+def flat_donuts(flat: Frame, *, threshold: float = 0.015, min_area: int = 12) -> FlatDonuts:
+    """Return a flat's dust donuts (compact dips, away from the edges) and its structure."""
     bad = flat.bad | ~np.isfinite(flat.data)
     relative = relative_to_surroundings(flat.data, bad, frame_cfa(flat))
     dips = ndimage.gaussian_filter(np.nan_to_num(relative), 1.5) < -threshold
@@ -76,7 +85,13 @@ def donut_regions(flat: Frame, *, threshold: float = 0.015, min_area: int = 12
                       diameter=float(2 * np.sqrt(area / np.pi)),
                       depth=float(-np.nanmin(relative[mask])))
         regions.append((donut, mask))
-    return regions
+    return FlatDonuts(tuple(regions), relative)
+
+
+def donut_regions(flat: Frame, *, threshold: float = 0.015, min_area: int = 12
+                   ) -> list[tuple[Donut, np.ndarray]]:
+    """Return each dust donut of a flat and its pixels (compact dips, away from the edges)."""
+    return list(flat_donuts(flat, threshold=threshold, min_area=min_area).regions)
 
 
 def find_donuts(flat: Frame, *, threshold: float = 0.015, min_area: int = 12) -> list[Donut]:

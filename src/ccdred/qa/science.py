@@ -18,7 +18,7 @@ from .maps import (
     neighbours,
     relative_to_surroundings,
 )
-from .masters import Donut, donut_regions
+from .masters import FlatDonuts, flat_donuts
 from .metric import Metric, judge
 
 __all__ = ["flatness", "defect_residuals", "dark_residual", "negative_outliers", "flat_imprint",
@@ -235,8 +235,7 @@ def negative_outliers(reduced: Frame, *, k: float = 5.0, pass_below: float = 1e-
 
 
 def flat_imprint(reduced: Frame, flat: Frame, *, pass_below: float = 0.2,
-                 warn_below: float = 0.5,
-                 regions: list[tuple[Donut, np.ndarray]] | None = None) -> Metric:
+                 warn_below: float = 0.5, donuts: FlatDonuts | None = None) -> Metric:
     """Whether the flat's dust donuts were printed into a frame that did not have them.
 
     For each donut of the flat (`find_donuts`), the frame's relative brightness inside the
@@ -244,16 +243,19 @@ def flat_imprint(reduced: Frame, flat: Frame, *, pass_below: float = 0.2,
     0 means the frame had the same shadow and it was corrected; 1 that the frame had no shadow
     there (the dust moved, or the flat comes from another night or filter) and the flat
     printed a bright ring. The value is the largest such fraction among the donuts.
-    ``regions``: ``donut_regions(flat)`` if known (a night's frames share their flat).
+    ``donuts``: ``flat_donuts(flat)`` if known (a night's frames share their flat).
     """
     question = "Did signals appear that were not in the raw frame?"
-    regions = donut_regions(flat) if regions is None else regions
+    donuts = flat_donuts(flat) if donuts is None else donuts
+    regions = donuts.regions
     if not regions:
         return Metric("flat imprint", question, np.nan, "info", "needs donuts in the flat",
                       "the flat shows no dust donut to check against")
     bad = reduced.bad | ~np.isfinite(reduced.data)
     frame_rel = relative_to_surroundings(reduced.data, bad, frame_cfa(reduced))
-    flat_rel = relative_to_surroundings(flat.data, flat.bad | bad, frame_cfa(flat))
+    # The flat's own structure (its flagged pixels left out); the frame's flagged pixels are
+    # left out of each donut below.
+    flat_rel = donuts.relative
     fractions = []
     for donut, mask in regions:
         inside = mask & ~bad
@@ -331,11 +333,11 @@ def _structure_error(relative: np.ndarray, mask: np.ndarray, bad: np.ndarray) ->
 
 def science_checks(reduced: Frame, *, dark: Frame | None = None, dark_scale: float = 1.0,
                    flat: Frame | None = None, noise: float | None = None,
-                   donuts: list[tuple[Donut, np.ndarray]] | None = None) -> list[Metric]:
+                   donuts: FlatDonuts | None = None) -> list[Metric]:
     """Every check that applies to a reduced science frame (the masters it was reduced with).
 
     The frame's pixel-to-pixel noise (`local_noise`) is measured once, unless given as
-    ``noise``, and shared by the checks; so are the flat's dust donuts (`donut_regions`,
+    ``noise``, and shared by the checks; so are the flat's dust donuts (`flat_donuts`,
     given as ``donuts`` or found here). The masters are in ADU; a frame in electrons
     (``BUNIT``) has the dark compared in electrons, through the gain it was converted with.
     """
@@ -351,5 +353,5 @@ def science_checks(reduced: Frame, *, dark: Frame | None = None, dark_scale: flo
     elif dark is not None:
         metrics.append(dark_residual(reduced, dark, scale=dark_scale * to_units, flat=flat))
     if flat is not None:
-        metrics.append(flat_imprint(reduced, flat, regions=donuts))
+        metrics.append(flat_imprint(reduced, flat, donuts=donuts))
     return metrics

@@ -200,11 +200,11 @@ def _master(path: str) -> Frame:
 
 
 @functools.lru_cache(maxsize=4)
-def _flat_donuts(stamp: tuple[str, int, int, int]) -> list[tuple[qa.Donut, np.ndarray]]:
-    return qa.masters.donut_regions(_read_master(stamp))
+def _flat_donuts(stamp: tuple[str, int, int, int]) -> qa.FlatDonuts:
+    return qa.flat_donuts(_read_master(stamp))
 
 
-def _donuts(path: str) -> list[tuple[qa.Donut, np.ndarray]]:
+def _donuts(path: str) -> qa.FlatDonuts:
     """Return a master flat's dust donuts, found once per worker process."""
     return _flat_donuts(_stamp(path))
 
