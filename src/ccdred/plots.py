@@ -275,8 +275,11 @@ def histogram_figure(frame: Frame, *, title: str | None = None, bins: int = 200)
     falling into two bins of a 0-33000 ADU axis, and the tails (hot pixels, dead pixels,
     saturation) stay visible, each bin the same width on the page.
     """
-    fig = Figure(figsize=(8, 4.5), layout="constrained")
+    fig = Figure(figsize=(8, 4.5))
     ax = fig.subplots()
+    # A fixed layout, and each histogram one filled outline rather than 200 bars: the figure
+    # draws in a tenth of the time (matplotlib's constrained layout and bar patches).
+    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.14, top=0.93)
     data = frame.data
     finite = np.isfinite(data)
     hot = finite & frame.has(Flag.HOT)
@@ -292,11 +295,14 @@ def histogram_figure(frame: Frame, *, title: str | None = None, bins: int = 200)
     offsets = data - np.float32(centre)
     edges = _symlog_edges(float(np.min(offsets[finite])), float(np.max(offsets[finite])),
                           linear, bins)
-    ax.hist(offsets[normal], bins=edges, color="0.35", label=f"pixels ({normal.sum():,})")
+    ax.hist(offsets[normal], bins=edges, histtype="stepfilled", color="0.35",
+            label=f"pixels ({normal.sum():,})")
     if hot.any():
-        ax.hist(offsets[hot], bins=edges, color="tab:red", label=f"hot ({hot.sum():,})")
+        ax.hist(offsets[hot], bins=edges, histtype="stepfilled", color="tab:red",
+                label=f"hot ({hot.sum():,})")
     if dead.any():
-        ax.hist(offsets[dead], bins=edges, color="tab:blue", label=f"dead ({dead.sum():,})")
+        ax.hist(offsets[dead], bins=edges, histtype="stepfilled", color="tab:blue",
+                label=f"dead ({dead.sum():,})")
     ax.set_xscale("symlog", linthresh=linear, linscale=1.0)
     # Ticks at 0, +/- 5 sigma and each decade beyond: matplotlib's own crowd the linear part.
     decades = [linear * 10**k for k in range(0, 8) if linear * 10**k <= max(
