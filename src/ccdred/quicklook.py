@@ -197,8 +197,9 @@ def _row(canvas: _Canvas, frame: Frame, cutout: Cutout, title: str, top: int,
         zoom, zoom_per_pixel = panel_pixels(frame.data[row0:row1, col0:col1], limits, _ZOOM,
                                             levels=canvas.levels)
     if per_pixel < 1:
-        title = (f"{title} (shown binned {round(1 / per_pixel)}x{round(1 / per_pixel)}; "
-                 "colour bar: block means)")
+        factor = round(1 / per_pixel)
+        title = f"{title} (shown binned {factor}x{factor}" + (
+            "; colour bar: block means)" if limits is not None else ")")
     canvas.text((4, top - _TOP + 2), title)
     canvas.panel(full, x, top, (0, 0, cols, rows), per_pixel)
     height = full.shape[0]
