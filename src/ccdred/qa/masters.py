@@ -61,6 +61,8 @@ class FlatDonuts:
     """Each donut and its pixels."""
     relative: np.ndarray
     """``flat / background - 1`` (`relative_to_surroundings`), NaN at flagged pixels."""
+    pixels: tuple[tuple[Donut, np.ndarray, np.ndarray], ...] = ()
+    """Each donut with the rows and columns of its pixels (what a frame's check indexes)."""
 
 
 def flat_donuts(flat: Frame, *, threshold: float = 0.015, min_area: int = 12) -> FlatDonuts:
@@ -85,7 +87,8 @@ def flat_donuts(flat: Frame, *, threshold: float = 0.015, min_area: int = 12) ->
                       diameter=float(2 * np.sqrt(area / np.pi)),
                       depth=float(-np.nanmin(relative[mask])))
         regions.append((donut, mask))
-    return FlatDonuts(tuple(regions), relative)
+    return FlatDonuts(tuple(regions), relative,
+                      tuple((donut, *np.nonzero(mask)) for donut, mask in regions))
 
 
 def donut_regions(flat: Frame, *, threshold: float = 0.015, min_area: int = 12

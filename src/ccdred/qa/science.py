@@ -257,10 +257,12 @@ def flat_imprint(reduced: Frame, flat: Frame, *, pass_below: float = 0.2,
     # left out of each donut below.
     flat_rel = donuts.relative
     fractions = []
-    for donut, mask in regions:
-        inside = mask & ~bad
-        if inside.sum() < 5:
+    # Each donut's pixels by index, not as a whole-frame mask: a few thousand values each.
+    for donut, rows, cols in donuts.pixels:
+        good = ~bad[rows, cols]
+        if good.sum() < 5:
             continue
+        inside = (rows[good], cols[good])
         dip = np.nanmedian(flat_rel[inside])
         values = frame_rel[inside]
         values = values[np.isfinite(values)]
@@ -269,7 +271,7 @@ def flat_imprint(reduced: Frame, flat: Frame, *, pass_below: float = 0.2,
         error = 1.4826 * np.median(np.abs(values - np.median(values))) / np.sqrt(values.size)
         # The frame's own structure at the donut's scale (a nebula, crowded stars) moves a
         # donut-shaped median as much: measured with the same mask moved around the donut.
-        error = max(error, _structure_error(frame_rel, mask, bad))
+        error = max(error, _structure_error(frame_rel, (rows, cols), bad))
         # Only a dip the frame could show is judged: deep in the flat, above the frame's noise.
         if dip < -0.01 and -dip > 5 * error:
             # The flat divided out a dip: the frame is as much brighter if it lacked it.
@@ -311,14 +313,18 @@ def _local_median(image: np.ndarray) -> np.ndarray:
     return median_filter(np.where(finite, image, fill), 3)
 
 
-def _structure_error(relative: np.ndarray, mask: np.ndarray, bad: np.ndarray) -> float:
-    """Spread of the median of ``relative`` under ``mask`` moved to 8 places around it."""
-    rows, cols = np.nonzero(mask)
+def _structure_error(relative: np.ndarray, pixels: tuple[np.ndarray, np.ndarray],
+                     bad: np.ndarray) -> float:
+    """Return the spread of the median of ``relative`` under a mask moved to 8 places around it.
+
+    ``pixels``: the mask's rows and columns.
+    """
+    rows, cols = pixels
     size = int(max(np.ptp(rows), np.ptp(cols))) + 1
     medians = []
     for dy, dx in ((-2, 0), (2, 0), (0, -2), (0, 2), (-2, -2), (-2, 2), (2, -2), (2, 2)):
         r, c = rows + dy * size, cols + dx * size
-        ok = (r >= 0) & (r < mask.shape[0]) & (c >= 0) & (c < mask.shape[1])
+        ok = (r >= 0) & (r < relative.shape[0]) & (c >= 0) & (c < relative.shape[1])
         if ok.sum() < 0.8 * rows.size:
             continue
         values = relative[r[ok], c[ok]][~bad[r[ok], c[ok]]]
