@@ -88,9 +88,13 @@ def _rgb_pixels(rgb: np.ndarray, size: int) -> tuple[np.ndarray, float]:
     return np.stack([c[0] for c in channels], axis=-1), channels[0][1]
 
 
-def _ticks(low: float, high: float, count: int = 5) -> list[float]:
+def _ticks(low: float, high: float, pixels: float) -> list[float]:
+    """Round values between ``low`` and ``high``: at most 5, and one per 28 pixels of axis."""
     from matplotlib.ticker import MaxNLocator
 
+    count = int(min(5, pixels // 28))
+    if count < 1:
+        return []
     values = MaxNLocator(count).tick_values(low, high)
     return [float(v) for v in values if low <= v <= high]
 
@@ -147,11 +151,11 @@ class _Canvas:
         height, width = pixels.shape[:2]
         self.draw.rectangle((x - 1, y - 1, x + width, y + height), outline=self.black)
         origin_x, origin_y, cols, rows = extent
-        for value in _ticks(origin_x, origin_x + cols):
+        for value in _ticks(origin_x, origin_x + cols, width):
             px = x + (value - origin_x + 0.5) * per_pixel
             self.draw.line((px, y + height, px, y + height + _TICK), fill=self.black)
             self.text((px, y + height + _TICK + 1), _label(value), "ma")
-        for value in _ticks(origin_y, origin_y + rows):
+        for value in _ticks(origin_y, origin_y + rows, height):
             py = y + height - (value - origin_y + 0.5) * per_pixel
             self.draw.line((x - _TICK - 1, py, x - 1, py), fill=self.black)
             self.text((x - _TICK - 3, py), _label(value), "rm")
@@ -165,7 +169,7 @@ class _Canvas:
         self.paste(ramp.repeat(_BAR, axis=1), x, y)
         self.draw.rectangle((x - 1, y - 1, x + _BAR, y + height), outline=self.black)
         low, high = limits
-        for value in _ticks(low, high):
+        for value in _ticks(low, high, height):
             py = y + height - 1 - (value - low) / (high - low) * (height - 1)
             self.draw.line((x + _BAR, py, x + _BAR + _TICK, py), fill=self.black)
             self.text((x + _BAR + _TICK + 2, py), _label(value), "lm")
