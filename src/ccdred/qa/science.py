@@ -247,8 +247,7 @@ def flat_imprint(reduced: Frame, flat: Frame, *, pass_below: float = 0.2,
     """
     question = "Did signals appear that were not in the raw frame?"
     donuts = flat_donuts(flat) if donuts is None else donuts
-    regions = donuts.regions
-    if not regions:
+    if not donuts.pixels:
         return Metric("flat imprint", question, np.nan, "info", "needs donuts in the flat",
                       "the flat shows no dust donut to check against")
     bad = reduced.bad | ~np.isfinite(reduced.data)

@@ -186,7 +186,7 @@ def _stamp(path: str) -> tuple[str, int, int, int]:
     return (path, stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
-@functools.lru_cache(maxsize=6)
+@functools.lru_cache(maxsize=4)
 def _read_master(stamp: tuple[str, int, int, int]) -> Frame:
     return io.read(stamp[0])
 
@@ -194,12 +194,13 @@ def _read_master(stamp: tuple[str, int, int, int]) -> Frame:
 def _master(path: str) -> Frame:
     """Return a master, read once per worker process while the file is unchanged.
 
-    Every science section of a night uses the same few.
+    Every science section of a night uses the same few (a dark and a flat per filter); four
+    are kept, as the reduction's workers keep theirs (`ccdred.pipeline.tasks`).
     """
     return _read_master(_stamp(path))
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=2)
 def _flat_donuts(stamp: tuple[str, int, int, int]) -> qa.FlatDonuts:
     return qa.flat_donuts(_read_master(stamp))
 
