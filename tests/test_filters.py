@@ -105,3 +105,36 @@ def test_robust_stats_equals_astropy_sigma_clipped_stats(seed):
     # float32 sums in astropy, float64 here: equal to float32 precision
     np.testing.assert_allclose([ours.mean, ours.median, ours.std], theirs, rtol=1e-6)
     assert np.isnan(robust_stats(np.full(5, np.nan, np.float32)).median)
+
+
+def _fill_pass_by_pass(data, bad):
+    """fill_pixels as it was: one `repair_pixels` pass over the whole image at a time."""
+    from ccdred.kernels.repair import repair_pixels
+
+    remaining = np.array(bad, dtype=np.bool_, copy=True) | ~np.isfinite(data)
+    out = np.where(remaining, np.float32(np.nan), data).astype(np.float32)
+    while remaining.any():
+        out, done = repair_pixels(out, remaining, box=3)
+        if not done.any():
+            break
+        remaining &= ~done
+    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.02, 0.3, 1.0])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 3), (50, 70), (300, 257)])
+def test_fill_pixels_equals_whole_image_passes(shape, fraction):
+    from ccdred.kernels.repair import fill_pixels
+
+    rng = np.random.default_rng(shape[0])
+    data = rng.normal(size=shape).astype(np.float32)
+    data[::7, ::3] = 1.0  # ties in the medians
+    bad = rng.random(shape) < fraction
+    if shape[0] > 40:  # a region filled over many passes, and non-finite values
+        bad[10:30, 10:35] = True
+        data[5, 5], data[6, 6] = np.nan, np.inf
+    filled = fill_pixels(data, bad)
+    assert filled.dtype == np.float32 and np.isfinite(filled).all()
+    np.testing.assert_array_equal(filled, _fill_pass_by_pass(data, bad))
+    assert not np.shares_memory(filled, data) and (bad.sum() == 0 or not bad.all()
+                                                   or (filled == 0).all())
