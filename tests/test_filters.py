@@ -22,13 +22,26 @@ def test_median_network_selects_the_median_of_every_zero_one_input():
     np.testing.assert_array_equal(planes[12], np.packbits(ones >= 13))
 
 
+def test_median_of_nine_network_selects_the_median_of_every_zero_one_input():
+    cases = np.arange(2 ** 9, dtype=np.uint32)
+    planes = [((cases >> k) & 1).astype(bool) for k in range(9)]
+    for a, b in filters._MEDIAN_9:
+        planes[a], planes[b] = planes[a] & planes[b], planes[a] | planes[b]
+    ones = sum(((cases >> k) & 1).astype(int) for k in range(9))
+    np.testing.assert_array_equal(planes[4], ones >= 5)
+
+
+@pytest.mark.parametrize("size", [3, 5])
 @pytest.mark.parametrize("shape", [(5, 5), (7, 9), (64, 33), (300, 257)])
-def test_median_filter_equals_scipy(shape):
+def test_median_filter_equals_scipy(shape, size):
     rng = np.random.default_rng(shape[0])
     image = rng.normal(1, 0.02, shape).astype(np.float32)
     image[::3, ::5] = 1.0  # ties
-    np.testing.assert_array_equal(filters.median_filter(image, 5),
-                                  ndimage.median_filter(image, size=5, mode="reflect"))
+    np.testing.assert_array_equal(filters.median_filter(image, size),
+                                  ndimage.median_filter(image, size=size, mode="reflect"))
+    if size == 3:  # one pixel mirrored is the nearest pixel: the checks' mode
+        np.testing.assert_array_equal(filters.median_filter(image, 3),
+                                      ndimage.median_filter(image, size=3, mode="nearest"))
 
 
 def test_other_box_sizes_fall_back_to_scipy():
@@ -69,3 +82,59 @@ def test_block_clipped_std_is_robust_stats_of_each_block():
             else:
                 expected = robust_stats(values, max_values=values.size).std
                 assert std[i, j] == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_robust_stats_equals_astropy_sigma_clipped_stats(seed):
+    """The sorted-run clip against astropy's own, on outliers, ties, NaN and exclusions."""
+    from astropy.stats import sigma_clipped_stats
+
+    from ccdred.kernels.stats import robust_stats, subsample
+
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(20, 300_000))
+    values = rng.normal(100, rng.uniform(0.1, 50), size).astype(np.float32)
+    values[rng.random(size) < rng.uniform(0, 0.2)] += np.float32(rng.uniform(-1000, 5000))
+    if seed % 2:
+        values = np.round(values)  # ties at the clipping bounds
+    values[rng.random(size) < 0.01] = np.nan
+    exclude = rng.random(size) < 0.05
+    ours = robust_stats(values, exclude=exclude, max_values=100_000)
+    theirs = sigma_clipped_stats(subsample(np.where(exclude, np.nan, values), 100_000),
+                                 sigma=3.0, maxiters=10)
+    # float32 sums in astropy, float64 here: equal to float32 precision
+    np.testing.assert_allclose([ours.mean, ours.median, ours.std], theirs, rtol=1e-6)
+    assert np.isnan(robust_stats(np.full(5, np.nan, np.float32)).median)
+
+
+def _fill_pass_by_pass(data, bad):
+    """fill_pixels as it was: one `repair_pixels` pass over the whole image at a time."""
+    from ccdred.kernels.repair import repair_pixels
+
+    remaining = np.array(bad, dtype=np.bool_, copy=True) | ~np.isfinite(data)
+    out = np.where(remaining, np.float32(np.nan), data).astype(np.float32)
+    while remaining.any():
+        out, done = repair_pixels(out, remaining, box=3)
+        if not done.any():
+            break
+        remaining &= ~done
+    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.02, 0.3, 1.0])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 3), (50, 70), (300, 257)])
+def test_fill_pixels_equals_whole_image_passes(shape, fraction):
+    from ccdred.kernels.repair import fill_pixels
+
+    rng = np.random.default_rng(shape[0])
+    data = rng.normal(size=shape).astype(np.float32)
+    data[::7, ::3] = 1.0  # ties in the medians
+    bad = rng.random(shape) < fraction
+    if shape[0] > 40:  # a region filled over many passes, and non-finite values
+        bad[10:30, 10:35] = True
+        data[5, 5], data[6, 6] = np.nan, np.inf
+    filled = fill_pixels(data, bad)
+    assert filled.dtype == np.float32 and np.isfinite(filled).all()
+    np.testing.assert_array_equal(filled, _fill_pass_by_pass(data, bad))
+    assert not np.shares_memory(filled, data) and (bad.sum() == 0 or not bad.all()
+                                                   or (filled == 0).all())

@@ -52,7 +52,10 @@ def test_frame_figure_draws_the_cutout_where_asked(reduced_night, tmp_path):
     assert rectangle.get_xy() == (179.5, 39.5)
     assert (rectangle.get_width(), rectangle.get_height()) == (40, 40)
     assert zoom.get_xlim() == (179.5, 219.5) and zoom.get_ylim() == (39.5, 79.5)
-    assert fig.axes[2].get_ylabel() == "adu"  # colour bar with units
+    # a colour bar with units beside each panel, the full frame's of its binned values
+    full_bar, zoom_bar = (ax.child_axes[0] for ax in (full, zoom))
+    assert zoom_bar.get_ylabel() == "adu" and full_bar.get_ylabel().startswith("adu")
+    assert full_bar.get_ylim() == zoom_bar.get_ylim()
     image = _png(save(fig, tmp_path / "frame.png"))
     # The red outline is drawn on the full frame.
     red = (image[..., 0] > 0.7) & (image[..., 1] < 0.3) & (image[..., 2] < 0.3)
@@ -74,6 +77,38 @@ def test_compare_figure_has_four_panels(sim_night, reduced_night, tmp_path):
     fig = compare_figure(raw, reduced)
     assert len([ax for ax in fig.axes if ax.images]) == 4
     _png(save(fig, tmp_path / "compare.png"))
+
+
+def test_quicklook_shows_each_frame_binned_with_its_cutout_and_colour_bars(
+        sim_night, reduced_night, tmp_path):
+    from ccdred import quicklook
+    from ccdred.plots import binned, colour_limits
+
+    raw = ccdred.read(sim_night.files["science"][0])
+    reduced = ccdred.read(reduced_night.reduced[0])
+    path = quicklook.write_quicklook([(raw, "raw"), (reduced, "reduced")], tmp_path / "q.png",
+                                     cutout=Cutout(x=200, y=60, size=40))
+    image = imread(path)  # RGBA floats 0-1 of the palette image
+    assert image.shape[0] > 2 * quicklook.PANEL and image.shape[1] > 2 * quicklook.PANEL
+    red = (image[..., 0] > 0.7) & (image[..., 1] < 0.3) & (image[..., 2] < 0.3)
+    rows, cols = np.nonzero(red)
+    assert red.sum() > 100 and len({r // 400 for r in rows}) == 2  # one outline per frame
+    # The full-frame panel holds the frame block-averaged to at most PANEL pixels, on the
+    # grey scale of its colour limits (top row of the panel = top of the frame).
+    grey, scale = quicklook.panel_pixels(reduced.data, colour_limits(reduced.data))
+    expected = binned(reduced.data, quicklook.PANEL)
+    assert grey.shape == expected.shape and scale == 1 / np.ceil(max(reduced.shape) / 360)
+    low, high = colour_limits(reduced.data)
+    inside = (expected > low + 0.05 * (high - low)) & (expected < high - 0.05 * (high - low))
+    level = (expected - low) / (high - low) * 255
+    assert np.abs(grey[::-1][inside] - level[inside]).max() <= 1
+    # The outline sits where the cutout is: columns 180-220 of the frame, in panel pixels.
+    left = quicklook._LEFT
+    assert abs(cols.min() - (left + 180 * scale)) <= 2
+    with pytest.raises(ValueError, match="outside"):
+        quicklook.write_quicklook([(reduced, "r")], tmp_path / "no.png",
+                                  cutout=Cutout(x=5000, y=5, size=10))
+    assert not (tmp_path / "no.png").exists()
 
 
 def test_frame_displays_itself_in_jupyter(reduced_night):

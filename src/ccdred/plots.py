@@ -126,6 +126,8 @@ def binned(data: np.ndarray, max_pixels: int) -> np.ndarray:
         return data
     rows, cols = (data.shape[0] // factor) * factor, (data.shape[1] // factor) * factor
     cells = data[:rows, :cols].reshape(rows // factor, factor, cols // factor, factor)
+    if np.isfinite(cells).all():  # the usual case: a plain mean, without nanmean's copies
+        return cells.mean(axis=(1, 3), dtype=np.float64).astype(np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN cell stays NaN
         return np.nanmean(cells, axis=(1, 3)).astype(np.float32)
@@ -208,15 +210,22 @@ def _image_panels(fig: Figure, axes, frame: Frame, cutout: Cutout, scale: str,
     row0, row1, col0, col1 = cutout.bounds(frame.shape)
     full_ax.add_patch(Rectangle((col0 - 0.5, row0 - 0.5), col1 - col0, row1 - row0,
                                 fill=False, edgecolor="tab:red", linewidth=1.2))
-    full_ax.set_title(title, fontsize=9)
-    zoom_ax.imshow(frame.data[row0:row1, col0:col1], extent=(col0 - 0.5, col1 - 0.5,
-                                                             row0 - 0.5, row1 - 0.5), **kwargs)
-    zoom_ax.set_title(f"cutout [{col0}:{col1}, {row0}:{row1}]", fontsize=9)
+    # A fixed title height (y=1): matplotlib's automatic one measures every tick label first.
+    full_ax.set_title(title, fontsize=8, loc="left", y=1.0)
+    zoom = zoom_ax.imshow(frame.data[row0:row1, col0:col1], extent=(
+        col0 - 0.5, col1 - 0.5, row0 - 0.5, row1 - 0.5), **kwargs)
+    zoom_ax.set_title(f"cutout [{col0}:{col1}, {row0}:{row1}]", fontsize=9, y=1.0)
     for ax in axes:
         ax.set_xlabel("x (pixel)")
         ax.set_ylabel("y (pixel)")
-    bar = fig.colorbar(image, ax=list(axes), fraction=0.025, pad=0.02)
-    bar.set_label(_unit(frame))
+    # A colour bar beside each panel, in a fixed place (no layout engine: it costs seconds a
+    # night); the full frame's is of its binned values, on the same scale as the cutout's.
+    unit = _unit(frame)
+    for ax, shown, label in ((full_ax, image, f"{unit} (binned mean)" if factor > 1 else unit),
+                             (zoom_ax, zoom, unit)):
+        bar = fig.colorbar(shown, cax=ax.inset_axes((1.03, 0.0, 0.04, 1.0)))
+        bar.set_label(label, fontsize=8)
+        bar.ax.tick_params(labelsize=7)
 
 
 def _colour_panels(axes, frame: Frame, cfa: str, cutout: Cutout, title: str) -> None:
@@ -231,10 +240,10 @@ def _colour_panels(axes, frame: Frame, cfa: str, cutout: Cutout, title: str) -> 
     row0, row1, col0, col1 = cutout.bounds(frame.shape)
     full_ax.add_patch(Rectangle((col0 - 0.5, row0 - 0.5), col1 - col0, row1 - row0,
                                 fill=False, edgecolor="tab:red", linewidth=1.2))
-    full_ax.set_title(f"{title} (colour preview, {cfa})", fontsize=9)
+    full_ax.set_title(f"{title} (colour preview, {cfa})", fontsize=8, loc="left", y=1.0)
     zoom_ax.imshow(rgb[row0:row1, col0:col1], extent=(col0 - 0.5, col1 - 0.5, row0 - 0.5,
                                                         row1 - 0.5), **kwargs)
-    zoom_ax.set_title(f"cutout [{col0}:{col1}, {row0}:{row1}]", fontsize=9)
+    zoom_ax.set_title(f"cutout [{col0}:{col1}, {row0}:{row1}]", fontsize=9, y=1.0)
     for ax in axes:
         ax.set_xlabel("x (pixel)")
         ax.set_ylabel("y (pixel)")
@@ -253,7 +262,7 @@ def frame_figure(frame: Frame, *, cutout: Cutout | None = None, scale: str = "si
     fig = Figure(figsize=(11, 4.8))
     axes = fig.subplots(1, 2)
     # A fixed layout: matplotlib's constrained layout costs seconds a figure on a night.
-    fig.subplots_adjust(left=0.06, right=0.89, bottom=0.1, top=0.93, wspace=0.22)
+    fig.subplots_adjust(left=0.06, right=0.9, bottom=0.1, top=0.93, wspace=0.45)
     _image_panels(fig, axes, frame, cutout, scale, _title(frame, title))
     return fig
 
@@ -266,8 +275,11 @@ def histogram_figure(frame: Frame, *, title: str | None = None, bins: int = 200)
     falling into two bins of a 0-33000 ADU axis, and the tails (hot pixels, dead pixels,
     saturation) stay visible, each bin the same width on the page.
     """
-    fig = Figure(figsize=(8, 4.5), layout="constrained")
+    fig = Figure(figsize=(8, 4.5))
     ax = fig.subplots()
+    # A fixed layout, and each histogram one filled outline rather than 200 bars: the figure
+    # draws in a tenth of the time (matplotlib's constrained layout and bar patches).
+    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.14, top=0.93)
     data = frame.data
     finite = np.isfinite(data)
     hot = finite & frame.has(Flag.HOT)
@@ -283,11 +295,14 @@ def histogram_figure(frame: Frame, *, title: str | None = None, bins: int = 200)
     offsets = data - np.float32(centre)
     edges = _symlog_edges(float(np.min(offsets[finite])), float(np.max(offsets[finite])),
                           linear, bins)
-    ax.hist(offsets[normal], bins=edges, color="0.35", label=f"pixels ({normal.sum():,})")
+    ax.hist(offsets[normal], bins=edges, histtype="stepfilled", color="0.35",
+            label=f"pixels ({normal.sum():,})")
     if hot.any():
-        ax.hist(offsets[hot], bins=edges, color="tab:red", label=f"hot ({hot.sum():,})")
+        ax.hist(offsets[hot], bins=edges, histtype="stepfilled", color="tab:red",
+                label=f"hot ({hot.sum():,})")
     if dead.any():
-        ax.hist(offsets[dead], bins=edges, color="tab:blue", label=f"dead ({dead.sum():,})")
+        ax.hist(offsets[dead], bins=edges, histtype="stepfilled", color="tab:blue",
+                label=f"dead ({dead.sum():,})")
     ax.set_xscale("symlog", linthresh=linear, linscale=1.0)
     # Ticks at 0, +/- 5 sigma and each decade beyond: matplotlib's own crowd the linear part.
     decades = [linear * 10**k for k in range(0, 8) if linear * 10**k <= max(
@@ -334,7 +349,7 @@ def compare_figure(before: Frame, after: Frame, *, cutout: Cutout | None = None,
     cutout = (cutout or default_cutout(after.shape)).check(after.shape).check(before.shape)
     fig = Figure(figsize=(11, 9))
     axes = fig.subplots(2, 2)
-    fig.subplots_adjust(left=0.06, right=0.89, bottom=0.06, top=0.96, wspace=0.22, hspace=0.2)
+    fig.subplots_adjust(left=0.06, right=0.9, bottom=0.06, top=0.96, wspace=0.45, hspace=0.2)
     names = titles or (f"before: {_title(before, None)}", f"after: {_title(after, None)}")
     _image_panels(fig, axes[0], before, cutout, scale, names[0])
     _image_panels(fig, axes[1], after, cutout, scale, names[1])
@@ -345,7 +360,8 @@ def save(fig: Figure, path: str | Path, *, dpi: int = 100) -> Path:
     """Write a figure as PNG (atomically)."""
     path = Path(path)
     with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi)
+        # zlib level 3, not 6: a night's figures encode in half the time, 10% larger.
+        fig.savefig(tmp, format="png", dpi=dpi, pil_kwargs={"compress_level": 3})
     return path
 
 

@@ -23,6 +23,12 @@ _MEDIAN_25 = np.array([
     (12, 20), (10, 20), (10, 12),
 ], dtype=np.int64)
 
+# Paeth's median-of-9 network (Devillard's opt_med9): element 4 is the median.
+_MEDIAN_9 = np.array([
+    (1, 2), (4, 5), (7, 8), (0, 1), (3, 4), (6, 7), (1, 2), (4, 5), (7, 8), (0, 3), (5, 8),
+    (4, 7), (3, 6), (1, 4), (2, 5), (4, 7), (4, 2), (6, 4), (4, 2),
+], dtype=np.int64)
+
 
 @njit(cache=True, parallel=True)
 def _network_median(padded, pairs, half, middle):
@@ -51,15 +57,18 @@ def median_filter(image: np.ndarray, size: int) -> np.ndarray:
     """Median of each ``size`` x ``size`` box, mirrored at the edges.
 
     The same values as ``scipy.ndimage.median_filter(image, size, mode="reflect")`` for an image
-    without NaN; a 5x5 box (the defect search's) runs as a compiled network, others in scipy.
+    without NaN; 3x3 and 5x5 boxes (the checks' and the defect search's) run as compiled
+    networks, others in scipy. For a 3x3 box, mirrored is the same as the nearest edge pixel.
     """
     from scipy import ndimage  # loaded on first use: a quick start
 
     image = np.asarray(image, dtype=np.float32)
-    if size != 5:
+    networks = {3: (_MEDIAN_9, 4), 5: (_MEDIAN_25, 12)}
+    if size not in networks:
         return ndimage.median_filter(image, size=size, mode="reflect")
-    padded = np.pad(image, 2, mode="symmetric")
-    return _network_median(padded, _MEDIAN_25, 2, 12)
+    pairs, middle = networks[size]
+    padded = np.pad(image, size // 2, mode="symmetric")
+    return _network_median(padded, pairs, size // 2, middle)
 
 
 @njit(cache=True)

@@ -77,9 +77,53 @@ def fill_pixels(data: np.ndarray, bad: np.ndarray) -> np.ndarray:
         raise ValueError(f"bad-pixel mask shape {bad.shape} != image shape {data.shape}")
     remaining = np.array(bad, dtype=np.bool_, copy=True) | ~np.isfinite(data)
     out = np.where(remaining, np.float32(np.nan), data).astype(np.float32)
-    while remaining.any():
-        out, done = repair_pixels(out, remaining, box=3)
-        if not done.any():
-            break
-        remaining &= ~done
+    rows, cols = np.nonzero(remaining)
+    if rows.size:
+        # Every pass visits the pixels still to fill, not the whole image: a few per cent of
+        # it, where `repair_pixels` per pass copied and scanned all of it.
+        _fill(out, remaining, rows, cols)
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+@njit(cache=True)
+def _fill(out, remaining, rows, cols):
+    """`fill_pixels`'s passes over the listed pixels: each pass sees only the last one's."""
+    height, width = out.shape
+    order = np.arange(rows.size)
+    values = np.empty(rows.size, np.float32)
+    filled = np.zeros(rows.size, np.bool_)
+    buf = np.empty(9, np.float64)
+    active = rows.size
+    while active > 0:
+        progress = False
+        for k in range(active):
+            i = order[k]
+            r, c = rows[i], cols[i]
+            n = 0
+            for rr in range(max(0, r - 1), min(height, r + 2)):
+                for cc in range(max(0, c - 1), min(width, c + 2)):
+                    if not remaining[rr, cc]:
+                        v = np.float64(out[rr, cc])
+                        if not np.isnan(v):
+                            j = n  # insertion sort: at most 8 values, no allocation
+                            while j > 0 and buf[j - 1] > v:
+                                buf[j] = buf[j - 1]
+                                j -= 1
+                            buf[j] = v
+                            n += 1
+            if n > 0:
+                values[i] = 0.5 * (buf[(n - 1) // 2] + buf[n // 2])  # np.median's value
+                filled[i] = True
+                progress = True
+        if not progress:
+            break
+        kept = 0
+        for k in range(active):
+            i = order[k]
+            if filled[i]:
+                out[rows[i], cols[i]] = values[i]
+                remaining[rows[i], cols[i]] = False
+            else:
+                order[kept] = i
+                kept += 1
+        active = kept

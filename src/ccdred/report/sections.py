@@ -6,8 +6,10 @@ are unchanged since the last report is read back from ``report/cache`` instead o
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,7 @@ from ..frame import Frame
 from ..pipeline.executors import Executor
 from ..pipeline.products import Manifest, Product
 from ..pipeline.recipes import recipe_for
+from ..quicklook import write_quicklook
 
 __all__ = ["Section", "build_sections", "section_key", "read_noise_adu", "finite", "SEVERITY",
            "FIGURE_DPI"]
@@ -30,7 +33,7 @@ FIGURE_DPI = 80
 """Figures in a section: 11 inches wide, 880 pixels: readable on the page, full size on a click."""
 _THUMB_PIXELS = 160
 """Longest side of a frame's thumbnail in the summary table."""
-_CACHE_VERSION = "report-7"
+_CACHE_VERSION = "report-8"
 """Bump when a section's content changes: cached sections of older reports are redrawn."""
 
 
@@ -109,8 +112,7 @@ def _master_section(product: Product, figures_dir: str, read_noise_adu: float | 
     recipe = recipe_for(product.kind)
     name = path.stem
     section = Section(f"master {product.kind}: {path.name}", "master", anchor=_anchor(name))
-    plots.save(plots.frame_figure(frame, title=path.name), Path(figures_dir) / f"{name}.png",
-               dpi=FIGURE_DPI)
+    write_quicklook([(frame, path.name)], Path(figures_dir) / f"{name}.png")
     section.figures.append(f"figures/{name}.png")
     section.stats = {"time": _time(frame.header), "name": product.name, "kind": product.kind}
     n_inputs = len(product.inputs) or int(frame.header.get("NCOMBINE", 1))
@@ -148,25 +150,25 @@ def _science_section(product: Product, figures_dir: str, masters: Mapping[str, s
         section.notes.append(f"raw frame not available for comparison: {err}")
     params = product.parameters
     dark = flat = None
+    donuts = None
     dark_scale = 1.0
     if params.get("dark"):
-        dark = io.read(masters[params["dark"]["master"]])
+        dark = _master(masters[params["dark"]["master"]])
         dark_scale = float(params["dark"]["scale"])
     if params.get("flat"):
-        flat = io.read(masters[params["flat"]])
+        flat = _master(masters[params["flat"]])
+        donuts = _donuts(masters[params["flat"]])
     comparable = raw if raw is not None and raw.shape == reduced.shape else None
+    shown = [(reduced, f"reduced: {path.name}")]
     if comparable is not None:
-        figure = plots.compare_figure(comparable, reduced, titles=(
-            f"raw: {raw_path.name}", f"reduced: {path.name}"))
-    else:
-        figure = plots.frame_figure(reduced, title=path.name)
-    plots.save(figure, Path(figures_dir) / f"{path.stem}.png", dpi=FIGURE_DPI)
+        shown.insert(0, (comparable, f"raw: {raw_path.name}"))
+    write_quicklook(shown, Path(figures_dir) / f"{path.stem}.png")
     section.figures.append(f"figures/{path.stem}.png")
     _thumbnail(reduced, Path(figures_dir) / f"{path.stem}_thumb.png")
     section.thumbnail = f"figures/{path.stem}_thumb.png"
     noise = qa.local_noise(reduced)
     metrics = qa.science_checks(reduced, dark=dark, dark_scale=dark_scale, flat=flat,
-                                noise=noise)
+                                noise=noise, donuts=donuts)
     section.metrics = [m.to_json() for m in metrics]
     section.stats = _science_stats(reduced, params, metrics, noise)
     section.notes.append(f"units: {reduced.header.get('BUNIT', 'adu')}" + (
@@ -177,6 +179,35 @@ def _science_section(product: Product, figures_dir: str, masters: Mapping[str, s
         f"{params['dark']['master'] + ' x ' + format(dark_scale, '.4g') if dark else 'none'}; "
         f"flat: {params.get('flat') or 'none'}")
     return section
+
+
+def _stamp(path: str) -> tuple[str, int, int, int]:
+    stat = os.stat(path)
+    return (path, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_master(stamp: tuple[str, int, int, int]) -> Frame:
+    return io.read(stamp[0])
+
+
+def _master(path: str) -> Frame:
+    """Return a master, read once per worker process while the file is unchanged.
+
+    Every science section of a night uses the same few (a dark and a flat per filter); four
+    are kept, as the reduction's workers keep theirs (`ccdred.pipeline.tasks`).
+    """
+    return _read_master(_stamp(path))
+
+
+@functools.lru_cache(maxsize=2)
+def _flat_donuts(stamp: tuple[str, int, int, int]) -> qa.FlatDonuts:
+    return qa.flat_donuts(_read_master(stamp))
+
+
+def _donuts(path: str) -> qa.FlatDonuts:
+    """Return a master flat's dust donuts, found once per worker process."""
+    return _flat_donuts(_stamp(path))
 
 
 def _in_electrons(frame: Frame) -> bool:
