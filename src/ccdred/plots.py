@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from .frame import Frame
 
 __all__ = ["Cutout", "colour_limits", "frame_figure", "histogram_figure", "compare_figure",
-           "save", "png_bytes", "default_cutout", "SCALES", "colour_preview", "frame_colour"]
+           "save", "png_bytes", "default_cutout", "SCALES", "colour_preview", "frame_colour",
+           "unit_label"]
 
 SCALES = ("sigma", "zscale")
 
@@ -137,7 +138,8 @@ _PANEL_PIXELS = 600
 """Largest side of a full-frame panel's image: a frame is binned to this before drawing."""
 
 
-def _unit(frame: Frame) -> str:
+def unit_label(frame: Frame) -> str:
+    """Return the unit of a frame's values for a colour bar or axis (a flat's: its response)."""
     if "FLAT" in str(frame.header.get("IMAGETYP", "")).upper():
         return "relative response"
     return str(frame.header.get("BUNIT", "adu") or "adu")
@@ -220,7 +222,7 @@ def _image_panels(fig: Figure, axes, frame: Frame, cutout: Cutout, scale: str,
         ax.set_ylabel("y (pixel)")
     # A colour bar beside each panel, in a fixed place (no layout engine: it costs seconds a
     # night); the full frame's is of its binned values, on the same scale as the cutout's.
-    unit = _unit(frame)
+    unit = unit_label(frame)
     for ax, shown, label in ((full_ax, image, f"{unit} (binned mean)" if factor > 1 else unit),
                              (zoom_ax, zoom, unit)):
         bar = fig.colorbar(shown, cax=ax.inset_axes((1.03, 0.0, 0.04, 1.0)))
@@ -285,7 +287,7 @@ def histogram_figure(frame: Frame, *, title: str | None = None, bins: int = 200)
     hot = finite & frame.has(Flag.HOT)
     dead = finite & frame.has(Flag.DEAD)
     normal = finite & ~hot & ~dead
-    unit = _unit(frame)
+    unit = unit_label(frame)
     if not finite.any():
         ax.set_title(f"{_title(frame, title)}: no finite pixel", fontsize=9)
         return fig

@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .atomic import atomic_output
-from .plots import Cutout, binned, colour_limits, colour_preview, default_cutout, frame_colour
+from .plots import (
+    Cutout,
+    binned,
+    colour_limits,
+    colour_preview,
+    default_cutout,
+    frame_colour,
+    unit_label,
+)
 
 if TYPE_CHECKING:
     from PIL import Image, ImageDraw, ImageFont  # noqa: F401
@@ -176,12 +184,6 @@ class _Canvas:
         self.text((x, y + height + _TICK + 1), unit, "la")
 
 
-def _unit(frame: Frame) -> str:
-    if "FLAT" in str(frame.header.get("IMAGETYP", "")).upper():
-        return "response"
-    return str(frame.header.get("BUNIT", "adu") or "adu")
-
-
 def _row(canvas: _Canvas, frame: Frame, cutout: Cutout, title: str, top: int,
          scale: str) -> None:
     """Draw one frame's row (panels from ``top``): full frame, its bar, the cutout, its bar."""
@@ -213,13 +215,13 @@ def _row(canvas: _Canvas, frame: Frame, cutout: Cutout, title: str, top: int,
                           outline=canvas.red, width=2)
     x += full.shape[1] + _BAR_GAP
     if limits is not None:
-        canvas.colour_bar(x, top, height, limits, _unit(frame))
+        canvas.colour_bar(x, top, height, limits, unit_label(frame))
     x = 2 * _LEFT + PANEL + _BAR_GAP + _BAR + _BAR_LABELS
     canvas.text((x, top - 3), f"cutout [{col0}:{col1}, {row0}:{row1}]", "ld")
     canvas.panel(zoom, x, top, (col0, row0, col1 - col0, row1 - row0), zoom_per_pixel)
     x += zoom.shape[1] + _BAR_GAP
     if limits is not None:
-        canvas.colour_bar(x, top, zoom.shape[0], limits, _unit(frame))
+        canvas.colour_bar(x, top, zoom.shape[0], limits, unit_label(frame))
 
 
 def write_quicklook(frames: Sequence[tuple[Frame, str]], path: str | Path, *,

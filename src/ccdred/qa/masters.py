@@ -12,7 +12,7 @@ from ..frame import Frame
 from .maps import frame_cfa, local_noise, relative_to_surroundings
 from .metric import Metric, judge
 
-__all__ = ["master_noise", "defect_count", "Donut", "donut_regions", "find_donuts",
+__all__ = ["master_noise", "defect_count", "Donut", "find_donuts",
            "donut_metric", "FlatDonuts", "flat_donuts"]
 
 
@@ -87,17 +87,6 @@ def flat_donuts(flat: Frame, *, threshold: float = 0.015, min_area: int = 12) ->
                       depth=float(-np.nanmin(relative[box][local])))
         regions.append((donut, rows + box[0].start, cols + box[1].start))
     return FlatDonuts(tuple(regions), relative)
-
-
-def donut_regions(flat: Frame, *, threshold: float = 0.015, min_area: int = 12
-                   ) -> list[tuple[Donut, np.ndarray]]:
-    """Return each dust donut of a flat and its pixels (compact dips, away from the edges)."""
-    regions = []
-    for donut, rows, cols in flat_donuts(flat, threshold=threshold, min_area=min_area).pixels:
-        mask = np.zeros(flat.shape, bool)
-        mask[rows, cols] = True
-        regions.append((donut, mask))
-    return regions
 
 
 def find_donuts(flat: Frame, *, threshold: float = 0.015, min_area: int = 12) -> list[Donut]:
