@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
     from .frame import Frame
 
-__all__ = ["PANEL", "panel_pixels", "write_quicklook"]
+__all__ = ["PANEL", "panel_pixels", "write_quicklook", "write_thumbnail"]
 
 PANEL = 360
 """Largest side of an image panel, in pixels."""
@@ -261,3 +261,23 @@ def write_quicklook(frames: Sequence[tuple[Frame, str]], path: str | Path, *,
         canvas.image.save(tmp, format="png", compress_level=3)
     return path
 
+
+
+def write_thumbnail(frame: Frame, path: str | Path, size: int = 160) -> Path:
+    """Write a small PNG of ``frame``: at most ``size`` pixels a side, block-averaged.
+
+    Monochrome: grey levels from the binned image's median - 2 sigma to + 5 sigma; a colour
+    mosaic: its colour preview.
+    """
+    from PIL import Image
+
+    cfa = frame_colour(frame)
+    if cfa:
+        pixels, _ = _rgb_pixels(colour_preview(frame.data, cfa), size)
+    else:
+        small = binned(frame.data, size)
+        pixels, _ = panel_pixels(small, colour_limits(small), size)
+    path = Path(path)
+    with atomic_output(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(pixels)).save(tmp, format="png", compress_level=3)
+    return path

@@ -25,11 +25,17 @@ from .masters import (
 )
 from .metric import VERDICTS, Metric
 from .science import (
+    DarkPattern,
+    FlatPattern,
+    MasterMaps,
     adu_to_frame_units,
+    dark_pattern,
     dark_residual,
     defect_residuals,
     flat_imprint,
+    flat_pattern,
     flatness,
+    master_maps,
     negative_outliers,
     science_checks,
 )
@@ -37,4 +43,5 @@ from .science import (
 __all__ = ["Metric", "Donut", "flatness", "defect_residuals", "dark_residual",
            "negative_outliers", "flat_imprint", "master_noise", "defect_count", "find_donuts",
            "donut_metric", "science_checks", "adu_to_frame_units", "VERDICTS", "local_noise",
-           "sky_level", "large_scale", "LargeScale", "FlatDonuts", "flat_donuts"]
+           "sky_level", "large_scale", "LargeScale", "FlatDonuts", "flat_donuts", "MasterMaps",
+           "master_maps", "DarkPattern", "dark_pattern", "FlatPattern", "flat_pattern"]

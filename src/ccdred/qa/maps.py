@@ -14,7 +14,7 @@ from scipy import ndimage
 
 from ..frame import Frame
 from ..instruments.camera import cfa_pattern
-from ..kernels.mosaic import assemble, per_plane, planes
+from ..kernels.mosaic import assemble, per_plane, plane_slices, planes
 from ..kernels.repair import fill_pixels
 from ..kernels.stats import robust_stats
 
@@ -22,7 +22,8 @@ SAMPLE = 250_000
 """Pixels sampled for a check's sky statistics: the median and spread to 0.3% of sigma."""
 
 __all__ = ["frame_cfa", "neighbours", "local_noise", "large_scale", "LargeScale", "sky_level",
-           "block_medians", "relative_to_surroundings", "background", "nanmedian_last"]
+           "block_medians", "plane_block_medians", "relative_to_surroundings", "background",
+           "nanmedian_last", "Surroundings"]
 
 
 def frame_cfa(frame: Frame) -> str | None:
@@ -58,18 +59,26 @@ class LargeScale:
 
 
 def large_scale(data: np.ndarray, bad: np.ndarray, blocks: int, cfa: str | None,
-                flat: np.ndarray | None = None) -> LargeScale | None:
+                flat_blocks: list[np.ndarray] | None = None) -> LargeScale | None:
     """Fit the block medians of each colour plane; return the plane with the most structure.
 
-    None when fewer than 8 blocks have unflagged pixels.
+    ``flat_blocks``: the flat's block medians per plane (`plane_block_medians`), to fit its
+    pattern too. None when fewer than 8 blocks have unflagged pixels.
     """
-    flats = planes(flat, cfa) if flat is not None else [None] * len(planes(data, cfa))
+    flats = flat_blocks if flat_blocks is not None else [None] * len(plane_slices(cfa))
     found = [_plane_large_scale(d, b, blocks, f) for d, b, f in
              zip(planes(data, cfa), planes(bad, cfa), flats, strict=True)]
     found = [f for f in found if f is not None]
     if not found:
         return None
     return max(found, key=lambda f: max(f.residual, f.gradient / 2, f.flat_part))
+
+
+def plane_block_medians(data: np.ndarray, bad: np.ndarray, blocks: int, cfa: str | None
+                        ) -> list[np.ndarray]:
+    """`block_medians` of each colour plane (one for a monochrome image)."""
+    return [block_medians(d, b, blocks) for d, b in zip(planes(data, cfa), planes(bad, cfa),
+                                                        strict=True)]
 
 
 def block_medians(data: np.ndarray, bad: np.ndarray, blocks: int) -> np.ndarray:
@@ -95,13 +104,13 @@ def nanmedian_last(values: np.ndarray) -> np.ndarray:
 
 
 def _plane_large_scale(data: np.ndarray, bad: np.ndarray, blocks: int,
-                       flat: np.ndarray | None) -> LargeScale | None:
+                       flat_blocks: np.ndarray | None) -> LargeScale | None:
     z = block_medians(data, bad, blocks).ravel().astype(np.float64)
     centres = (np.arange(blocks) + 0.5) / blocks
     y, x = (v.ravel() for v in np.meshgrid(centres, centres, indexing="ij"))
     columns = [np.ones_like(x), x, y]
-    if flat is not None:
-        f = block_medians(flat, bad | ~np.isfinite(flat), blocks).ravel().astype(np.float64)
+    if flat_blocks is not None:
+        f = flat_blocks.ravel().astype(np.float64)
         columns.append(f / np.nanmedian(f) - 1)
     design = np.column_stack(columns)
     ok = np.isfinite(z) & np.isfinite(design).all(axis=1)
@@ -113,7 +122,7 @@ def _plane_large_scale(data: np.ndarray, bad: np.ndarray, blocks: int,
     residual = float(1.4826 * np.median(np.abs(rest - np.median(rest))))
     gradient_error = float(np.hypot(errors[1], errors[2]))
     flat_part = 0.0
-    if flat is not None:
+    if flat_blocks is not None:
         coef4, errors4, _, keep4 = _robust_fit(design, z)
         pattern = design[keep4, 3]
         spread = 1.4826 * np.median(np.abs(pattern - np.median(pattern)))
@@ -188,20 +197,69 @@ def background(image: np.ndarray, bad: np.ndarray, box: int = 32) -> np.ndarray:
     interpolated back to every pixel.
     """
     rows, cols = image.shape
-    pad_r, pad_c = -rows % box, -cols % box
-    values = np.pad(np.where(bad, np.nan, image).astype(np.float64), ((0, pad_r), (0, pad_c)),
-                    constant_values=np.nan)
-    cells = values.reshape(values.shape[0] // box, box, values.shape[1] // box, box)
-    grid = nanmedian_last(cells.transpose(0, 2, 1, 3).reshape(*cells.shape[::2], -1))
-    if not np.isfinite(grid).any():
+    grid = _background_grid(image, bad, box)
+    if grid is None:
         return np.full(image.shape, np.nan)
-    grid = fill_pixels(grid, ~np.isfinite(grid)).astype(np.float64)
-    grid = ndimage.median_filter(grid, size=3, mode="nearest")
     # Bilinear between cell centres, constant beyond the outer ones (map_coordinates with
     # order=1, mode="nearest"), done as two 1-D passes: a tenth of the time on a full frame.
     along_rows = _linear_weights(rows, box, grid.shape[0])
     along_cols = _linear_weights(cols, box, grid.shape[1])
     return _interpolate(_interpolate(grid, *along_rows).T, *along_cols).T
+
+
+def _background_grid(image: np.ndarray, bad: np.ndarray, box: int) -> np.ndarray | None:
+    """Return the cells' medians, holes filled, median-filtered over 3x3 (None: no good pixel)."""
+    pad_r, pad_c = -image.shape[0] % box, -image.shape[1] % box
+    # A float32 image's cells sorted as float32: the same medians as of float64 copies, in
+    # half the time.
+    dtype = np.float64 if image.dtype == np.float64 else np.float32
+    values = np.pad(np.where(bad, np.nan, image).astype(dtype), ((0, pad_r), (0, pad_c)),
+                    constant_values=np.nan)
+    cells = values.reshape(values.shape[0] // box, box, values.shape[1] // box, box)
+    grid = nanmedian_last(cells.transpose(0, 2, 1, 3).reshape(*cells.shape[::2], -1))
+    if not np.isfinite(grid).any():
+        return None
+    grid = fill_pixels(grid, ~np.isfinite(grid)).astype(np.float64)
+    return ndimage.median_filter(grid, size=3, mode="nearest")
+
+
+class Surroundings:
+    """``image / background - 1`` at the pixels asked for (`relative_to_surroundings`'s values).
+
+    The backgrounds (one per colour plane) are found at once; the pixels' values only when
+    asked, so a check that needs a few thousand pixels does not compute a whole frame.
+    """
+
+    def __init__(self, image: np.ndarray, bad: np.ndarray, cfa: str | None = None,
+                 box: int = 32):
+        self.image, self.bad, self.box = image, bad, box
+        self.step = 2 if cfa else 1
+        self.grids = [_background_grid(i, b, box)
+                      for i, b in zip(planes(image, cfa), planes(bad, cfa), strict=True)]
+
+    def __call__(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Return the relative values at (``rows``, ``cols``): float64, NaN where flagged."""
+        step = self.step
+        level = np.full(rows.size, np.nan)
+        plane_index = (rows % step) * step + cols % step
+        for index, grid in enumerate(self.grids):
+            if grid is None:
+                continue
+            chosen = plane_index == index
+            r, c = rows[chosen] // step, cols[chosen] // step
+            height = (self.image.shape[0] - index // step + step - 1) // step
+            width = (self.image.shape[1] - index % step + step - 1) // step
+            below_r, above_r, w_r = (a[r] for a in _linear_weights(height, self.box,
+                                                                   grid.shape[0]))
+            below_c, above_c, w_c = (a[c] for a in _linear_weights(width, self.box,
+                                                                   grid.shape[1]))
+            # The two 1-D passes of `background`, in the same order: the same values.
+            low = grid[below_r, below_c] * (1 - w_r) + grid[above_r, below_c] * w_r
+            high = grid[below_r, above_c] * (1 - w_r) + grid[above_r, above_c] * w_r
+            level[chosen] = low * (1 - w_c) + high * w_c
+        with np.errstate(all="ignore"):
+            relative = self.image[rows, cols] / np.where(level != 0, level, np.nan) - 1
+        return np.where(self.bad[rows, cols], np.nan, relative)
 
 
 def _linear_weights(size: int, box: int, cells: int) -> tuple[np.ndarray, np.ndarray,

@@ -2,27 +2,32 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..flags import BAD, Flag
 from ..frame import Frame
-from ..kernels.filters import median_filter
-from ..kernels.mosaic import assemble, per_plane
-from ..kernels.stats import clipped_slope, robust_stats
+from ..kernels.mosaic import plane_slices
+from ..kernels.sparse import holes, neighbour_median_at
+from ..kernels.stats import clipped_slope
 from .maps import (
     SAMPLE,
+    Surroundings,
     block_medians,
     frame_cfa,
     large_scale,
     local_noise,
     neighbours,
-    relative_to_surroundings,
+    plane_block_medians,
+    sky_level,
 )
 from .masters import FlatDonuts, flat_donuts
 from .metric import Metric, judge
 
 __all__ = ["flatness", "defect_residuals", "dark_residual", "negative_outliers", "flat_imprint",
-           "science_checks", "adu_to_frame_units"]
+           "science_checks", "adu_to_frame_units", "DarkPattern", "dark_pattern", "FlatPattern",
+           "flat_pattern", "MasterMaps", "master_maps"]
 
 
 def adu_to_frame_units(frame: Frame) -> float | None:
@@ -41,9 +46,29 @@ def adu_to_frame_units(frame: Frame) -> float | None:
     return None
 
 
+@dataclass(frozen=True)
+class FlatPattern:
+    """A master flat's large-scale pattern: what `flatness` fits a frame's background by."""
+
+    planes: list[np.ndarray]
+    """Block medians of each colour plane (`plane_block_medians`)."""
+    spread: float
+    """The flat's range across the frame: largest over smallest block median, less 1."""
+
+
+def flat_pattern(flat: Frame, blocks: int = 8) -> FlatPattern:
+    """Return a master flat's block medians per colour plane and its range (`FlatPattern`)."""
+    finite = np.isfinite(flat.data)
+    pattern = block_medians(flat.data, flat.bad | ~finite, blocks)
+    spread = float(np.nanmax(pattern) / np.nanmin(pattern) - 1) if np.isfinite(
+        pattern).any() and np.nanmin(pattern) > 0 else 0.0
+    return FlatPattern(plane_block_medians(flat.data, flat.bad | ~finite, blocks,
+                                          frame_cfa(flat)), spread)
+
+
 def flatness(reduced: Frame, *, flat: Frame | None = None, blocks: int = 8,
              pass_below: float = 0.25, warn_below: float = 0.5,
-             noise: float | None = None) -> Metric:
+             noise: float | None = None, pattern: FlatPattern | None = None) -> Metric:
     """Large-scale flatness of the background, in units of the frame's sky noise.
 
     The background is measured as ``blocks`` x ``blocks`` block medians (stars and cosmic
@@ -62,6 +87,7 @@ def flatness(reduced: Frame, *, flat: Frame | None = None, blocks: int = 8,
     The value is the larger of the two (half the gradient's rise across the frame, to be
     comparable to a spread) over the sky's pixel-to-pixel noise. Without a flat, every
     large-scale structure counts (the spread about the plane, and the whole gradient).
+    ``pattern``: ``flat_pattern(flat, blocks)``, if known (a night's frames share a flat).
 
     Notes
     -----
@@ -75,24 +101,25 @@ def flatness(reduced: Frame, *, flat: Frame | None = None, blocks: int = 8,
     cfa = frame_cfa(reduced)
     sigma = local_noise(reduced) if noise is None else noise
     usable = flat is not None and flat.shape == reduced.shape
-    flat_data = np.where(np.isfinite(flat.data), flat.data, np.float32(np.nan)) if usable \
-        else None
-    after = large_scale(reduced.data, reduced.bad, blocks, cfa, flat_data)
+    if usable and pattern is None:
+        pattern = flat_pattern(flat, blocks)
+    after = large_scale(reduced.data, reduced.bad, blocks, cfa,
+                        pattern.planes if usable else None)
     if after is None or not (np.isfinite(sigma) and sigma > 0):
         return Metric("flatness", question, np.nan, "info", "needs a measurable background",
                       "too few unflagged pixels, or no pixel-to-pixel noise, to judge by")
     detail = (f"background {after.level:.4g} ADU: residual {after.residual:.3g} ADU about a "
               f"gradient of {after.gradient:.3g} ADU across the frame; sky noise "
               f"{sigma:.3g} ADU")
-    if flat_data is None:
+    if not usable:
         value = max(after.residual, after.gradient / 2) / sigma
     else:
-        before = large_scale(reduced.data * flat_data, reduced.bad | flat.bad, blocks, cfa)
+        with np.errstate(invalid="ignore"):
+            raw_like = reduced.data * flat.data  # the raw frame after bias and dark removal
+        before = large_scale(raw_like, reduced.bad | flat.bad, blocks, cfa)
         # Dividing a sky gradient by a vignetted flat changes its fitted rise by up to the
         # flat's own range: only a rise beyond that is the flat's doing.
-        pattern = block_medians(flat_data, flat.bad, blocks)
-        spread = float(np.nanmax(pattern) / np.nanmin(pattern) - 1) if np.isfinite(
-            pattern).any() and np.nanmin(pattern) > 0 else 0.0
+        spread = pattern.spread
         allowed = (before.gradient * (1 + spread)
                    + 3 * np.hypot(before.gradient_error, after.gradient_error)) if before \
             else 3 * after.gradient_error
@@ -109,13 +136,14 @@ def flatness(reduced: Frame, *, flat: Frame | None = None, blocks: int = 8,
     verdict, threshold = judge(value, pass_below, warn_below)
     if verdict != "pass":
         detail += ("; a flat pattern left in or over-corrected, or a gradient the flat "
-                   "introduced" if flat_data is not None else
+                   "introduced" if usable else
                    "; large-scale structure (no flat to tell a flat pattern from the sky)")
     return Metric("flatness", question, value, verdict, f"(sky noise) {threshold}", detail)
 
 
 def defect_residuals(frame: Frame, *, k: float = 5.0, pass_below: float = 0.01,
-                     warn_below: float = 0.05, noise: float | None = None) -> Metric:
+                     warn_below: float = 0.05, noise: float | None = None,
+                     sky: float | None = None) -> Metric:
     """Fraction of HOT/DEAD pixels still standing out from their neighbours by ``k`` sigma.
 
     A repaired or correctly calibrated defect looks like its neighbours; an unrepaired hot
@@ -128,68 +156,114 @@ def defect_residuals(frame: Frame, *, k: float = 5.0, pass_below: float = 0.01,
     # A repaired pixel holds its neighbours' median by construction, and a saturated one has
     # no measurement: only the others can show a defect left uncorrected.
     unmeasured = frame.has(BAD & ~(Flag.HOT | Flag.DEAD))
-    candidates = defective & ~repaired & ~unmeasured & np.isfinite(frame.data)
-    around = neighbours(frame.data, frame.bad | defective, frame_cfa(frame))
-    sky = robust_stats(frame.data, exclude=frame.bad, max_values=SAMPLE)
+    rows, cols = np.nonzero(defective & ~repaired & ~unmeasured & np.isfinite(frame.data))
+    # Each against the median of its unflagged neighbours of its colour (only these pixels).
+    around = neighbour_median_at(frame.data, frame.bad | defective, rows, cols,
+                                 step=2 if frame_cfa(frame) else 1)
+    sky_median = sky_level(frame) if sky is None else sky
     noise_level = local_noise(frame) if noise is None else noise
     # On a star, neighbours do not predict a pixel: judge defects on the sky only.
-    defects = candidates & (around < sky.median + 10 * noise_level)
-    if not defects.any():
+    on_sky = around < sky_median + 10 * noise_level
+    rows, cols, around = rows[on_sky], cols[on_sky], around[on_sky]
+    if not rows.size:
         return Metric("defects", question, 0.0, "pass", "no unrepaired defect on the sky",
                       f"{int(defective.sum())} hot or dead pixels flagged, "
                       f"{int(repaired.sum())} repaired")
-    sigma = np.full(int(defects.sum()), noise_level)
+    sigma = np.full(rows.size, noise_level)
     if frame.variance is not None:
-        sigma = np.fmax(sigma, np.sqrt(np.maximum(frame.variance[defects], 0)))
-    off = np.abs(frame.data[defects] - around[defects]) > k * sigma
+        sigma = np.fmax(sigma, np.sqrt(np.maximum(frame.variance[rows, cols], 0)))
+    off = np.abs(frame.data[rows, cols] - around) > k * sigma
     value = float(off.mean())
     verdict, threshold = judge(value, pass_below, warn_below)
     return Metric("defects", question, value, verdict, threshold,
-                  f"{int(off.sum())} of {int(defects.sum())} unrepaired defects on the sky "
+                  f"{int(off.sum())} of {rows.size} unrepaired defects on the sky "
                   f"differ from their neighbours by more than {k:g} sigma "
                   f"({int(repaired.sum())} repaired)")
 
 
-def dark_residual(reduced: Frame, dark: Frame, *, scale: float = 1.0, flat: Frame | None = None,
-                  snr: float = 10.0, min_pixels: int = 20, pass_below: float = 0.1,
-                  warn_below: float = 0.3) -> Metric:
-    """How much of the (scaled) master dark is left in a reduced frame, where the dark is strong.
+@dataclass(frozen=True)
+class DarkPattern:
+    """A master dark's strong pixels (hot and warm), as the frames it calibrated saw them.
 
-    At pixels whose dark signal is ``snr`` times its own noise (hot and warm pixels), the
-    frame's excess over its neighbours is fitted by the dark's (divided by the flat, as the
-    frame was): 0 means the dark was subtracted exactly, 1 that it was not subtracted at all,
-    -1 that it was subtracted twice. Repaired pixels hold no measurement; when every strong
-    dark pixel was repaired, there is nothing left to check (verdict ``info``).
+    The dark divided by the flat (when there is one), at exposure scale 1: what
+    `dark_residual` fits a frame's excess by. Found once per dark and flat; whether a pixel
+    is strong does not depend on the exposure scale (signal and noise scale alike).
     """
-    question = "Is the dark current correctly subtracted?"
-    pattern = dark.data * np.float32(scale)
-    noise = None if dark.variance is None else np.sqrt(np.maximum(dark.variance, 0)) * scale
-    if flat is not None:
+
+    rows: np.ndarray
+    cols: np.ndarray
+    excess: np.ndarray
+    """The dark's excess over its neighbours of its colour at each strong pixel, per unit
+    scale, divided by the flat."""
+    mask: np.ndarray
+    """Whole-frame: True at the strong pixels."""
+    unusable: np.ndarray
+    """Whole-frame: True where the dark divided by the flat is not finite."""
+
+
+def dark_pattern(dark: Frame, flat: Frame | None = None, *, snr: float = 10.0) -> DarkPattern:
+    """Return the pixels whose dark signal is ``snr`` times its own noise (see `DarkPattern`).
+
+    The noise is the dark's UNCERT where it has one, else its pixel-to-pixel noise.
+    """
+    pattern = dark.data.astype(np.float32)
+    noise = None if dark.variance is None else np.sqrt(np.maximum(dark.variance, 0))
+    if flat is not None and flat.shape == dark.shape:
         response = np.where(flat.data > 0, flat.data, np.float32(np.nan))
         pattern = pattern / response
         noise = None if noise is None else noise / response
-    unusable = reduced.has((BAD & ~Flag.HOT) | Flag.REPAIRED)
-    unusable |= ~np.isfinite(pattern) | ~np.isfinite(reduced.data)
-    pattern_background = neighbours(pattern, unusable | dark.has(Flag.HOT), frame_cfa(dark))
-    excess_dark = pattern - pattern_background
+    unusable = ~np.isfinite(pattern)
+    cfa = frame_cfa(dark)
+    background = neighbours(pattern, unusable | dark.has(Flag.HOT), cfa)
+    excess = pattern - background
     if noise is None:
-        noise = np.full(pattern.shape, local_noise(dark.replace(data=pattern)))
-    strong = ~unusable & (excess_dark > snr * noise)
-    if strong.sum() < min_pixels:
+        noise = np.float32(local_noise(dark.replace(data=pattern)))
+    mask = ~unusable & (excess > snr * noise)
+    rows, cols = np.nonzero(mask)
+    return DarkPattern(rows, cols, excess[rows, cols], mask, unusable)
+
+
+def dark_residual(reduced: Frame, dark: Frame, *, scale: float = 1.0, flat: Frame | None = None,
+                  snr: float = 10.0, min_pixels: int = 20, pass_below: float = 0.1,
+                  warn_below: float = 0.3, pattern: DarkPattern | None = None) -> Metric:
+    """How much of the (scaled) master dark is left in a reduced frame, where the dark is strong.
+
+    At pixels whose dark signal is ``snr`` times its own noise (hot and warm pixels,
+    `dark_pattern`), the frame's excess over its neighbours is fitted by the dark's (divided by
+    the flat, as the frame was): 0 means the dark was subtracted exactly, 1 that it was not
+    subtracted at all, -1 that it was subtracted twice. Repaired pixels hold no measurement;
+    when every strong dark pixel was repaired, there is nothing left to check (verdict
+    ``info``). ``pattern``: ``dark_pattern(dark, flat, snr=snr)``, if known (a night's frames
+    share their masters).
+    """
+    question = "Is the dark current correctly subtracted?"
+    if not scale > 0:
+        return Metric("dark residual", question, np.nan, "info", "needs a positive dark scale",
+                      f"the dark was scaled by {scale:.4g}")
+    pattern = dark_pattern(dark, flat, snr=snr) if pattern is None else pattern
+    unusable = reduced.has((BAD & ~Flag.HOT) | Flag.REPAIRED)
+    unusable |= pattern.unusable | ~np.isfinite(reduced.data)
+    usable = ~unusable[pattern.rows, pattern.cols]
+    rows, cols = pattern.rows[usable], pattern.cols[usable]
+    if rows.size < min_pixels:
         return Metric("dark residual", question, np.nan, "info",
                       f"needs {min_pixels} unrepaired pixels with a strong dark",
-                      f"{int(strong.sum())} usable pixels with a strong dark (the others were "
+                      f"{rows.size} usable pixels with a strong dark (the others were "
                       f"repaired); reduce with --repair unusable (the default) or none to check "
                       f"the dark subtraction")
-    frame_background = neighbours(reduced.data, unusable | strong, frame_cfa(reduced))
-    y = (reduced.data - frame_background)[strong]
-    weight = None if reduced.variance is None else 1 / np.maximum(reduced.variance[strong], 1e-12)
-    slope = clipped_slope(excess_dark[strong], y, weight)
+    # Each strong pixel against its neighbours of its colour that have neither a strong dark
+    # nor a flag (only these pixels are computed).
+    frame_background = neighbour_median_at(reduced.data, unusable | pattern.mask, rows, cols,
+                                           step=2 if frame_cfa(reduced) else 1)
+    y = reduced.data[rows, cols] - frame_background
+    weight = (None if reduced.variance is None
+              else 1 / np.maximum(reduced.variance[rows, cols], 1e-12))
+    slope = clipped_slope(pattern.excess[usable] * np.float32(scale), y, weight)
     verdict, threshold = judge(abs(slope.value), pass_below, warn_below)
     sign = "left in the frame" if slope.value > 0 else "over-subtracted"
     return Metric("dark residual", question, slope.value, verdict, f"|value| {threshold}",
                   f"{abs(slope.value):.1%} of the dark {sign} (+/- {slope.error:.1%}), from "
-                  f"{int(strong.sum())} pixels with a strong dark")
+                  f"{rows.size} pixels with a strong dark")
 
 
 def negative_outliers(reduced: Frame, *, k: float = 5.0, pass_below: float = 1e-4,
@@ -207,16 +281,16 @@ def negative_outliers(reduced: Frame, *, k: float = 5.0, pass_below: float = 1e-
     good = ~reduced.has((BAD & ~Flag.HOT) | Flag.REPAIRED) & np.isfinite(
         reduced.data)
     # Against the pixel's own surroundings (a nebula or a cluster makes a global median, or
-    # even a 32-pixel one, meaningless): a hole is a pixel below its 3x3 neighbourhood.
+    # even a 32-pixel one, meaningless): a hole is a pixel below its 3x3 neighbourhood, the
+    # flagged neighbours standing in at their plane's median. One pass; the median is
+    # computed only where the nearest neighbours allow a hole.
     cfa = frame_cfa(reduced)
-    filled = np.where(good, reduced.data, np.float32(np.nan))
-    local = assemble(per_plane(_local_median, [filled], cfa), reduced.shape, cfa, np.float32)
+    step = 2 if cfa else 1
+    fills = np.array([_plane_median(reduced.data[rows, cols], good[rows, cols])
+                      for rows, cols in plane_slices(cfa)], np.float32)
     level = local_noise(reduced) if noise is None else noise
-    sigma = np.full(int(good.sum()), level, np.float32)
-    if reduced.variance is not None:
-        sigma = np.fmax(sigma, np.sqrt(np.maximum(reduced.variance[good], 0)))
-    low = np.zeros(reduced.shape, bool)
-    low[good] = reduced.data[good] < local[good] - k * sigma
+    low = holes(reduced.data, good, noise=level, k=k, variance=reduced.variance, fills=fills,
+                step=step)
     count = int(low.sum())
     lines = _defect_lines(low)
     # A row or column low along its length is a detector defect, not the dark: said, and
@@ -251,7 +325,8 @@ def flat_imprint(reduced: Frame, flat: Frame, *, pass_below: float = 0.2,
         return Metric("flat imprint", question, np.nan, "info", "needs donuts in the flat",
                       "the flat shows no dust donut to check against")
     bad = reduced.bad | ~np.isfinite(reduced.data)
-    frame_rel = relative_to_surroundings(reduced.data, bad, frame_cfa(reduced))
+    # The frame's small-scale structure, computed at the donuts' pixels and around them only.
+    frame_rel = Surroundings(reduced.data, bad, frame_cfa(reduced))
     # The flat's own structure (its flagged pixels left out); the frame's flagged pixels are
     # left out of each donut below.
     flat_rel = donuts.relative
@@ -263,7 +338,7 @@ def flat_imprint(reduced: Frame, flat: Frame, *, pass_below: float = 0.2,
             continue
         inside = (rows[good], cols[good])
         dip = np.nanmedian(flat_rel[inside])
-        values = frame_rel[inside]
+        values = frame_rel(*inside)
         values = values[np.isfinite(values)]
         if values.size < 5:
             continue
@@ -304,29 +379,31 @@ def _defect_lines(low: np.ndarray, *, min_pixels: int = 10, share: float = 0.2) 
     return lines
 
 
-def _local_median(image: np.ndarray) -> np.ndarray:
-    """Median of each pixel's 3 x 3 neighbourhood, flagged (NaN) pixels filled first."""
-    finite = np.isfinite(image)
-    fill = np.float32(np.median(image[finite])) if finite.any() else np.float32(0)
-    # The compiled 3x3 network: scipy's values with mode="nearest", in a tenth of the time.
-    return median_filter(np.where(finite, image, fill), 3)
+def _plane_median(values: np.ndarray, good: np.ndarray) -> float:
+    """Median of a plane's good values (a regular sample of `SAMPLE` of them; 0 if none)."""
+    kept = values[good]
+    step = max(1, kept.size // SAMPLE)
+    return float(np.median(kept[::step])) if kept.size else 0.0
 
 
-def _structure_error(relative: np.ndarray, pixels: tuple[np.ndarray, np.ndarray],
+def _structure_error(relative: Surroundings, pixels: tuple[np.ndarray, np.ndarray],
                      bad: np.ndarray) -> float:
     """Return the spread of the median of ``relative`` under a mask moved to 8 places around it.
 
     ``pixels``: the mask's rows and columns.
     """
     rows, cols = pixels
+    shape = relative.image.shape
     size = int(max(np.ptp(rows), np.ptp(cols))) + 1
     medians = []
     for dy, dx in ((-2, 0), (2, 0), (0, -2), (0, 2), (-2, -2), (-2, 2), (2, -2), (2, 2)):
         r, c = rows + dy * size, cols + dx * size
-        ok = (r >= 0) & (r < relative.shape[0]) & (c >= 0) & (c < relative.shape[1])
+        ok = (r >= 0) & (r < shape[0]) & (c >= 0) & (c < shape[1])
         if ok.sum() < 0.8 * rows.size:
             continue
-        values = relative[r[ok], c[ok]][~bad[r[ok], c[ok]]]
+        r, c = r[ok], c[ok]
+        kept = ~bad[r, c]
+        values = relative(r[kept], c[kept])
         values = values[np.isfinite(values)]
         if values.size >= 5:
             medians.append(np.median(values))
@@ -336,18 +413,37 @@ def _structure_error(relative: np.ndarray, pixels: tuple[np.ndarray, np.ndarray]
     return float(1.4826 * np.median(np.abs(medians - np.median(medians))))
 
 
+@dataclass(frozen=True)
+class MasterMaps:
+    """What the checks of a science frame take from its masters: found once, used per frame."""
+
+    dark: DarkPattern | None = None
+    flat: FlatPattern | None = None
+    donuts: FlatDonuts | None = None
+
+
+def master_maps(*, dark: Frame | None = None, flat: Frame | None = None) -> MasterMaps:
+    """Return the dark's strong pixels, the flat's pattern and its dust donuts (`MasterMaps`)."""
+    return MasterMaps(dark_pattern(dark, flat) if dark is not None else None,
+                      flat_pattern(flat) if flat is not None else None,
+                      flat_donuts(flat) if flat is not None else None)
+
+
 def science_checks(reduced: Frame, *, dark: Frame | None = None, dark_scale: float = 1.0,
                    flat: Frame | None = None, noise: float | None = None,
-                   donuts: FlatDonuts | None = None) -> list[Metric]:
+                   sky: float | None = None, maps: MasterMaps | None = None) -> list[Metric]:
     """Every check that applies to a reduced science frame (the masters it was reduced with).
 
-    The frame's pixel-to-pixel noise (`local_noise`) is measured once, unless given as
-    ``noise``, and shared by the checks; so are the flat's dust donuts (`flat_donuts`,
-    given as ``donuts`` or found here). The masters are in ADU; a frame in electrons
-    (``BUNIT``) has the dark compared in electrons, through the gain it was converted with.
+    The frame's pixel-to-pixel noise (`local_noise`) and sky level (`sky_level`) are measured
+    once, unless given as ``noise`` and ``sky``, and shared by the checks; so is what they take
+    from the masters (``maps``: ``master_maps(dark=dark, flat=flat)``, found here unless
+    given). The masters are in ADU; a frame in electrons (``BUNIT``) has the dark compared in
+    electrons, through the gain it was converted with.
     """
     noise = local_noise(reduced) if noise is None else noise
-    metrics = [flatness(reduced, flat=flat, noise=noise), defect_residuals(reduced, noise=noise),
+    maps = master_maps(dark=dark, flat=flat) if maps is None else maps
+    metrics = [flatness(reduced, flat=flat, noise=noise, pattern=maps.flat),
+               defect_residuals(reduced, noise=noise, sky=sky),
                negative_outliers(reduced, noise=noise)]
     to_units = adu_to_frame_units(reduced)
     if dark is not None and to_units is None:
@@ -356,7 +452,8 @@ def science_checks(reduced: Frame, *, dark: Frame | None = None, dark_scale: flo
                               f"BUNIT={reduced.header.get('BUNIT')!r} without a usable GAIN: "
                               "the ADU dark cannot be compared"))
     elif dark is not None:
-        metrics.append(dark_residual(reduced, dark, scale=dark_scale * to_units, flat=flat))
+        metrics.append(dark_residual(reduced, dark, scale=dark_scale * to_units, flat=flat,
+                                     pattern=maps.dark))
     if flat is not None:
-        metrics.append(flat_imprint(reduced, flat, donuts=donuts))
+        metrics.append(flat_imprint(reduced, flat, donuts=maps.donuts))
     return metrics

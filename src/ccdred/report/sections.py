@@ -24,7 +24,7 @@ from ..frame import Frame
 from ..pipeline.executors import Executor
 from ..pipeline.products import Manifest, Product
 from ..pipeline.recipes import recipe_for
-from ..quicklook import write_quicklook
+from ..quicklook import write_quicklook, write_thumbnail
 
 __all__ = ["Section", "build_sections", "section_key", "read_noise_adu", "finite", "SEVERITY",
            "FIGURE_DPI"]
@@ -83,23 +83,6 @@ def _anchor(name: str) -> str:
     return "s-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in name)
 
 
-def _thumbnail(frame: Frame, path: Path) -> None:
-    """Write a small PNG of the frame: block-averaged (no aliasing), median -2/+5 sigma stretch."""
-    from matplotlib.image import imsave
-
-    data = plots.binned(frame.data, _THUMB_PIXELS)
-    cfa = plots.frame_colour(frame)
-    with io.atomic_output(path) as tmp:
-        if cfa:
-            rgb = plots.colour_preview(frame.data, cfa)
-            small = np.stack([plots.binned(rgb[..., c], _THUMB_PIXELS) for c in range(3)],
-                             axis=-1)
-            imsave(tmp, np.clip(small, 0, 1), origin="lower", format="png")
-        else:
-            low, high = plots.colour_limits(data)
-            imsave(tmp, data, cmap="gray", vmin=low, vmax=high, origin="lower", format="png")
-
-
 def _time(header: Any) -> str | None:
     value = header.get("DATE-OBS")
     return str(value) if value else None
@@ -150,27 +133,27 @@ def _science_section(product: Product, figures_dir: str, masters: Mapping[str, s
         section.notes.append(f"raw frame not available for comparison: {err}")
     params = product.parameters
     dark = flat = None
-    donuts = None
     dark_scale = 1.0
     if params.get("dark"):
         dark = _master(masters[params["dark"]["master"]])
         dark_scale = float(params["dark"]["scale"])
     if params.get("flat"):
         flat = _master(masters[params["flat"]])
-        donuts = _donuts(masters[params["flat"]])
+    maps = _maps(masters[params["dark"]["master"]] if dark is not None else None,
+                 masters[params["flat"]] if flat is not None else None)
     comparable = raw if raw is not None and raw.shape == reduced.shape else None
     shown = [(reduced, f"reduced: {path.name}")]
     if comparable is not None:
         shown.insert(0, (comparable, f"raw: {raw_path.name}"))
     write_quicklook(shown, Path(figures_dir) / f"{path.stem}.png")
     section.figures.append(f"figures/{path.stem}.png")
-    _thumbnail(reduced, Path(figures_dir) / f"{path.stem}_thumb.png")
+    write_thumbnail(reduced, Path(figures_dir) / f"{path.stem}_thumb.png", _THUMB_PIXELS)
     section.thumbnail = f"figures/{path.stem}_thumb.png"
-    noise = qa.local_noise(reduced)
+    noise, sky = qa.local_noise(reduced), qa.sky_level(reduced)
     metrics = qa.science_checks(reduced, dark=dark, dark_scale=dark_scale, flat=flat,
-                                noise=noise, donuts=donuts)
+                                noise=noise, sky=sky, maps=maps)
     section.metrics = [m.to_json() for m in metrics]
-    section.stats = _science_stats(reduced, params, metrics, noise)
+    section.stats = _science_stats(reduced, params, metrics, noise, sky)
     section.notes.append(f"units: {reduced.header.get('BUNIT', 'adu')}" + (
         f" (ADU x GAIN={float(reduced.header['GAIN']):.4g} e-/ADU)"
         if _in_electrons(reduced) and "GAIN" in reduced.header else ""))
@@ -200,14 +183,16 @@ def _master(path: str) -> Frame:
     return _read_master(_stamp(path))
 
 
-@functools.lru_cache(maxsize=2)
-def _flat_donuts(stamp: tuple[str, int, int, int]) -> qa.FlatDonuts:
-    return qa.flat_donuts(_read_master(stamp))
+@functools.lru_cache(maxsize=4)
+def _master_maps(dark: tuple[str, int, int, int] | None,
+                 flat: tuple[str, int, int, int] | None) -> qa.MasterMaps:
+    return qa.master_maps(dark=_read_master(dark) if dark else None,
+                          flat=_read_master(flat) if flat else None)
 
 
-def _donuts(path: str) -> qa.FlatDonuts:
-    """Return a master flat's dust donuts, found once per worker process."""
-    return _flat_donuts(_stamp(path))
+def _maps(dark: str | None, flat: str | None) -> qa.MasterMaps:
+    """Return what the checks take from a dark and a flat, found once per worker process."""
+    return _master_maps(_stamp(dark) if dark else None, _stamp(flat) if flat else None)
 
 
 def _in_electrons(frame: Frame) -> bool:
@@ -215,9 +200,8 @@ def _in_electrons(frame: Frame) -> bool:
 
 
 def _science_stats(reduced: Frame, params: Mapping[str, Any], metrics: list[qa.Metric],
-                   noise: float) -> dict[str, Any]:
+                   noise: float, sky: float) -> dict[str, Any]:
     """Return the numbers of one frame on the night's figure and table."""
-    sky = qa.sky_level(reduced)
     gain, read_noise = params.get("gain"), params.get("read_noise")
     model = np.nan
     if gain and read_noise is not None and np.isfinite(sky):

@@ -1,0 +1,194 @@
+"""What the night report needs of a frame, computed without whole-frame temporaries.
+
+The report's checks look at a few thousand pixels of a frame (its hot pixels, a dark's
+strong pixels, the holes below their surroundings); a full-frame filter computed for them
+costs more than calibrating the frame. These kernels read only the neighbourhoods they need
+(and `block_mean` bins a frame for its figures in one pass). A colour mosaic's pixels are
+compared within their colour plane: ``step=2`` takes neighbours two pixels away, which keeps
+the Bayer position.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["neighbour_median_at", "holes", "block_mean"]
+
+
+@njit(cache=True)
+def _neighbour_median_at(image, masked, rows, cols, step, max_half):
+    height, width = image.shape
+    out = np.full(rows.size, np.nan, np.float32)
+    buf = np.empty((2 * max_half + 1) ** 2, np.float64)
+    for i in range(rows.size):
+        r, c = rows[i], cols[i]
+        for half in range(1, max_half + 1):
+            n = 0
+            for dr in range(-half, half + 1):
+                rr = r + dr * step
+                if rr < 0 or rr >= height:
+                    continue
+                for dc in range(-half, half + 1):
+                    cc = c + dc * step
+                    if cc < 0 or cc >= width or (dr == 0 and dc == 0) or masked[rr, cc]:
+                        continue
+                    v = np.float64(image[rr, cc])
+                    if np.isnan(v) or np.isinf(v):
+                        continue
+                    j = n  # insertion sort: a few dozen values at most, no allocation
+                    while j > 0 and buf[j - 1] > v:
+                        buf[j] = buf[j - 1]
+                        j -= 1
+                    buf[j] = v
+                    n += 1
+            if n > 0:
+                out[i] = 0.5 * (buf[(n - 1) // 2] + buf[n // 2])  # np.median's value
+                break
+    return out
+
+
+def neighbour_median_at(image: np.ndarray, masked: np.ndarray, rows: np.ndarray,
+                        cols: np.ndarray, *, step: int = 1, max_half: int = 8) -> np.ndarray:
+    """Median of each listed pixel's usable neighbours of its own colour.
+
+    The neighbours are the pixels of the 3 x 3 box around it (the box's pixels ``step``
+    apart) that are neither ``masked`` nor non-finite; where there is none, the 5 x 5 box,
+    and so on up to ``2 max_half + 1``. For an isolated pixel this is what `fill_pixels`
+    puts there; inside a large masked region `fill_pixels` grows inwards and may differ.
+
+    Returns
+    -------
+    ndarray of float32
+        One value per listed pixel; NaN where no box up to the largest has a usable pixel.
+    """
+    if masked.shape != image.shape:
+        raise ValueError(f"mask shape {masked.shape} != image shape {image.shape}")
+    rows = np.asarray(rows, np.intp)
+    cols = np.asarray(cols, np.intp)
+    return _neighbour_median_at(np.ascontiguousarray(image),
+                                np.ascontiguousarray(masked, dtype=np.bool_), rows, cols,
+                                int(step), int(max_half))
+
+
+@njit(cache=True)
+def _median9(buf):
+    # Insertion sort of 9 values; the fifth is the median (odd count: no averaging).
+    for i in range(1, 9):
+        v = buf[i]
+        j = i
+        while j > 0 and buf[j - 1] > v:
+            buf[j] = buf[j - 1]
+            j -= 1
+        buf[j] = v
+    return buf[4]
+
+
+@njit(cache=True)
+def _holes(data, good, variance, has_variance, noise, k, fills, step):
+    height, width = data.shape
+    low = np.zeros((height, width), np.bool_)
+    buf = np.empty(9, np.float32)
+    for r in range(height):
+        plane_row = (r % step) * step
+        last_row = r % step + step * ((height - 1 - r % step) // step)
+        up = r - step if r - step >= 0 else r
+        down = r + step if r + step <= last_row else r
+        for c in range(width):
+            if not good[r, c]:
+                continue
+            fill = fills[plane_row + c % step]
+            last_col = c % step + step * ((width - 1 - c % step) // step)
+            left = c - step if c - step >= 0 else c
+            right = c + step if c + step <= last_col else c
+            sigma = noise
+            if has_variance:
+                var = variance[r, c]
+                if var > 0:
+                    root = np.float32(np.sqrt(var))
+                    if root > sigma:
+                        sigma = root
+            limit_of = k * sigma
+            v = data[r, c]
+            # The median of the 9 is at most the largest of the 4 nearest (at least 5 of the 9
+            # reach the median, and v is below it): only then is the median worth computing.
+            best = fill
+            if good[up, c]:
+                best = data[up, c]
+            for rr, cc in ((r, left), (r, right), (down, c)):
+                value = data[rr, cc] if good[rr, cc] else fill
+                if value > best:
+                    best = value
+            if not v < best - limit_of:
+                continue
+            n = 0
+            for rr in (up, r, down):
+                for cc in (left, c, right):
+                    buf[n] = data[rr, cc] if good[rr, cc] else fill
+                    n += 1
+            if v < _median9(buf) - limit_of:
+                low[r, c] = True
+    return low
+
+
+def holes(data: np.ndarray, good: np.ndarray, *, noise: float, k: float,
+          variance: np.ndarray | None = None, fills: np.ndarray | None = None,
+          step: int = 1) -> np.ndarray:
+    """Pixels more than ``k`` sigma below the median of their 3 x 3 neighbourhood.
+
+    The same pixels as comparing each ``good`` pixel with a full-frame 3 x 3 median filter
+    (edges repeated, ``mode="nearest"``, per colour plane with ``step=2``) of the image whose
+    pixels that are not ``good`` hold their plane's ``fills`` value; float32 arithmetic
+    throughout, as numpy does it. Sigma is ``max(noise, sqrt(variance))`` per pixel.
+
+    Parameters
+    ----------
+    data : ndarray of float32
+    good : ndarray of bool
+        The pixels judged, and the only ones whose values are used.
+    noise, k : float
+    variance : ndarray of float32, optional
+    fills : ndarray of float32, optional
+        The value of a pixel that is not good, per plane (``step * (row % step) + col % step``);
+        0 by default.
+    step : int
+        1 for a monochrome frame, 2 for a Bayer mosaic.
+    """
+    if good.shape != data.shape:
+        raise ValueError(f"mask shape {good.shape} != image shape {data.shape}")
+    if fills is None:
+        fills = np.zeros(step * step, np.float32)
+    has_variance = variance is not None
+    variance = (np.ascontiguousarray(variance, dtype=np.float32) if has_variance
+                else np.zeros((1, 1), np.float32))
+    return _holes(np.ascontiguousarray(data, dtype=np.float32),
+                  np.ascontiguousarray(good, dtype=np.bool_), variance, has_variance,
+                  np.float32(noise), np.float32(k), np.asarray(fills, np.float32), int(step))
+
+
+@njit(cache=True)
+def _block_mean(data, factor, rows, cols):
+    out = np.empty((rows, cols), np.float32)
+    sums = np.zeros(cols, np.float64)
+    counts = np.zeros(cols, np.int64)
+    for br in range(rows):
+        sums[:] = 0.0
+        counts[:] = 0
+        for r in range(br * factor, (br + 1) * factor):
+            for c in range(cols * factor):
+                v = data[r, c]
+                if np.isfinite(v):
+                    sums[c // factor] += v
+                    counts[c // factor] += 1
+        for bc in range(cols):
+            out[br, bc] = sums[bc] / counts[bc] if counts[bc] > 0 else np.nan
+    return out
+
+
+def block_mean(data: np.ndarray, factor: int) -> np.ndarray:
+    """Mean of the finite values of each ``factor`` x ``factor`` block (NaN where none).
+
+    Incomplete blocks at the far edges are left out; sums in double precision.
+    """
+    rows, cols = data.shape[0] // factor, data.shape[1] // factor
+    return _block_mean(np.ascontiguousarray(data), int(factor), rows, cols)

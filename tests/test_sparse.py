@@ -1,0 +1,120 @@
+"""Kernels that visit only the pixels a check needs, against their full-frame definitions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from ccdred.kernels import sparse
+from ccdred.kernels.mosaic import assemble, per_plane, plane_slices
+from ccdred.kernels.repair import fill_pixels
+from ccdred.qa.maps import Surroundings, relative_to_surroundings
+
+
+def _frame(shape, seed, flagged=0.03):
+    rng = np.random.default_rng(seed)
+    data = rng.normal(100, 5, shape).astype(np.float32)
+    data[rng.random(shape) < 0.01] -= 60  # holes
+    data[rng.random(shape) < 0.01] += 400  # stars, cosmic rays
+    data[3, :] -= 80  # a cold row
+    data[rng.random(shape) < 0.002] = np.nan
+    good = (rng.random(shape) > flagged) & np.isfinite(data)
+    variance = rng.uniform(0, 60, shape).astype(np.float32)
+    variance[rng.random(shape) < 0.05] = np.nan
+    return data, good, variance
+
+
+def _holes_full_frame(data, good, variance, noise, k, fills, cfa):
+    """The definition: every pixel against a full-frame 3x3 median filter (edges repeated)."""
+    filled = np.where(good, data, np.float32(np.nan))
+    parts = []
+    for (rows, cols), fill in zip(plane_slices(cfa), fills, strict=True):
+        plane = filled[rows, cols]
+        parts.append(ndimage.median_filter(np.where(np.isfinite(plane), plane, fill), 3,
+                                           mode="nearest"))
+    local = assemble(parts, data.shape, cfa, np.float32)
+    sigma = np.full(int(good.sum()), noise, np.float32)
+    if variance is not None:
+        sigma = np.fmax(sigma, np.sqrt(np.maximum(variance[good], 0)))
+    low = np.zeros(data.shape, bool)
+    low[good] = data[good] < local[good] - k * sigma
+    return low
+
+
+@pytest.mark.parametrize("cfa", [None, "RGGB"])
+@pytest.mark.parametrize("shape", [(4, 4), (5, 7), (64, 33), (301, 256)])
+@pytest.mark.parametrize("with_variance", [True, False])
+def test_holes_are_the_pixels_below_a_full_frame_median_filter(shape, cfa, with_variance):
+    data, good, variance = _frame(shape, shape[0] + shape[1])
+    fills = np.array([97.0, 101.5, 99.0, 103.0][:4 if cfa else 1], np.float32)
+    variance = variance if with_variance else None
+    expected = _holes_full_frame(data, good, variance, 5.0, 5.0, fills, cfa)
+    found = sparse.holes(data, good, noise=5.0, k=5.0, variance=variance, fills=fills,
+                         step=2 if cfa else 1)
+    np.testing.assert_array_equal(found, expected)
+    if shape[0] > 100:
+        assert expected.sum() > 100  # the test has holes to find
+
+
+@pytest.mark.parametrize("cfa", [None, "RGGB"])
+def test_neighbour_median_at_is_fill_pixels_at_isolated_pixels(cfa):
+    data, _, _ = _frame((200, 180), 7)
+    rng = np.random.default_rng(3)
+    masked = rng.random(data.shape) < 0.01
+    masked[50:54, 60:64] = True  # a cluster: fill_pixels grows into it, the kernel widens
+    expected = assemble(per_plane(fill_pixels, [data, masked], cfa), data.shape, cfa,
+                        np.float32)
+    rows, cols = np.nonzero(masked | ~np.isfinite(data))
+    step = 2 if cfa else 1
+    found = sparse.neighbour_median_at(data, masked, rows, cols, step=step)
+    around = np.zeros(data.shape, np.int32)  # unusable same-plane pixels in the 3x3 box
+    unusable = (masked | ~np.isfinite(data)).astype(np.int32)
+    padded = np.pad(unusable, 2 * step, constant_values=0)
+    for dr in (-step, 0, step):
+        for dc in (-step, 0, step):
+            if dr or dc:
+                around += padded[2 * step + dr:2 * step + dr + data.shape[0],
+                                 2 * step + dc:2 * step + dc + data.shape[1]]
+    isolated = around[rows, cols] == 0
+    assert isolated.sum() > 200
+    np.testing.assert_array_equal(found[isolated], expected[rows, cols][isolated])
+    # Inside the cluster a wider box is used: a value, close to the sky's.
+    assert np.isfinite(found).all()
+    inner = (rows == 51) & (cols == 61)
+    assert abs(float(found[inner][0]) - 100) < 15
+
+
+def test_neighbour_median_at_gives_nan_without_usable_neighbours():
+    data = np.ones((9, 9), np.float32)
+    masked = np.ones((9, 9), bool)
+    out = sparse.neighbour_median_at(data, masked, np.array([4]), np.array([4]))
+    assert np.isnan(out[0])
+
+
+@pytest.mark.parametrize("factor", [2, 3, 7])
+def test_block_mean_is_the_mean_of_each_block(factor):
+    rng = np.random.default_rng(factor)
+    data = rng.normal(0, 1, (101, 64)).astype(np.float32)
+    data[5, 5] = np.nan
+    rows, cols = 101 // factor, 64 // factor
+    data[:factor, (cols - 1) * factor:cols * factor] = np.nan  # a block with nothing finite
+    cells = data[:rows * factor, :cols * factor].reshape(rows, factor, cols, factor)
+    with np.errstate(invalid="ignore"), pytest.warns(RuntimeWarning):
+        expected = np.nanmean(cells.astype(np.float64), axis=(1, 3)).astype(np.float32)
+    np.testing.assert_allclose(sparse.block_mean(data, factor), expected, rtol=1e-6,
+                               equal_nan=True)
+
+
+@pytest.mark.parametrize("cfa", [None, "RGGB"])
+@pytest.mark.parametrize("shape", [(100, 70), (257, 300)])
+def test_surroundings_at_pixels_equal_the_whole_frame_map(shape, cfa):
+    data, good, _ = _frame(shape, 11)
+    data += np.linspace(0, 50, shape[1], dtype=np.float32)  # a gradient to interpolate
+    bad = ~good
+    bad[:40, :40] = True  # whole cells without a good pixel: filled from their neighbours
+    expected = relative_to_surroundings(data, bad, cfa)
+    rows, cols = np.indices(shape).reshape(2, -1)
+    found = Surroundings(data, bad, cfa)(rows, cols).reshape(shape)
+    np.testing.assert_array_equal(found, expected)
+    assert np.isfinite(found).mean() > 0.7
