@@ -9,7 +9,8 @@ from scipy import ndimage
 from ccdred.kernels import sparse
 from ccdred.kernels.mosaic import assemble, per_plane, plane_slices
 from ccdred.kernels.repair import fill_pixels
-from ccdred.qa.maps import Surroundings, relative_to_surroundings
+from ccdred.kernels.stats import robust_stats
+from ccdred.qa.maps import SAMPLE, Surroundings, _plane_noise, relative_to_surroundings
 
 
 def _frame(shape, seed, flagged=0.03):
@@ -118,3 +119,19 @@ def test_surroundings_at_pixels_equal_the_whole_frame_map(shape, cfa):
     found = Surroundings(data, bad, cfa)(rows, cols).reshape(shape)
     np.testing.assert_array_equal(found, expected)
     assert np.isfinite(found).mean() > 0.7
+
+
+@pytest.mark.parametrize("shape", [(1024, 1024), (1000, 777), (3, 5), (2, 1), (512, 511)])
+def test_local_noise_samples_the_neighbour_differences_robust_stats_would(shape):
+    """`_plane_noise` computes only the sampled differences: the same value as the definition."""
+    rng = np.random.default_rng(shape[1])
+    data = rng.normal(0, 3, shape).astype(np.float32)
+    data[rng.random(shape) < 0.001] = np.nan
+    flagged = rng.random(shape) < 0.02
+    spreads = []
+    for axis in (0, 1):
+        bad = np.diff(flagged.astype(np.int8), axis=axis) != 0
+        bad |= flagged[1:, :] if axis == 0 else flagged[:, 1:]
+        spreads.append(robust_stats(np.diff(data, axis=axis), exclude=bad,
+                                    max_values=SAMPLE).std)
+    assert _plane_noise(data, flagged) == np.nanmin(spreads) / np.sqrt(2)

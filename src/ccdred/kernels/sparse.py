@@ -89,18 +89,33 @@ def _holes(data, good, variance, has_variance, noise, k, fills, step):
     height, width = data.shape
     low = np.zeros((height, width), np.bool_)
     buf = np.empty(9, np.float32)
+    # Each column's neighbours of its colour, edges repeated (mode "nearest" per plane).
+    left = np.empty(width, np.int64)
+    right = np.empty(width, np.int64)
+    for c in range(width):
+        left[c] = c - step if c >= step else c
+        right[c] = c + step if c + step < width else c
     for r in range(height):
+        up = r - step if r >= step else r
+        down = r + step if r + step < height else r
         plane_row = (r % step) * step
-        last_row = r % step + step * ((height - 1 - r % step) // step)
-        up = r - step if r - step >= 0 else r
-        down = r + step if r + step <= last_row else r
         for c in range(width):
             if not good[r, c]:
                 continue
+            v = data[r, c]
             fill = fills[plane_row + c % step]
-            last_col = c % step + step * ((width - 1 - c % step) // step)
-            left = c - step if c - step >= 0 else c
-            right = c + step if c + step <= last_col else c
+            # The median of the 9 is at most the largest of the 4 nearest (at least 5 of the
+            # 9 reach the median, and v is below it): only then is the median worth computing.
+            best = data[up, c] if good[up, c] else fill
+            value = data[down, c] if good[down, c] else fill
+            if value > best:
+                best = value
+            value = data[r, left[c]] if good[r, left[c]] else fill
+            if value > best:
+                best = value
+            value = data[r, right[c]] if good[r, right[c]] else fill
+            if value > best:
+                best = value
             sigma = noise
             if has_variance:
                 var = variance[r, c]
@@ -108,25 +123,15 @@ def _holes(data, good, variance, has_variance, noise, k, fills, step):
                     root = np.float32(np.sqrt(var))
                     if root > sigma:
                         sigma = root
-            limit_of = k * sigma
-            v = data[r, c]
-            # The median of the 9 is at most the largest of the 4 nearest (at least 5 of the 9
-            # reach the median, and v is below it): only then is the median worth computing.
-            best = fill
-            if good[up, c]:
-                best = data[up, c]
-            for rr, cc in ((r, left), (r, right), (down, c)):
-                value = data[rr, cc] if good[rr, cc] else fill
-                if value > best:
-                    best = value
-            if not v < best - limit_of:
+            limit = k * sigma
+            if not v < best - limit:
                 continue
             n = 0
             for rr in (up, r, down):
-                for cc in (left, c, right):
+                for cc in (left[c], c, right[c]):
                     buf[n] = data[rr, cc] if good[rr, cc] else fill
                     n += 1
-            if v < _median9(buf) - limit_of:
+            if v < _median9(buf) - limit:
                 low[r, c] = True
     return low
 

@@ -14,16 +14,16 @@ from scipy import ndimage
 
 from ..frame import Frame
 from ..instruments.camera import cfa_pattern
-from ..kernels.mosaic import assemble, per_plane, plane_slices, planes
+from ..kernels.mosaic import assemble, per_plane, planes
 from ..kernels.repair import fill_pixels
 from ..kernels.stats import robust_stats
 
 SAMPLE = 250_000
 """Pixels sampled for a check's sky statistics: the median and spread to 0.3% of sigma."""
 
-__all__ = ["frame_cfa", "neighbours", "local_noise", "large_scale", "LargeScale", "sky_level",
-           "block_medians", "plane_block_medians", "relative_to_surroundings", "background",
-           "nanmedian_last", "Surroundings"]
+__all__ = ["frame_cfa", "neighbours", "local_noise", "large_scale", "fit_large_scale",
+           "LargeScale", "sky_level", "block_medians", "plane_block_medians",
+           "relative_to_surroundings", "background", "nanmedian_last", "Surroundings"]
 
 
 def frame_cfa(frame: Frame) -> str | None:
@@ -65,9 +65,14 @@ def large_scale(data: np.ndarray, bad: np.ndarray, blocks: int, cfa: str | None,
     ``flat_blocks``: the flat's block medians per plane (`plane_block_medians`), to fit its
     pattern too. None when fewer than 8 blocks have unflagged pixels.
     """
-    flats = flat_blocks if flat_blocks is not None else [None] * len(plane_slices(cfa))
-    found = [_plane_large_scale(d, b, blocks, f) for d, b, f in
-             zip(planes(data, cfa), planes(bad, cfa), flats, strict=True)]
+    return fit_large_scale(plane_block_medians(data, bad, blocks, cfa), flat_blocks)
+
+
+def fit_large_scale(medians: list[np.ndarray], flat_blocks: list[np.ndarray] | None = None
+                    ) -> LargeScale | None:
+    """`large_scale` of block medians already found (`plane_block_medians`)."""
+    flats = flat_blocks if flat_blocks is not None else [None] * len(medians)
+    found = [_plane_large_scale(z, f) for z, f in zip(medians, flats, strict=True)]
     found = [f for f in found if f is not None]
     if not found:
         return None
@@ -103,9 +108,10 @@ def nanmedian_last(values: np.ndarray) -> np.ndarray:
     return np.where(count > 0, (low.astype(np.float64) + high) / 2, np.nan)
 
 
-def _plane_large_scale(data: np.ndarray, bad: np.ndarray, blocks: int,
-                       flat_blocks: np.ndarray | None) -> LargeScale | None:
-    z = block_medians(data, bad, blocks).ravel().astype(np.float64)
+def _plane_large_scale(medians: np.ndarray, flat_blocks: np.ndarray | None
+                       ) -> LargeScale | None:
+    blocks = medians.shape[0]
+    z = medians.ravel().astype(np.float64)
     centres = (np.arange(blocks) + 0.5) / blocks
     y, x = (v.ravel() for v in np.meshgrid(centres, centres, indexing="ij"))
     columns = [np.ones_like(x), x, y]
@@ -182,11 +188,22 @@ def local_noise(frame: Frame) -> float:
 
 def _plane_noise(data: np.ndarray, flagged: np.ndarray) -> float:
     spreads = []
+    rows, cols = data.shape
+    values, flags = data.ravel(), flagged.ravel()
     for axis in (0, 1):
-        bad = np.diff(flagged.astype(np.int8), axis=axis) != 0
-        bad |= (flagged[1:, :] if axis == 0 else flagged[:, 1:])
-        spreads.append(robust_stats(np.diff(data, axis=axis), exclude=bad,
-                                    max_values=SAMPLE).std)
+        # The differences `robust_stats(np.diff(data, axis))` samples (a regular stride of
+        # the difference image), computed only where sampled.
+        shape = (rows - 1, cols) if axis == 0 else (rows, cols - 1)
+        size = shape[0] * shape[1]
+        if size == 0:
+            spreads.append(np.nan)
+            continue
+        sampled = np.arange(0, size, max(1, size // SAMPLE))
+        first = sampled if axis == 0 else sampled + sampled // shape[1]
+        second = first + (cols if axis == 0 else 1)
+        spreads.append(robust_stats(values[second] - values[first],
+                                    exclude=flags[first] | flags[second],
+                                    max_values=sampled.size).std)
     return float(np.nanmin(spreads) / np.sqrt(2))
 
 
@@ -236,6 +253,14 @@ class Surroundings:
         self.step = 2 if cfa else 1
         self.grids = [_background_grid(i, b, box)
                       for i, b in zip(planes(image, cfa), planes(bad, cfa), strict=True)]
+        # Each plane's interpolation weights along its rows and its columns.
+        self.weights = []
+        for index, grid in enumerate(self.grids):
+            height = (image.shape[0] - index // self.step + self.step - 1) // self.step
+            width = (image.shape[1] - index % self.step + self.step - 1) // self.step
+            self.weights.append(None if grid is None else (
+                _linear_weights(height, box, grid.shape[0]),
+                _linear_weights(width, box, grid.shape[1])))
 
     def __call__(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Return the relative values at (``rows``, ``cols``): float64, NaN where flagged."""
@@ -245,14 +270,11 @@ class Surroundings:
         for index, grid in enumerate(self.grids):
             if grid is None:
                 continue
-            chosen = plane_index == index
+            chosen = plane_index == index if step > 1 else slice(None)
             r, c = rows[chosen] // step, cols[chosen] // step
-            height = (self.image.shape[0] - index // step + step - 1) // step
-            width = (self.image.shape[1] - index % step + step - 1) // step
-            below_r, above_r, w_r = (a[r] for a in _linear_weights(height, self.box,
-                                                                   grid.shape[0]))
-            below_c, above_c, w_c = (a[c] for a in _linear_weights(width, self.box,
-                                                                   grid.shape[1]))
+            along_rows, along_cols = self.weights[index]
+            below_r, above_r, w_r = (a[r] for a in along_rows)
+            below_c, above_c, w_c = (a[c] for a in along_cols)
             # The two 1-D passes of `background`, in the same order: the same values.
             low = grid[below_r, below_c] * (1 - w_r) + grid[above_r, below_c] * w_r
             high = grid[below_r, above_c] * (1 - w_r) + grid[above_r, above_c] * w_r

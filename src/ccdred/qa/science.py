@@ -12,11 +12,10 @@ from ..kernels.mosaic import plane_slices
 from ..kernels.sparse import holes, neighbour_median_at
 from ..kernels.stats import clipped_slope
 from .maps import (
-    SAMPLE,
     Surroundings,
     block_medians,
+    fit_large_scale,
     frame_cfa,
-    large_scale,
     local_noise,
     neighbours,
     plane_block_medians,
@@ -103,8 +102,8 @@ def flatness(reduced: Frame, *, flat: Frame | None = None, blocks: int = 8,
     usable = flat is not None and flat.shape == reduced.shape
     if usable and pattern is None:
         pattern = flat_pattern(flat, blocks)
-    after = large_scale(reduced.data, reduced.bad, blocks, cfa,
-                        pattern.planes if usable else None)
+    medians = plane_block_medians(reduced.data, reduced.bad, blocks, cfa)
+    after = fit_large_scale(medians, pattern.planes if usable else None)
     if after is None or not (np.isfinite(sigma) and sigma > 0):
         return Metric("flatness", question, np.nan, "info", "needs a measurable background",
                       "too few unflagged pixels, or no pixel-to-pixel noise, to judge by")
@@ -114,9 +113,10 @@ def flatness(reduced: Frame, *, flat: Frame | None = None, blocks: int = 8,
     if not usable:
         value = max(after.residual, after.gradient / 2) / sigma
     else:
-        with np.errstate(invalid="ignore"):
-            raw_like = reduced.data * flat.data  # the raw frame after bias and dark removal
-        before = large_scale(raw_like, reduced.bad | flat.bad, blocks, cfa)
+        # The raw frame after bias and dark removal is the frame times its flat: block by
+        # block, its median times the flat's (the flat is smooth within a block).
+        before = fit_large_scale([m * f for m, f in zip(medians, pattern.planes,
+                                                        strict=True)])
         # Dividing a sky gradient by a vignetted flat changes its fitted rise by up to the
         # flat's own range: only a rise beyond that is the flat's doing.
         spread = pattern.spread
@@ -330,22 +330,28 @@ def flat_imprint(reduced: Frame, flat: Frame, *, pass_below: float = 0.2,
     # The flat's own structure (its flagged pixels left out); the frame's flagged pixels are
     # left out of each donut below.
     flat_rel = donuts.relative
+    # Each donut's pixels by index, not as a whole-frame mask: a few thousand values each;
+    # with the same mask moved to 8 places around it, all looked up at once.
+    masks = [_donut_masks(rows, cols, bad) for _, rows, cols in donuts.pixels]
+    pieces = [piece for donut_masks in masks for piece in donut_masks]
+    found = frame_rel(np.concatenate([r for r, _ in pieces]),
+                      np.concatenate([c for _, c in pieces])) if pieces else np.empty(0)
+    relative = iter(np.split(found, np.cumsum([r.size for r, _ in pieces])[:-1]))
     fractions = []
-    # Each donut's pixels by index, not as a whole-frame mask: a few thousand values each.
-    for donut, rows, cols in donuts.pixels:
-        good = ~bad[rows, cols]
-        if good.sum() < 5:
+    for (donut, _, _), donut_masks in zip(donuts.pixels, masks, strict=True):
+        if not donut_masks:
             continue
-        inside = (rows[good], cols[good])
+        inside = donut_masks[0]
+        values = next(relative)
+        moved = [next(relative) for _ in donut_masks[1:]]
         dip = np.nanmedian(flat_rel[inside])
-        values = frame_rel(*inside)
         values = values[np.isfinite(values)]
         if values.size < 5:
             continue
         error = 1.4826 * np.median(np.abs(values - np.median(values))) / np.sqrt(values.size)
         # The frame's own structure at the donut's scale (a nebula, crowded stars) moves a
         # donut-shaped median as much: measured with the same mask moved around the donut.
-        error = max(error, _structure_error(frame_rel, (rows, cols), bad))
+        error = max(error, _structure_error(moved))
         # Only a dip the frame could show is judged: deep in the flat, above the frame's noise.
         if dip < -0.01 and -dip > 5 * error:
             # The flat divided out a dip: the frame is as much brighter if it lacked it.
@@ -379,34 +385,42 @@ def _defect_lines(low: np.ndarray, *, min_pixels: int = 10, share: float = 0.2) 
     return lines
 
 
-def _plane_median(values: np.ndarray, good: np.ndarray) -> float:
-    """Median of a plane's good values (a regular sample of `SAMPLE` of them; 0 if none)."""
-    kept = values[good]
-    step = max(1, kept.size // SAMPLE)
-    return float(np.median(kept[::step])) if kept.size else 0.0
+def _plane_median(values: np.ndarray, good: np.ndarray, sample: int = 50_000) -> float:
+    """Median of a plane's good values, from a regular sample of about ``sample`` (0 if none).
 
-
-def _structure_error(relative: Surroundings, pixels: tuple[np.ndarray, np.ndarray],
-                     bad: np.ndarray) -> float:
-    """Return the spread of the median of ``relative`` under a mask moved to 8 places around it.
-
-    ``pixels``: the mask's rows and columns.
+    It stands in for flagged pixels: 50,000 values put it within 0.6% of the sky's noise.
     """
-    rows, cols = pixels
-    shape = relative.image.shape
+    step = max(1, values.size // sample)
+    kept = values.ravel()[::step][good.ravel()[::step]]
+    return float(np.median(kept)) if kept.size else 0.0
+
+
+def _donut_masks(rows: np.ndarray, cols: np.ndarray, bad: np.ndarray
+                 ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Return a donut's unflagged pixels, then its mask moved to 8 places around it.
+
+    Each as rows and columns of the unflagged pixels; a moved mask only where 80% of it is
+    inside the frame. Nothing when fewer than 5 of the donut's pixels are unflagged.
+    """
+    good = ~bad[rows, cols]
+    if good.sum() < 5:
+        return []
+    masks = [(rows[good], cols[good])]
     size = int(max(np.ptp(rows), np.ptp(cols))) + 1
-    medians = []
     for dy, dx in ((-2, 0), (2, 0), (0, -2), (0, 2), (-2, -2), (-2, 2), (2, -2), (2, 2)):
         r, c = rows + dy * size, cols + dx * size
-        ok = (r >= 0) & (r < shape[0]) & (c >= 0) & (c < shape[1])
+        ok = (r >= 0) & (r < bad.shape[0]) & (c >= 0) & (c < bad.shape[1])
         if ok.sum() < 0.8 * rows.size:
             continue
         r, c = r[ok], c[ok]
         kept = ~bad[r, c]
-        values = relative(r[kept], c[kept])
-        values = values[np.isfinite(values)]
-        if values.size >= 5:
-            medians.append(np.median(values))
+        masks.append((r[kept], c[kept]))
+    return masks
+
+
+def _structure_error(moved: list[np.ndarray]) -> float:
+    """Return the spread of the medians of the relative values under the moved masks."""
+    medians = [np.median(v[np.isfinite(v)]) for v in moved if np.isfinite(v).sum() >= 5]
     if len(medians) < 4:
         return 0.0
     medians = np.asarray(medians)
