@@ -50,34 +50,37 @@ def ccdred(*args: str) -> float:
 def split_costs(out: Path, count: int) -> tuple[float, float, float]:
     """Seconds per science section spent reading, in the checks and in the figure (one process).
 
-    What `ccdred.report` does per section: masters read once per worker (as the report
-    caches them), each frame and its raw frame read, the checks run, the figure drawn.
+    What `ccdred.report` does per section: masters read and what the checks take from them
+    found once per worker (as the report caches them), each frame and its raw frame read, the
+    checks run, the figure and thumbnail drawn.
     """
     from ccdred import io, qa
     from ccdred.pipeline.products import read_manifest
-    from ccdred.quicklook import write_quicklook
+    from ccdred.quicklook import write_quicklook, write_thumbnail
 
     manifest = read_manifest(out)
     masters = {p.name: io.read(p.path) for p in manifest.masters()}
-    donuts = {name: qa.flat_donuts(frame) for name, frame in masters.items()
-              if "flat" in name}
+    maps = {}
     reading = checks = figures = 0.0
     products = manifest.reduced()[:count]
     for product in products:
-        start = time.perf_counter()
-        reduced = io.read(product.path)
-        raw = io.read(product.inputs[0].path)
         params = product.parameters
         dark = masters[params["dark"]["master"]] if params.get("dark") else None
         flat = masters[params["flat"]] if params.get("flat") else None
+        key = (params["dark"]["master"] if dark else None, params.get("flat"))
+        if key not in maps:  # found once per worker, as the report does: not counted
+            maps[key] = qa.master_maps(dark=dark, flat=flat)
+        start = time.perf_counter()
+        reduced = io.read(product.path)
+        raw = io.read(product.inputs[0].path)
         read = time.perf_counter()
-        noise = qa.local_noise(reduced)
+        noise, sky = qa.local_noise(reduced), qa.sky_level(reduced)
         qa.science_checks(reduced, dark=dark, dark_scale=float(params["dark"]["scale"])
-                          if dark is not None else 1.0, flat=flat, noise=noise,
-                          donuts=donuts.get(params.get("flat")))
-        qa.sky_level(reduced)
+                          if dark is not None else 1.0, flat=flat, noise=noise, sky=sky,
+                          maps=maps[key])
         checked = time.perf_counter()
         write_quicklook([(raw, "raw"), (reduced, "reduced")], out / "bench_figure.png")
+        write_thumbnail(reduced, out / "bench_thumb.png")
         figures += time.perf_counter() - checked
         checks += checked - read
         reading += read - start

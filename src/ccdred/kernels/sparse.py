@@ -180,11 +180,16 @@ def _block_mean(data, factor, rows, cols):
         sums[:] = 0.0
         counts[:] = 0
         for r in range(br * factor, (br + 1) * factor):
-            for c in range(cols * factor):
-                v = data[r, c]
-                if np.isfinite(v):
-                    sums[c // factor] += v
-                    counts[c // factor] += 1
+            for bc in range(cols):
+                total = 0.0
+                n = 0
+                for c in range(bc * factor, (bc + 1) * factor):
+                    v = data[r, c]
+                    if np.isfinite(v):
+                        total += v
+                        n += 1
+                sums[bc] += total
+                counts[bc] += n
         for bc in range(cols):
             out[br, bc] = sums[bc] / counts[bc] if counts[bc] > 0 else np.nan
     return out
