@@ -13,7 +13,7 @@ SOURCE = Path(__file__).resolve().parents[1] / "src" / "ccdred"
 LAYERS = [
     ["ccdred._version", "ccdred.errors", "ccdred.flags", "ccdred.atomic"],
     ["ccdred.kernels", "ccdred.geometry", "ccdred.instruments"],
-    ["ccdred.plots", "ccdred.quicklook"],
+    ["ccdred.display", "ccdred.plots", "ccdred.quicklook"],
     ["ccdred.frame"],
     ["ccdred.io"],
     ["ccdred.files"],

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .atomic import atomic_output
-from .plots import (
+from .display import (
     Cutout,
     binned,
     colour_limits,
@@ -49,12 +49,14 @@ _TICK = 4
 
 @functools.lru_cache(maxsize=2)
 def _font(size: int) -> ImageFont.FreeTypeFont:
-    """DejaVu Sans, the font matplotlib ships (no system font needed)."""
-    import matplotlib
+    """DejaVu Sans, the font matplotlib ships (no system font needed; matplotlib not imported)."""
+    from importlib.util import find_spec
+
     from PIL import ImageFont
 
-    return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" /
-                                  "DejaVuSans.ttf"), size)
+    package = Path(next(iter(find_spec("matplotlib").submodule_search_locations)))
+    return ImageFont.truetype(str(package / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"),
+                              size)
 
 
 _GREYS = 254
@@ -97,14 +99,19 @@ def _rgb_pixels(rgb: np.ndarray, size: int) -> tuple[np.ndarray, float]:
 
 
 def _ticks(low: float, high: float, pixels: float) -> list[float]:
-    """Round values between ``low`` and ``high``: at most 5, and one per 28 pixels of axis."""
-    from matplotlib.ticker import MaxNLocator
+    """Round values between ``low`` and ``high``: at most 5, and one per 28 pixels of axis.
 
+    Steps of 1, 2, 2.5 or 5 times a power of ten, the smallest that gives no more ticks than
+    that (as matplotlib's MaxNLocator chooses them).
+    """
     count = int(min(5, pixels // 28))
-    if count < 1:
+    if count < 1 or not high > low:
         return []
-    values = MaxNLocator(count).tick_values(low, high)
-    return [float(v) for v in values if low <= v <= high]
+    magnitude = 10.0 ** np.floor(np.log10((high - low) / count))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if (high - low) / (m * magnitude)
+                <= count)
+    values = np.arange(np.ceil(low / step), np.floor(high / step) + 1) * step
+    return [float(v) + 0.0 for v in np.round(values / step) * step if low <= v <= high]
 
 
 def _label(value: float) -> str:
@@ -232,7 +239,7 @@ def write_quicklook(frames: Sequence[tuple[Frame, str]], path: str | Path, *,
     ----------
     frames : sequence of (Frame, title)
         The frames, top to bottom (a raw frame above its reduction); each on its own scale
-        (`ccdred.plots.colour_limits`).
+        (`ccdred.display.colour_limits`).
     path : path
         The PNG, written atomically.
     cutout : Cutout, optional

@@ -1,4 +1,8 @@
-"""Checks of master frames: noise, defect counts, and the dust donuts of a flat."""
+"""Checks of master frames, and what the checks of a science frame take from its masters.
+
+Master checks: noise, defect counts, a flat's dust donuts. `MasterMaps`: a dark's strong pixels,
+a flat's large-scale pattern and its donuts, found once for a night's frames.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,19 @@ from scipy import ndimage
 
 from ..flags import Flag
 from ..frame import Frame
-from .maps import frame_cfa, local_noise, relative_to_surroundings
+from .maps import (
+    block_medians,
+    frame_cfa,
+    local_noise,
+    neighbours,
+    plane_block_medians,
+    relative_to_surroundings,
+)
 from .metric import Metric, judge
 
-__all__ = ["master_noise", "defect_count", "Donut", "find_donuts",
-           "donut_metric", "FlatDonuts", "flat_donuts"]
+__all__ = ["master_noise", "defect_count", "Donut", "find_donuts", "donut_metric", "FlatDonuts",
+           "flat_donuts", "DarkPattern", "dark_pattern", "FlatPattern", "flat_pattern",
+           "MasterMaps", "master_maps"]
 
 
 def master_noise(master: Frame, expected: float, *, pass_below: float = 1.25,
@@ -106,3 +118,81 @@ def donut_metric(flat: Frame) -> tuple[Metric, list[Donut]]:
     metric = Metric("dust donuts", "What are the rings in the flat?", float(len(donuts)),
                     "info", "found, not judged", detail)
     return metric, donuts
+
+
+@dataclass(frozen=True)
+class FlatPattern:
+    """A master flat's large-scale pattern: what `flatness` fits a frame's background by."""
+
+    planes: list[np.ndarray]
+    """Block medians of each colour plane (`plane_block_medians`)."""
+    spread: float
+    """The flat's range across the frame: largest over smallest block median, less 1."""
+
+
+def flat_pattern(flat: Frame, blocks: int = 8) -> FlatPattern:
+    """Return a master flat's block medians per colour plane and its range (`FlatPattern`)."""
+    finite = np.isfinite(flat.data)
+    pattern = block_medians(flat.data, flat.bad | ~finite, blocks)
+    spread = float(np.nanmax(pattern) / np.nanmin(pattern) - 1) if np.isfinite(
+        pattern).any() and np.nanmin(pattern) > 0 else 0.0
+    return FlatPattern(plane_block_medians(flat.data, flat.bad | ~finite, blocks,
+                                          frame_cfa(flat)), spread)
+
+
+@dataclass(frozen=True)
+class DarkPattern:
+    """A master dark's strong pixels (hot and warm), as the frames it calibrated saw them.
+
+    The dark divided by the flat (when there is one), at exposure scale 1: what
+    `dark_residual` fits a frame's excess by. Found once per dark and flat; whether a pixel
+    is strong does not depend on the exposure scale (signal and noise scale alike).
+    """
+
+    rows: np.ndarray
+    cols: np.ndarray
+    excess: np.ndarray
+    """The dark's excess over its neighbours of its colour at each strong pixel, per unit
+    scale, divided by the flat."""
+    mask: np.ndarray
+    """Whole-frame: True at the strong pixels."""
+    unusable: np.ndarray
+    """Whole-frame: True where the dark divided by the flat is not finite."""
+
+
+def dark_pattern(dark: Frame, flat: Frame | None = None, *, snr: float = 10.0) -> DarkPattern:
+    """Return the pixels whose dark signal is ``snr`` times its own noise (see `DarkPattern`).
+
+    The noise is the dark's UNCERT where it has one, else its pixel-to-pixel noise.
+    """
+    pattern = dark.data.astype(np.float32)
+    noise = None if dark.variance is None else np.sqrt(np.maximum(dark.variance, 0))
+    if flat is not None and flat.shape == dark.shape:
+        response = np.where(flat.data > 0, flat.data, np.float32(np.nan))
+        pattern = pattern / response
+        noise = None if noise is None else noise / response
+    unusable = ~np.isfinite(pattern)
+    cfa = frame_cfa(dark)
+    background = neighbours(pattern, unusable | dark.has(Flag.HOT), cfa)
+    excess = pattern - background
+    if noise is None:
+        noise = np.float32(local_noise(dark.replace(data=pattern)))
+    mask = ~unusable & (excess > snr * noise)
+    rows, cols = np.nonzero(mask)
+    return DarkPattern(rows, cols, excess[rows, cols], mask, unusable)
+
+
+@dataclass(frozen=True)
+class MasterMaps:
+    """What the checks of a science frame take from its masters: found once, used per frame."""
+
+    dark: DarkPattern | None = None
+    flat: FlatPattern | None = None
+    donuts: FlatDonuts | None = None
+
+
+def master_maps(*, dark: Frame | None = None, flat: Frame | None = None) -> MasterMaps:
+    """Return the dark's strong pixels, the flat's pattern and its dust donuts (`MasterMaps`)."""
+    return MasterMaps(dark_pattern(dark, flat) if dark is not None else None,
+                      flat_pattern(flat) if flat is not None else None,
+                      flat_donuts(flat) if flat is not None else None)

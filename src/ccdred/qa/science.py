@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from ..flags import BAD, Flag
@@ -13,20 +11,26 @@ from ..kernels.sparse import holes, neighbour_median_at
 from ..kernels.stats import clipped_slope
 from .maps import (
     Surroundings,
-    block_medians,
     fit_large_scale,
     frame_cfa,
     local_noise,
-    neighbours,
     plane_block_medians,
     sky_level,
 )
-from .masters import FlatDonuts, flat_donuts
+from .masters import (
+    DarkPattern,
+    FlatDonuts,
+    FlatPattern,
+    MasterMaps,
+    dark_pattern,
+    flat_donuts,
+    flat_pattern,
+    master_maps,
+)
 from .metric import Metric, judge
 
 __all__ = ["flatness", "defect_residuals", "dark_residual", "negative_outliers", "flat_imprint",
-           "science_checks", "adu_to_frame_units", "DarkPattern", "dark_pattern", "FlatPattern",
-           "flat_pattern", "MasterMaps", "master_maps"]
+           "science_checks", "adu_to_frame_units"]
 
 
 def adu_to_frame_units(frame: Frame) -> float | None:
@@ -43,26 +47,6 @@ def adu_to_frame_units(frame: Frame) -> float | None:
         if isinstance(gain, int | float) and not isinstance(gain, bool) and gain > 0:
             return float(gain)
     return None
-
-
-@dataclass(frozen=True)
-class FlatPattern:
-    """A master flat's large-scale pattern: what `flatness` fits a frame's background by."""
-
-    planes: list[np.ndarray]
-    """Block medians of each colour plane (`plane_block_medians`)."""
-    spread: float
-    """The flat's range across the frame: largest over smallest block median, less 1."""
-
-
-def flat_pattern(flat: Frame, blocks: int = 8) -> FlatPattern:
-    """Return a master flat's block medians per colour plane and its range (`FlatPattern`)."""
-    finite = np.isfinite(flat.data)
-    pattern = block_medians(flat.data, flat.bad | ~finite, blocks)
-    spread = float(np.nanmax(pattern) / np.nanmin(pattern) - 1) if np.isfinite(
-        pattern).any() and np.nanmin(pattern) > 0 else 0.0
-    return FlatPattern(plane_block_medians(flat.data, flat.bad | ~finite, blocks,
-                                          frame_cfa(flat)), spread)
 
 
 def flatness(reduced: Frame, *, flat: Frame | None = None, blocks: int = 8,
@@ -179,48 +163,6 @@ def defect_residuals(frame: Frame, *, k: float = 5.0, pass_below: float = 0.01,
                   f"{int(off.sum())} of {rows.size} unrepaired defects on the sky "
                   f"differ from their neighbours by more than {k:g} sigma "
                   f"({int(repaired.sum())} repaired)")
-
-
-@dataclass(frozen=True)
-class DarkPattern:
-    """A master dark's strong pixels (hot and warm), as the frames it calibrated saw them.
-
-    The dark divided by the flat (when there is one), at exposure scale 1: what
-    `dark_residual` fits a frame's excess by. Found once per dark and flat; whether a pixel
-    is strong does not depend on the exposure scale (signal and noise scale alike).
-    """
-
-    rows: np.ndarray
-    cols: np.ndarray
-    excess: np.ndarray
-    """The dark's excess over its neighbours of its colour at each strong pixel, per unit
-    scale, divided by the flat."""
-    mask: np.ndarray
-    """Whole-frame: True at the strong pixels."""
-    unusable: np.ndarray
-    """Whole-frame: True where the dark divided by the flat is not finite."""
-
-
-def dark_pattern(dark: Frame, flat: Frame | None = None, *, snr: float = 10.0) -> DarkPattern:
-    """Return the pixels whose dark signal is ``snr`` times its own noise (see `DarkPattern`).
-
-    The noise is the dark's UNCERT where it has one, else its pixel-to-pixel noise.
-    """
-    pattern = dark.data.astype(np.float32)
-    noise = None if dark.variance is None else np.sqrt(np.maximum(dark.variance, 0))
-    if flat is not None and flat.shape == dark.shape:
-        response = np.where(flat.data > 0, flat.data, np.float32(np.nan))
-        pattern = pattern / response
-        noise = None if noise is None else noise / response
-    unusable = ~np.isfinite(pattern)
-    cfa = frame_cfa(dark)
-    background = neighbours(pattern, unusable | dark.has(Flag.HOT), cfa)
-    excess = pattern - background
-    if noise is None:
-        noise = np.float32(local_noise(dark.replace(data=pattern)))
-    mask = ~unusable & (excess > snr * noise)
-    rows, cols = np.nonzero(mask)
-    return DarkPattern(rows, cols, excess[rows, cols], mask, unusable)
 
 
 def dark_residual(reduced: Frame, dark: Frame, *, scale: float = 1.0, flat: Frame | None = None,
@@ -425,22 +367,6 @@ def _structure_error(moved: list[np.ndarray]) -> float:
         return 0.0
     medians = np.asarray(medians)
     return float(1.4826 * np.median(np.abs(medians - np.median(medians))))
-
-
-@dataclass(frozen=True)
-class MasterMaps:
-    """What the checks of a science frame take from its masters: found once, used per frame."""
-
-    dark: DarkPattern | None = None
-    flat: FlatPattern | None = None
-    donuts: FlatDonuts | None = None
-
-
-def master_maps(*, dark: Frame | None = None, flat: Frame | None = None) -> MasterMaps:
-    """Return the dark's strong pixels, the flat's pattern and its dust donuts (`MasterMaps`)."""
-    return MasterMaps(dark_pattern(dark, flat) if dark is not None else None,
-                      flat_pattern(flat) if flat is not None else None,
-                      flat_donuts(flat) if flat is not None else None)
 
 
 def science_checks(reduced: Frame, *, dark: Frame | None = None, dark_scale: float = 1.0,

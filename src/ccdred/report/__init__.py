@@ -10,12 +10,11 @@ run's executor (this process, local processes or a Dask cluster).
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from .. import io, plots
+from .. import io
 from ..pipeline.executors import Executor, InProcess, LocalProcesses
 from ..pipeline.products import read_manifest
-from .night import night_figure
-from .page import page_html
 from .sections import (
     FIGURE_DPI,
     Section,
@@ -85,6 +84,12 @@ def write_report(out_dir: str | Path, *, executor: Executor | None = None,
     if own:
         runner.close()
     _prune(report_dir, ordered, {task[1].path.stem for task in tasks})
+    # matplotlib only here, in this process: the workers drawing sections never import it
+    # for a science frame.
+    from .. import plots
+    from .night import night_figure
+    from .page import page_html
+
     night = report_dir / "night.png"
     plots.save(night_figure(ordered), night, dpi=FIGURE_DPI)
     page = report_dir / "index.html"
@@ -108,3 +113,11 @@ def _prune(report_dir: Path, sections: list[Section], stems: set[str]) -> None:
     for entry in (report_dir / "cache").glob("*.json"):
         if entry.stem not in stems:
             entry.unlink(missing_ok=True)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "night_figure":  # imported on demand: it brings matplotlib
+        from .night import night_figure
+
+        return night_figure
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -40,8 +40,10 @@ def night_figure(sections: list[Section]) -> Any:
     times = _times(science)
     by_time = all(t is not None for t in times) and bool(times)
     x = times if by_time else list(range(1, len(science) + 1))
-    fig = Figure(figsize=(11, 7.5), layout="constrained")
+    # A fixed layout: matplotlib's constrained layout took half of the figure's time.
+    fig = Figure(figsize=(11, 7.5))
     axes = fig.subplots(5, 1, sharex=True)
+    fig.subplots_adjust(left=0.085, right=0.985, top=0.95, bottom=0.08, hspace=0.12)
 
     def values(key: str) -> np.ndarray:
         return np.array([np.nan if s.stats.get(key) is None else float(s.stats[key])
@@ -65,31 +67,37 @@ def night_figure(sections: list[Section]) -> Any:
         ax.grid(alpha=0.3)
     outside = []
     if by_time:
-        from datetime import timedelta
-
-        first, last = min(times), max(times)
-        pad = max((last - first) * 0.03, timedelta(minutes=2))
-        for section, when in zip(master_sections, _times(master_sections), strict=True):
-            if when is None or not first - pad <= when <= last + pad:
-                outside.append(f"{section.stats.get('name', '')} "
-                               f"({when:%Y-%m-%d %H:%M})" if when else
-                               str(section.stats.get("name", "")))
-                continue
-            for ax in axes:
-                ax.axvline(when, color="tab:purple", linestyle="--", linewidth=0.8, alpha=0.6)
-            axes[0].annotate(section.stats.get("name", ""), (when, 1), xycoords=("data",
-                             "axes fraction"), fontsize=7, rotation=90, va="top",
-                             ha="right", color="tab:purple")
-        axes[-1].set_xlim(first - pad, last + pad)
-        axes[-1].set_xlabel("time (UTC, DATE-OBS)")
-        fig.autofmt_xdate()
+        outside = _mark_masters(fig, axes, master_sections, times)
     else:
         axes[-1].set_xlabel("science frame (file order; no DATE-OBS)")
     title = (f"the night: {len(science)} science frames (green pass, orange warn, red fail; "
              "dashed: masters taken meanwhile)")
     if outside:
         title += "\nmasters taken outside this span: " + ", ".join(outside)
-    axes[0].set_title(title, fontsize=9)
+        fig.subplots_adjust(top=0.93)
+    axes[0].set_title(title, fontsize=9, y=1.0)
     return fig
 
 
+def _mark_masters(fig: Any, axes: Any, master_sections: list[Section], times: list[Any]
+                  ) -> list[str]:
+    """Draw each master taken during the night as a dashed line; return those outside it."""
+    from datetime import timedelta
+
+    outside = []
+    first, last = min(times), max(times)
+    pad = max((last - first) * 0.03, timedelta(minutes=2))
+    for section, when in zip(master_sections, _times(master_sections), strict=True):
+        if when is None or not first - pad <= when <= last + pad:
+            outside.append(f"{section.stats.get('name', '')} ({when:%Y-%m-%d %H:%M})"
+                           if when else str(section.stats.get("name", "")))
+            continue
+        for ax in axes:
+            ax.axvline(when, color="tab:purple", linestyle="--", linewidth=0.8, alpha=0.6)
+        axes[0].annotate(section.stats.get("name", ""), (when, 1), xycoords=("data",
+                         "axes fraction"), fontsize=7, rotation=90, va="top", ha="right",
+                         color="tab:purple")
+    axes[-1].set_xlim(first - pad, last + pad)
+    axes[-1].set_xlabel("time (UTC, DATE-OBS)")
+    fig.autofmt_xdate(bottom=0.11)
+    return outside

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import io, plots, qa
+from .. import io, qa
 from ..errors import BadInputError
 from ..flags import Flag
 from ..frame import Frame
@@ -110,6 +110,8 @@ def _master_section(product: Product, figures_dir: str, read_noise_adu: float | 
     if "noise" in recipe.report and read_noise_adu:
         metrics.append(qa.master_noise(frame, read_noise_adu / np.sqrt(n_inputs)))
     if "defects" in recipe.report and recipe.defect_flag is not None:
+        from .. import plots  # matplotlib: only for a master's histogram
+
         plots.save(plots.histogram_figure(frame, title=path.name),
                    Path(figures_dir) / f"{name}_hist.png", dpi=FIGURE_DPI)
         section.figures.append(f"figures/{name}_hist.png")
