@@ -5,7 +5,23 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["repair_pixels", "fill_pixels"]
+__all__ = ["repair_pixels", "fill_pixels", "insert_sorted", "sorted_median"]
+
+
+@njit(cache=True, inline="always")
+def insert_sorted(buf, n, value):
+    """Insert ``value`` into the sorted ``buf[:n]`` (one step of an insertion sort)."""
+    j = n
+    while j > 0 and buf[j - 1] > value:
+        buf[j] = buf[j - 1]
+        j -= 1
+    buf[j] = value
+
+
+@njit(cache=True, inline="always")
+def sorted_median(buf, n):
+    """Median of the sorted ``buf[:n]``, as `np.median` gives it (``n`` > 0)."""
+    return 0.5 * (buf[(n - 1) // 2] + buf[n // 2])
 
 
 @njit(cache=True, parallel=True)
@@ -105,14 +121,10 @@ def _fill(out, remaining, rows, cols):
                     if not remaining[rr, cc]:
                         v = np.float64(out[rr, cc])
                         if not np.isnan(v):
-                            j = n  # insertion sort: at most 8 values, no allocation
-                            while j > 0 and buf[j - 1] > v:
-                                buf[j] = buf[j - 1]
-                                j -= 1
-                            buf[j] = v
+                            insert_sorted(buf, n, v)  # at most 8 values, no allocation
                             n += 1
             if n > 0:
-                values[i] = 0.5 * (buf[(n - 1) // 2] + buf[n // 2])  # np.median's value
+                values[i] = sorted_median(buf, n)
                 filled[i] = True
                 progress = True
         if not progress:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .repair import insert_sorted, sorted_median
+
 __all__ = ["neighbour_median_at", "holes", "block_mean"]
 
 
@@ -36,14 +38,10 @@ def _neighbour_median_at(image, masked, rows, cols, step, max_half):
                     v = np.float64(image[rr, cc])
                     if np.isnan(v) or np.isinf(v):
                         continue
-                    j = n  # insertion sort: a few dozen values at most, no allocation
-                    while j > 0 and buf[j - 1] > v:
-                        buf[j] = buf[j - 1]
-                        j -= 1
-                    buf[j] = v
+                    insert_sorted(buf, n, v)  # a few dozen values at most, no allocation
                     n += 1
             if n > 0:
-                out[i] = 0.5 * (buf[(n - 1) // 2] + buf[n // 2])  # np.median's value
+                out[i] = sorted_median(buf, n)
                 break
     return out
 
@@ -73,14 +71,9 @@ def neighbour_median_at(image: np.ndarray, masked: np.ndarray, rows: np.ndarray,
 
 @njit(cache=True)
 def _median9(buf):
-    # Insertion sort of 9 values; the fifth is the median (odd count: no averaging).
+    # Sorted in place; the fifth of 9 is the median (odd count: no averaging).
     for i in range(1, 9):
-        v = buf[i]
-        j = i
-        while j > 0 and buf[j - 1] > v:
-            buf[j] = buf[j - 1]
-            j -= 1
-        buf[j] = v
+        insert_sorted(buf, i, buf[i])
     return buf[4]
 
 
