@@ -9,7 +9,7 @@ import pytest
 from scipy import ndimage
 
 from ccdred import io
-from ccdred.kernels import lacosmic
+from ccdred.kernels import lacosmic, lacosmic_stages
 from ccdred.kernels.lacosmic import detect_cosmics
 
 
@@ -133,6 +133,51 @@ def test_incremental_iterations_equal_full_recomputation():
     full = detect_cosmics(image, gain=1.2, readnoise=4.0, incremental=False)
     np.testing.assert_array_equal(fast[0], full[0])
     np.testing.assert_array_equal(fast[1], full[1])
+
+
+STAGE_LIMITS = (np.float32(4.5), np.float32(np.float32(0.3) * np.float32(4.5)), np.float32(5.0))
+
+
+def stage_inputs(shape, seed):
+    rng = np.random.default_rng(seed)
+    clean = sky_with_stars_and_hits(shape, seed=seed, hits_per_pixel=1e-3) * np.float32(1.5)
+    return clean, clean + np.float32(25.0), rng.random(shape) > 0.02
+
+
+@pytest.mark.parametrize("shape", [(256, 256), (40, 23), (9, 300), (300, 7)])
+def test_updating_the_stages_near_changes_equals_a_new_detection(shape):
+    """Every stage, recomputed only within its reach of the changed pixels (corners and edges
+    included), equals the same stage of a whole new detection."""
+    clean, variance, good = stage_inputs(shape, seed=12)
+    detection = lacosmic_stages.detect(clean, variance, good, *STAGE_LIMITS)
+    rng = np.random.default_rng(13)
+    rows, cols = shape
+    changed = {(0, 0), (rows - 1, cols - 1), (0, cols - 1), (rows - 1, 0), (rows // 2, 0),
+               (0, cols // 2), *map(tuple, rng.integers(0, shape, (12, 2)))}
+    rr, cc = np.array(sorted(changed)).T
+    # New hits, and old pixels replaced by the sky: the detection must change.
+    clean[rr, cc] = np.where(rng.random(rr.size) < 0.5, np.float32(9000.0), np.float32(1500.0))
+    variance[rr, cc] = clean[rr, cc] + np.float32(25.0)
+    before = detection.s.copy(), detection.found.copy()
+    assert lacosmic_stages.update(detection, clean, variance, good, rr, cc, *STAGE_LIMITS,
+                                  max_fraction=1.0)
+    fresh = lacosmic_stages.detect(clean, variance, good, *STAGE_LIMITS)
+    assert not np.array_equal(before[0], fresh.s)
+    assert min(shape) < 20 or not np.array_equal(before[1], fresh.found)
+    for name in lacosmic_stages.Stages._fields:
+        np.testing.assert_array_equal(getattr(detection, name), getattr(fresh, name),
+                                      err_msg=name)
+
+
+def test_an_update_covering_most_of_the_image_is_declined():
+    clean, variance, good = stage_inputs((64, 64), seed=14)
+    detection = lacosmic_stages.detect(clean, variance, good, *STAGE_LIMITS)
+    before = [stage.copy() for stage in detection]
+    rr, cc = np.divmod(np.arange(0, 64 * 64, 97), 64)
+    clean[rr, cc] += np.float32(5000.0)
+    assert not lacosmic_stages.update(detection, clean, variance, good, rr, cc, *STAGE_LIMITS)
+    for old, stage in zip(before, detection, strict=True):
+        np.testing.assert_array_equal(old, stage)
 
 
 def test_input_is_not_modified():

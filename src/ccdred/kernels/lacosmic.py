@@ -7,9 +7,10 @@ so that it finds the same pixels (the tests compare them), but faster in two way
 - The separable median filters are branch-free selection networks (the same networks as
   astroscrappy's ``PyOptMed``), which the compiler vectorises over a row.
 - After the first iteration only the neighbourhood of the pixels the cleaning changed is
-  recomputed. Every quantity L.A.Cosmic derives at a pixel depends on the cleaned image within
-  ``_REACH`` pixels, so a pixel farther than that from any change gives the same answer as in
-  the previous iteration; recomputing it, as astroscrappy does, repeats work exactly.
+  recomputed, stage by stage (`lacosmic_stages`): every quantity L.A.Cosmic derives at a pixel
+  depends on the cleaned image within a few pixels (at most ``stages.REACH``), so a pixel
+  farther than that from any change gives the same answer as in the previous iteration;
+  recomputing it, as astroscrappy does, repeats work exactly.
 
 `detect_cosmics` is pure (arrays in, new arrays out); it cleans its own copies in place.
 """
@@ -21,117 +22,23 @@ import functools
 import numpy as np
 from numba import njit, prange
 
+from . import lacosmic_stages as stages
 from .filters import grow_mask
-from .sepmed import separable_median as _separable_median
+from .sepmed import separable_median
 
 __all__ = ["detect_cosmics"]
 
-# How far a change in the cleaned image can move the detection: the noise median (3), the
-# median of the Laplacian-to-noise image (3) and the two 3x3 growth steps (1 + 1). The fine
-# structure (5x5 then 9x9 median: 2 + 4) stays within the first 6.
-_REACH = 8
-# Rows and columns per block of the incremental iterations.
-_BLOCK = 32
-# Windows covering more than this fraction of the image (halo included): one full pass instead.
-_FULL_PASS_AREA = 0.6
-
 _F32 = np.float32
-_MIN_VARIANCE = _F32(0.00001)
-_MIN_FINE_STRUCTURE = _F32(0.01)
 
 
-@njit(inline="always")
-def _clipped_laplacian(v, a, b, c, d):
-    value = np.float32(4.0 * v - a - b - c - d)
-    return value if value > 0 else np.float32(0.0)
+def _separable_median(x, half):
+    """Filter as astroscrappy's ``sepmedfilt5/7/9`` (for the tests)."""
+    return separable_median(x, half)
 
 
-@njit(cache=True, parallel=True)
 def _laplacian_to_noise(clean, noise):
-    """Subsample, Laplacian, clip at zero, rebin, divide by 2 * noise (as astroscrappy).
-
-    Each pixel is four pixels of the 2x subsampled image. Their Laplacians are summed in double
-    precision and rounded once: astroscrappy's build (``-ffast-math``) rounds in an order of
-    the compiler's choosing, so its last bit can differ by one unit.
-    """
-    rows, cols = clean.shape
-    out = np.empty_like(clean)
-    for r in prange(rows):
-        for c in range(cols):
-            v = np.float64(clean[r, c])
-            up = np.float64(clean[r - 1, c]) if r > 0 else 0.0
-            down = np.float64(clean[r + 1, c]) if r < rows - 1 else 0.0
-            left = np.float64(clean[r, c - 1]) if c > 0 else 0.0
-            right = np.float64(clean[r, c + 1]) if c < cols - 1 else 0.0
-            # Sub-pixels top-left, bottom-left, bottom-right, top-right.
-            total = (np.float64(_clipped_laplacian(v, v, left, v, up))
-                     + np.float64(_clipped_laplacian(v, v, left, down, v))
-                     + np.float64(_clipped_laplacian(v, right, v, down, v))
-                     + np.float64(_clipped_laplacian(v, right, v, v, up)))
-            out[r, c] = np.float32(total / 4.0) / (np.float32(2.0) * noise[r, c])
-    return out
-
-
-@njit(cache=True, parallel=True)
-def _noise(variance_median):
-    out = np.empty_like(variance_median)
-    rows, cols = out.shape
-    for r in prange(rows):
-        for c in range(cols):
-            v = variance_median[r, c]
-            out[r, c] = np.sqrt(v if not v < _MIN_VARIANCE else _MIN_VARIANCE)
-    return out
-
-
-@njit(cache=True, parallel=True)
-def _candidates(s, s_median, fine, fine_median, noise, good, sigclip, objlim):
-    """Laplacian-to-noise above ``sigclip`` and sharper than the fine structure by ``objlim``."""
-    rows, cols = s.shape
-    sharp = np.empty_like(s)
-    found = np.zeros(s.shape, np.bool_)
-    for r in prange(rows):
-        for c in range(cols):
-            sp = s[r, c] - s_median[r, c]
-            sharp[r, c] = sp
-            structure = (fine[r, c] - fine_median[r, c]) / noise[r, c]
-            if structure < _MIN_FINE_STRUCTURE:
-                structure = _MIN_FINE_STRUCTURE
-            found[r, c] = sp > sigclip and good[r, c] and sp / structure > objlim
-    return sharp, found
-
-
-@njit(cache=True, parallel=True)
-def _grow(seed, sharp, good, limit):
-    """3x3 dilation (border copied, as astroscrappy's dilate3), kept where good and sharp.
-
-    The interior is written with bitwise, not short-circuit, operators so that it vectorises.
-    """
-    rows, cols = seed.shape
-    out = np.empty_like(seed)
-    for r in prange(rows):
-        o = out[r]
-        if r == 0 or r == rows - 1:
-            for c in range(cols):
-                o[c] = seed[r, c] & good[r, c] & (sharp[r, c] > limit)
-            continue
-        up, mid, down, g, sh = seed[r - 1], seed[r], seed[r + 1], good[r], sharp[r]
-        for c in (0, cols - 1):
-            o[c] = mid[c] & g[c] & (sh[c] > limit)
-        for c in range(1, cols - 1):
-            hit = (up[c - 1] | up[c] | up[c + 1] | mid[c - 1] | mid[c] | mid[c + 1]
-                   | down[c - 1] | down[c] | down[c + 1])
-            o[c] = hit & g[c] & (sh[c] > limit)
-    return out
-
-
-def _detect(clean, variance, good, sigclip, sigcliplow, objlim):
-    """One L.A.Cosmic detection over a whole (sub)image."""
-    noise = _noise(_separable_median(variance, 3))
-    s = _laplacian_to_noise(clean, noise)
-    fine = _separable_median(clean, 2)
-    sharp, found = _candidates(s, _separable_median(s, 3), fine, _separable_median(fine, 4),
-                               noise, good, sigclip, objlim)
-    return _grow(_grow(found, sharp, good, sigclip), sharp, good, sigcliplow)
+    """Return the Laplacian-to-noise image (for the tests)."""
+    return stages.laplacian_to_noise(clean, noise)
 
 
 @njit(cache=True, parallel=True)
@@ -182,54 +89,6 @@ def _clean_meanmask(image, crmask, mask, background):
         values[starved] = background()
     changed = _put(image, rs, cs, values)
     return rs[changed], cs[changed]
-
-
-def _dirty_runs(changed: tuple[np.ndarray, np.ndarray], shape: tuple[int, int]
-                ) -> list[tuple[int, int, int]]:
-    """Find the blocks with a change (pixel coordinates ``changed``) within ``_REACH`` pixels.
-
-    Returns runs of adjacent such blocks in one block row, as (block_row, first, stop).
-    """
-    rows, cols = shape
-    nr, nc = -(-rows // _BLOCK), -(-cols // _BLOCK)
-    has_change = np.zeros((nr, nc), bool)
-    has_change[changed[0] // _BLOCK, changed[1] // _BLOCK] = True
-    # _REACH < _BLOCK, so a change reaches at most the 8 neighbouring blocks.
-    dirty = grow_mask(has_change, 1)
-    runs = []
-    for block_row, row in enumerate(dirty):
-        edges = np.flatnonzero(np.diff(np.concatenate(([0], row.view(np.int8), [0]))))
-        runs.extend((block_row, int(a), int(b)) for a, b in zip(edges[::2], edges[1::2],
-                                                                  strict=True))
-    return runs
-
-
-def _redetect(clean, variance, good, found, changed, thresholds):
-    """Detect again where ``changed`` can alter the answer; return the new detection.
-
-    Windows with their halo cost more per pixel than one pass over the image: when they would
-    cover most of it (a long exposure's first cleaning touches nearly every block), the whole
-    image is detected again instead.
-    """
-    rows, cols = clean.shape
-    halo = _REACH
-    runs = _dirty_runs(changed, (rows, cols))
-    area = sum(min(_BLOCK + 2 * halo, rows) * min((stop - first) * _BLOCK + 2 * halo, cols)
-               for _, first, stop in runs)
-    if area > _FULL_PASS_AREA * rows * cols:
-        return _detect(clean, variance, good, *thresholds)
-    found = found.copy()
-    for br, first, stop in runs:
-        r0, r1 = br * _BLOCK, min(rows, (br + 1) * _BLOCK)
-        c0, c1 = first * _BLOCK, min(cols, stop * _BLOCK)
-        hr0, hr1 = max(0, r0 - halo), min(rows, r1 + halo)
-        hc0, hc1 = max(0, c0 - halo), min(cols, c1 + halo)
-        window = (slice(hr0, hr1), slice(hc0, hc1))
-        local = _detect(np.ascontiguousarray(clean[window]),
-                        np.ascontiguousarray(variance[window]),
-                        np.ascontiguousarray(good[window]), *thresholds)
-        found[r0:r1, c0:c1] = local[r0 - hr0:r1 - hr0, c0 - hc0:c1 - hc0]
-    return found
 
 
 def _lower_median(values: np.ndarray) -> np.float32:
@@ -303,21 +162,21 @@ def detect_cosmics(data: np.ndarray, *, inmask: np.ndarray | None = None,
     levels = functools.cache(lambda: _background_levels(data, invar, gain, readnoise, good))
 
     crmask = np.zeros(clean.shape, bool)
-    found = _detect(clean, variance, good, *thresholds)
+    detection = stages.detect(clean, variance, good, *thresholds)
     for iteration in range(niter):
-        if not found.any():
+        if not detection.found.any():
             break
-        crmask |= found
+        crmask |= detection.found
         # clean and variance are this function's own arrays: cleaned in place. The background
         # levels (medians of the whole image) are computed only if a box has no good pixel.
         changed = _clean_meanmask(clean, crmask, mask, lambda: levels()[0])
         changed_variance = _clean_meanmask(variance, crmask, mask, lambda: levels()[1])
         if iteration + 1 == niter:
             break
-        if incremental:
-            either = (np.concatenate((changed[0], changed_variance[0])),
-                      np.concatenate((changed[1], changed_variance[1])))
-            found = _redetect(clean, variance, good, found, either, thresholds)
-        else:
-            found = _detect(clean, variance, good, *thresholds)
+        keys = np.union1d(changed[0] * clean.shape[1] + changed[1],
+                          changed_variance[0] * clean.shape[1] + changed_variance[1])
+        rows, cols = np.divmod(keys, clean.shape[1])
+        if not (incremental and stages.update(detection, clean, variance, good, rows, cols,
+                                              *thresholds)):
+            detection = stages.detect(clean, variance, good, *thresholds)
     return crmask, clean / _F32(gain)
