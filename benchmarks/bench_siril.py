@@ -88,14 +88,18 @@ def write_frames(folder: Path, n: int, size: int) -> list[Path]:
 
 
 def combine_jobs(work: Path, n: int, size: int) -> dict[str, list[str]]:
-    """Commands of the combine jobs on ``n`` frames: name -> argv."""
+    """Commands of the combine jobs on ``n`` frames: name -> argv.
+
+    Each round writes over the last round's master: ccdred needs ``--force`` for that (Siril
+    overwrites without asking).
+    """
     frames = write_frames(work / f"in{n}", n, size)
     files = [str(p) for p in frames]
     jobs = {
         f"ccdred combine {n} median": ccdred("combine", *files, "-o", str(work / "c_med.fits"),
-                                             "--method", "median", "--reject", "none"),
+                                             "--method", "median", "--reject", "none", "--force"),
         f"ccdred combine {n} sigclip": ccdred("combine", *files, "-o", str(work / "c_sc.fits"),
-                                              "--method", "mean", "--reject", "sigclip"),
+                                              "--method", "mean", "--reject", "sigclip", "--force"),
     }
     if SIRIL:
         seq = work / f"seq{n}"
