@@ -16,7 +16,8 @@ faster):
 - calibration per science frame: Siril's light calibration step alone / N, against ccdred's
   marginal cost per frame, (T(night of N) - T(night of 10)) / (N - 10).
 
-Run: ``python benchmarks/bench_siril.py`` (``make bench``). Without ``siril-cli`` on PATH only
+Run: ``python benchmarks/bench_siril.py`` (``make bench``); the issue's 4096^2 combine:
+``python benchmarks/bench_siril.py --frames 30 --size 4096 --night 0``. Without ``siril-cli`` on PATH only
 ccdred is timed and the script says so.
 """
 
@@ -183,14 +184,58 @@ def ratio_line(what: str, siril: float | None, ours: float) -> str:
     return f"| {what} | {ours:.2f} s | {siril:.2f} s | {siril / ours:.2f} |"
 
 
+def night_rows(work: Path, night: int, size: int, rounds: int) -> list[str]:
+    """Time the night jobs (a night of ``night`` lights, and its first 10) and return table rows."""
+    print(f"night of {night} science frames of {size}^2", flush=True)
+    files = simulate_night(work / "night", night, size)
+    small = subset_night(files, work / "night10", 10)
+    out = work / "out"
+
+    def reduce(raw: Path, *extra: str):
+        def job() -> float:
+            shutil.rmtree(out, ignore_errors=True)
+            return timed(ccdred("reduce", str(raw), "-o", str(out), *extra))
+        return job
+
+    jobs: dict[str, object] = {
+        "ccdred night, no cosmics, no report": reduce(work / "night" / "raw",
+                                                      "--no-cosmics", "--no-report"),
+        "ccdred night of 10, no cosmics": reduce(small, "--no-cosmics", "--no-report"),
+        "ccdred night, default": reduce(work / "night" / "raw"),
+    }
+    if SIRIL:
+        masters, lights = siril_night_scripts(files, work)
+
+        def siril_masters() -> float:
+            shutil.rmtree(work / "siril_work", ignore_errors=True)
+            return timed(masters)
+        jobs["siril night: masters"] = siril_masters
+        jobs["siril night: lights"] = lambda: timed(lights)
+    best = best_of(rounds, jobs)
+    siril_night = (best["siril night: masters"] + best["siril night: lights"]) if SIRIL else None
+    ours = best["ccdred night, no cosmics, no report"]
+    per_frame = (ours - best["ccdred night of 10, no cosmics"]) / (night - 10)
+    return [
+        ratio_line(f"calibrate, per science frame ({size}^2; bias, dark, flat)",
+                   best["siril night: lights"] / night if SIRIL else None, per_frame),
+        ratio_line(f"night of {night}, no cosmic rays, no report", siril_night, ours),
+        ratio_line(f"night of {night}, ccdred default (cosmic rays, report) vs Siril without",
+                   siril_night, best["ccdred night, default"]),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, nargs="*", default=[20, 100],
                         help="combine jobs of these many frames (none: the night only)")
     parser.add_argument("--size", type=int, default=2048)
-    parser.add_argument("--night", type=int, default=50, help="science frames in the night")
+    parser.add_argument("--night", type=int, default=50,
+                        help="science frames in the night (more than 10; 0: no night)")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    if args.night and args.night <= 10:
+        parser.error("--night must be more than 10 (the per-frame cost is the difference "
+                     "from a night of 10), or 0 for no night")
     print(machine())
     print(f"Siril: {SIRIL or 'not installed (make bench installs it where apt can)'}")
     rows = []
@@ -205,42 +250,8 @@ def main() -> None:
                                        best.get(f"siril combine {n} {how}"),
                                        best[f"ccdred combine {n} {how}"]))
             shutil.rmtree(work / f"in{n}")
-        print(f"night of {args.night} science frames of {args.size}^2", flush=True)
-        files = simulate_night(work / "night", args.night, args.size)
-        small = subset_night(files, work / "night10", 10)
-        out = work / "out"
-
-        def reduce(raw: Path, *extra: str):
-            def job() -> float:
-                shutil.rmtree(out, ignore_errors=True)
-                return timed(ccdred("reduce", str(raw), "-o", str(out), *extra))
-            return job
-
-        jobs: dict[str, object] = {
-            "ccdred night, no cosmics, no report": reduce(work / "night" / "raw",
-                                                          "--no-cosmics", "--no-report"),
-            "ccdred night of 10, no cosmics": reduce(small, "--no-cosmics", "--no-report"),
-            "ccdred night, default": reduce(work / "night" / "raw"),
-        }
-        if SIRIL:
-            masters, lights = siril_night_scripts(files, work)
-
-            def siril_masters() -> float:
-                shutil.rmtree(work / "siril_work", ignore_errors=True)
-                return timed(masters)
-            jobs["siril night: masters"] = siril_masters
-            jobs["siril night: lights"] = lambda: timed(lights)
-        best = best_of(args.rounds, jobs)
-    siril_night = (best["siril night: masters"] + best["siril night: lights"]) if SIRIL else None
-    ours = best["ccdred night, no cosmics, no report"]
-    per_frame = (ours - best["ccdred night of 10, no cosmics"]) / (args.night - 10)
-    rows.append(ratio_line(f"calibrate, per science frame ({args.size}^2; bias, dark, flat)",
-                           best["siril night: lights"] / args.night if SIRIL else None,
-                           per_frame))
-    rows.append(ratio_line(f"night of {args.night}, no cosmic rays, no report",
-                           siril_night, ours))
-    rows.append(ratio_line(f"night of {args.night}, ccdred default (cosmic rays, report) vs "
-                           "Siril without", siril_night, best["ccdred night, default"]))
+        if args.night:
+            rows.extend(night_rows(work, args.night, args.size, args.rounds))
     print(f"\nminimum of {args.rounds} alternating rounds (machine above)\n")
     print("| job | ccdred | Siril | ratio (Siril / ccdred) |\n|---|---|---|---|")
     print("\n".join(rows))
