@@ -14,7 +14,9 @@ then times, each from the raw files to the written products with cosmic-ray reje
   ``cosmicray_lacosmic`` and a write (data and mask; ccdproc cannot write the uncertainty its
   flat correction leaves, so it is dropped, which only makes the script faster).
 
-The three ccdred runs must write the same bytes (checked). Outputs are removed after each run.
+The three ccdred runs must write the same bytes (checked). Last, ``ccdred reduce RAW -o OUT``
+as a user runs it (default options: 2 local processes here, cosmic rays, the night report), the
+night the issue's target is about. Outputs are removed after each run.
 Run: ``python benchmarks/bench_night.py [--frames 100] [--size 2048]`` (``make bench``).
 """
 
@@ -143,6 +145,14 @@ def main() -> None:
             print(f"ccdred, {name:<15} {times[name]:8.1f} s  (executor start {setup:.1f} s; "
                   f"{same})", flush=True)
             shutil.rmtree(out)
+        # The night as a user runs it: the command line, default options, the report included.
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "ccdred", "reduce", str(night.raw_dir), "-o",
+                        str(out)], check=True, capture_output=True)
+        times["default"] = time.perf_counter() - started
+        print(f"ccdred reduce, defaults {times['default']:8.1f} s  (command line, 2 workers, "
+              "with the report)", flush=True)
+        shutil.rmtree(out)
         if not args.skip_ccdproc:
             times["ccdproc"] = run_ccdproc(night, folder / "ccdproc")
             print(f"ccdproc script          {times['ccdproc']:8.1f} s", flush=True)
@@ -155,6 +165,8 @@ def main() -> None:
         if "ccdproc" in times:
             print(f"ccdred (2 workers) vs ccdproc:  {times['ccdproc'] / times['2 workers']:.2f}x "
                   f"faster (target 3x)")
+            print(f"ccdred reduce (defaults, with the report) vs ccdproc: "
+                  f"{times['ccdproc'] / times['default']:.2f}x faster (target 3x)")
 
 
 if __name__ == "__main__":

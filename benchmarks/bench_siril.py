@@ -17,8 +17,8 @@ faster):
   marginal cost per frame, (T(night of N) - T(night of 10)) / (N - 10).
 
 Run: ``python benchmarks/bench_siril.py`` (``make bench``); the issue's 4096^2 combine:
-``python benchmarks/bench_siril.py --frames 30 --size 4096 --night 0``. Without ``siril-cli`` on PATH only
-ccdred is timed and the script says so.
+``python benchmarks/bench_siril.py --frames 30 --size 4096 --night 0``. Without ``siril-cli``
+on PATH only ccdred is timed and the script says so.
 """
 
 from __future__ import annotations
