@@ -9,7 +9,7 @@ import pytest
 from scipy import ndimage
 
 from ccdred import io
-from ccdred.kernels import lacosmic, lacosmic_stages
+from ccdred.kernels import lacosmic_stages
 from ccdred.kernels.lacosmic import detect_cosmics
 
 
@@ -100,31 +100,40 @@ def wide_range_values(shape, seed):
     return (rng.lognormal(6, 3, shape) * rng.choice([-1, 1], shape)).astype(np.float32)
 
 
-@pytest.mark.parametrize(("half", "reference_filter"), [
-    (2, astroscrappy.utils.sepmedfilt5), (3, astroscrappy.utils.sepmedfilt7),
-    (4, astroscrappy.utils.sepmedfilt9)])
-def test_separable_median_matches_astroscrappy(half, reference_filter):
-    image = wide_range_values((61, 47), seed=half)
-    np.testing.assert_array_equal(lacosmic._separable_median(image, half),
-                                  reference_filter(image))
+def detection_of(shape, seed):
+    """The stages of a detection of extreme float32 values, their variance and a few bad pixels."""
+    clean = wide_range_values(shape, seed=seed)
+    variance = np.abs(wide_range_values(shape, seed=seed + 1))
+    good = np.random.default_rng(seed).random(shape) > 0.02
+    return clean, variance, lacosmic_stages.detect(clean, variance, good, *STAGE_LIMITS)
 
 
-def test_laplacian_matches_astroscrappy_to_the_last_bit():
+@pytest.mark.parametrize("shape", [(61, 47), (9, 9), (5, 30), (30, 5)])
+def test_median_stages_are_astroscrappys_separable_medians(shape):
+    """The noise, the fine structure and the sharpness are astroscrappy's sepmedfilt7/5/7 of
+    the variance, the image and the Laplacian-to-noise, to the bit, borders included."""
+    clean, variance, st = detection_of(shape, seed=sum(shape))
+    utils = astroscrappy.utils
+    noise = np.sqrt(np.maximum(utils.sepmedfilt7(variance), np.float32(0.00001)))
+    np.testing.assert_array_equal(st.noise, noise)
+    np.testing.assert_array_equal(st.fine, utils.sepmedfilt5(clean))
+    np.testing.assert_array_equal(st.sharp, st.s - utils.sepmedfilt7(st.s))
+
+
+def test_laplacian_stage_matches_astroscrappy_to_the_last_bit():
     """Subsample, Laplacian, clip, rebin, over 2 * noise, borders included. astroscrappy is
     built with -ffast-math, so its float32 rounding may differ by a unit in the last place."""
-    image = wide_range_values((50, 64), seed=9)
-    noise = np.abs(wide_range_values(image.shape, seed=10))
+    image, _, st = detection_of((50, 64), seed=9)
     laplacian = astroscrappy.utils.laplaceconvolve(astroscrappy.utils.subsample(image))
     laplacian[laplacian < 0] = 0
-    expected = astroscrappy.utils.rebin(laplacian) / (2.0 * noise)
-    ours = lacosmic._laplacian_to_noise(image, noise)
+    expected = astroscrappy.utils.rebin(laplacian) / (2.0 * st.noise)
     # Rounding a Laplacian of values up to m moves it by a few ulp of m, at most.
     local_max = ndimage.maximum_filter(np.abs(image), size=3)
-    tolerance = 8 * np.finfo(np.float32).eps * local_max / (2 * noise)
-    assert np.all(np.abs(ours - expected) <= tolerance)
+    tolerance = 8 * np.finfo(np.float32).eps * local_max / (2 * st.noise)
+    assert np.all(np.abs(st.s - expected) <= tolerance)
     # Only the rounding order differs, so most values (76% on these extreme ones) agree exactly.
-    assert (ours == expected).mean() > 0.7
-    assert (ours > 0).sum() == (expected > 0).sum()
+    assert (st.s == expected).mean() > 0.7
+    assert (st.s > 0).sum() == (expected > 0).sum()
 
 
 def test_incremental_iterations_equal_full_recomputation():
@@ -164,6 +173,20 @@ def test_updating_the_stages_near_changes_equals_a_new_detection(shape):
     fresh = lacosmic_stages.detect(clean, variance, good, *STAGE_LIMITS)
     assert not np.array_equal(before[0], fresh.s)
     assert min(shape) < 20 or not np.array_equal(before[1], fresh.found)
+    for name in lacosmic_stages.Stages._fields:
+        np.testing.assert_array_equal(getattr(detection, name), getattr(fresh, name),
+                                      err_msg=name)
+
+
+def test_changes_listed_in_any_order_update_the_same_pixels():
+    clean, variance, good = stage_inputs((40, 40), seed=15)
+    detection = lacosmic_stages.detect(clean, variance, good, *STAGE_LIMITS)
+    rr, cc = np.array([30, 5, 17]), np.array([20, 8, 39])
+    clean[rr, cc] = np.float32(9000.0)
+    variance[rr, cc] = clean[rr, cc] + np.float32(25.0)
+    assert lacosmic_stages.update(detection, clean, variance, good, rr, cc, *STAGE_LIMITS,
+                                  max_fraction=1.0)
+    fresh = lacosmic_stages.detect(clean, variance, good, *STAGE_LIMITS)
     for name in lacosmic_stages.Stages._fields:
         np.testing.assert_array_equal(getattr(detection, name), getattr(fresh, name),
                                       err_msg=name)

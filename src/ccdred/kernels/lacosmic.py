@@ -24,21 +24,10 @@ from numba import njit, prange
 
 from . import lacosmic_stages as stages
 from .filters import grow_mask
-from .sepmed import separable_median
 
 __all__ = ["detect_cosmics"]
 
 _F32 = np.float32
-
-
-def _separable_median(x, half):
-    """Filter as astroscrappy's ``sepmedfilt5/7/9`` (for the tests)."""
-    return separable_median(x, half)
-
-
-def _laplacian_to_noise(clean, noise):
-    """Return the Laplacian-to-noise image (for the tests)."""
-    return stages.laplacian_to_noise(clean, noise)
 
 
 @njit(cache=True, parallel=True)

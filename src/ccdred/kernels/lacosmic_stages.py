@@ -33,7 +33,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
-from .sepmed import _med5, _med7, _med9
+from .sepmed import med5, med7, med9
 
 __all__ = ["Stages", "detect", "update", "REACH"]
 
@@ -134,18 +134,18 @@ def _row_median(x, out, r, half, c0, c1):
         p0, p1, p2, p3, p4 = a[lo - 2:hi - 2], a[lo - 1:hi - 1], a[lo:hi], a[lo + 1:hi + 1], \
             a[lo + 2:hi + 2]
         for i in range(hi - lo):
-            o[i] = _med5(p0[i], p1[i], p2[i], p3[i], p4[i])
+            o[i] = med5(p0[i], p1[i], p2[i], p3[i], p4[i])
     elif half == 3:
         p0, p1, p2, p3 = a[lo - 3:hi - 3], a[lo - 2:hi - 2], a[lo - 1:hi - 1], a[lo:hi]
         p4, p5, p6 = a[lo + 1:hi + 1], a[lo + 2:hi + 2], a[lo + 3:hi + 3]
         for i in range(hi - lo):
-            o[i] = _med7(p0[i], p1[i], p2[i], p3[i], p4[i], p5[i], p6[i])
+            o[i] = med7(p0[i], p1[i], p2[i], p3[i], p4[i], p5[i], p6[i])
     else:
         p0, p1, p2, p3 = a[lo - 4:hi - 4], a[lo - 3:hi - 3], a[lo - 2:hi - 2], a[lo - 1:hi - 1]
         p4, p5, p6, p7, p8 = a[lo:hi], a[lo + 1:hi + 1], a[lo + 2:hi + 2], a[lo + 3:hi + 3], \
             a[lo + 4:hi + 4]
         for i in range(hi - lo):
-            o[i] = _med9(p0[i], p1[i], p2[i], p3[i], p4[i], p5[i], p6[i], p7[i], p8[i])
+            o[i] = med9(p0[i], p1[i], p2[i], p3[i], p4[i], p5[i], p6[i], p7[i], p8[i])
 
 
 @njit(inline="always")
@@ -169,18 +169,18 @@ def _column_median(x, border, r, half, c0, c1, o):
         p0, p1, p2 = x[r - 2, lo:hi], x[r - 1, lo:hi], x[r, lo:hi]
         p3, p4 = x[r + 1, lo:hi], x[r + 2, lo:hi]
         for i in range(hi - lo):
-            o[i] = _med5(p0[i], p1[i], p2[i], p3[i], p4[i])
+            o[i] = med5(p0[i], p1[i], p2[i], p3[i], p4[i])
     elif half == 3:
         p0, p1, p2, p3 = x[r - 3, lo:hi], x[r - 2, lo:hi], x[r - 1, lo:hi], x[r, lo:hi]
         p4, p5, p6 = x[r + 1, lo:hi], x[r + 2, lo:hi], x[r + 3, lo:hi]
         for i in range(hi - lo):
-            o[i] = _med7(p0[i], p1[i], p2[i], p3[i], p4[i], p5[i], p6[i])
+            o[i] = med7(p0[i], p1[i], p2[i], p3[i], p4[i], p5[i], p6[i])
     else:
         p0, p1, p2, p3 = x[r - 4, lo:hi], x[r - 3, lo:hi], x[r - 2, lo:hi], x[r - 1, lo:hi]
         p4, p5, p6, p7 = x[r, lo:hi], x[r + 1, lo:hi], x[r + 2, lo:hi], x[r + 3, lo:hi]
         p8 = x[r + 4, lo:hi]
         for i in range(hi - lo):
-            o[i] = _med9(p0[i], p1[i], p2[i], p3[i], p4[i], p5[i], p6[i], p7[i], p8[i])
+            o[i] = med9(p0[i], p1[i], p2[i], p3[i], p4[i], p5[i], p6[i], p7[i], p8[i])
 
 
 @njit(inline="always")
@@ -319,28 +319,6 @@ def detect(clean, variance, good, sigclip, sigcliplow, objlim) -> Stages:
     return st
 
 
-def laplacian_to_noise(clean, noise):
-    """Return the Laplacian-to-noise image of ``clean`` for a given ``noise`` (tests)."""
-    rows, cols = clean.shape
-    s = np.empty_like(clean)
-    _laplacian_over(clean, noise, s)
-    return s
-
-
-@njit(cache=True, error_model="numpy")
-def _laplacian_over(clean, noise, s):
-    rows, cols = clean.shape
-    zeros = np.zeros(cols, clean.dtype)
-    for r in range(rows):
-        x, o, n = clean[r], s[r], noise[r]
-        up = clean[r - 1] if r > 0 else zeros
-        down = clean[r + 1] if r < rows - 1 else zeros
-        for c in range(cols):
-            left = x[c - 1] if c > 0 else np.float32(0.0)
-            right = x[c + 1] if c < cols - 1 else np.float32(0.0)
-            o[c] = _laplacian(x[c], up[c], down[c], left, right, n[c])
-
-
 # --- listed spans ------------------------------------------------------------------------
 
 
@@ -382,14 +360,17 @@ def update(st: Stages, clean, variance, good, changed_rows, changed_cols, sigcli
            objlim, *, max_fraction: float = 0.5) -> bool:
     """Bring ``st`` up to date, IN PLACE, after the pixels listed changed in clean or variance.
 
-    ``changed_rows`` must be sorted. Each stage is recomputed within its reach of a change (the
-    module's table), nowhere else. Returns False, having changed nothing, when the last stage's
-    spans would cover more than ``max_fraction`` of the image: a whole detection is then
-    cheaper.
+    The changed pixels may come in any order. Each stage is recomputed within its reach of a
+    change (the module's table), nowhere else. Returns False, having changed nothing, when the
+    last stage's spans would cover more than ``max_fraction`` of the image: a whole detection
+    is then cheaper.
     """
     rows, cols = clean.shape
     if changed_rows.size == 0:
         return True
+    if np.any(changed_rows[1:] < changed_rows[:-1]):  # the spans are found by row
+        order = np.argsort(changed_rows, kind="stable")
+        changed_rows, changed_cols = changed_rows[order], changed_cols[order]
     near = functools.partial(_spans, changed_rows, changed_cols, rows, cols)
     last = near(REACH, REACH)
     if (last[2] - last[1]).sum() > max_fraction * rows * cols:
