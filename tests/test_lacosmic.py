@@ -153,6 +153,15 @@ def stage_inputs(shape, seed):
     return clean, clean + np.float32(25.0), rng.random(shape) > 0.02
 
 
+def assert_stages_are_a_new_detection(detection, clean, variance, good):
+    """Every stage of ``detection`` equals that of a new detection; return the new one."""
+    fresh = lacosmic_stages.detect(clean, variance, good, *STAGE_LIMITS)
+    for name in lacosmic_stages.Stages._fields:
+        np.testing.assert_array_equal(getattr(detection, name), getattr(fresh, name),
+                                      err_msg=name)
+    return fresh
+
+
 @pytest.mark.parametrize("shape", [(256, 256), (40, 23), (9, 300), (300, 7)])
 def test_updating_the_stages_near_changes_equals_a_new_detection(shape):
     """Every stage, recomputed only within its reach of the changed pixels (corners and edges
@@ -170,12 +179,9 @@ def test_updating_the_stages_near_changes_equals_a_new_detection(shape):
     before = detection.s.copy(), detection.found.copy()
     assert lacosmic_stages.update(detection, clean, variance, good, rr, cc, *STAGE_LIMITS,
                                   max_fraction=1.0)
-    fresh = lacosmic_stages.detect(clean, variance, good, *STAGE_LIMITS)
+    fresh = assert_stages_are_a_new_detection(detection, clean, variance, good)
     assert not np.array_equal(before[0], fresh.s)
     assert min(shape) < 20 or not np.array_equal(before[1], fresh.found)
-    for name in lacosmic_stages.Stages._fields:
-        np.testing.assert_array_equal(getattr(detection, name), getattr(fresh, name),
-                                      err_msg=name)
 
 
 def test_changes_listed_in_any_order_update_the_same_pixels():
@@ -186,10 +192,7 @@ def test_changes_listed_in_any_order_update_the_same_pixels():
     variance[rr, cc] = clean[rr, cc] + np.float32(25.0)
     assert lacosmic_stages.update(detection, clean, variance, good, rr, cc, *STAGE_LIMITS,
                                   max_fraction=1.0)
-    fresh = lacosmic_stages.detect(clean, variance, good, *STAGE_LIMITS)
-    for name in lacosmic_stages.Stages._fields:
-        np.testing.assert_array_equal(getattr(detection, name), getattr(fresh, name),
-                                      err_msg=name)
+    assert_stages_are_a_new_detection(detection, clean, variance, good)
 
 
 def test_an_update_covering_most_of_the_image_is_declined():
