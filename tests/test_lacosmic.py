@@ -101,29 +101,34 @@ def wide_range_values(shape, seed):
 
 
 def detection_of(shape, seed):
-    """The stages of a detection of extreme float32 values, their variance and a few bad pixels."""
+    """Extreme float32 values, their variance, a few bad pixels and the stages of a detection."""
     clean = wide_range_values(shape, seed=seed)
     variance = np.abs(wide_range_values(shape, seed=seed + 1))
     good = np.random.default_rng(seed).random(shape) > 0.02
-    return clean, variance, lacosmic_stages.detect(clean, variance, good, *STAGE_LIMITS)
+    return clean, variance, good, lacosmic_stages.detect(clean, variance, good, *STAGE_LIMITS)
 
 
 @pytest.mark.parametrize("shape", [(61, 47), (9, 9), (5, 30), (30, 5)])
 def test_median_stages_are_astroscrappys_separable_medians(shape):
     """The noise, the fine structure and the sharpness are astroscrappy's sepmedfilt7/5/7 of
-    the variance, the image and the Laplacian-to-noise, to the bit, borders included."""
-    clean, variance, st = detection_of(shape, seed=sum(shape))
+    the variance, the image and the Laplacian-to-noise, and the candidates' fine-structure
+    contrast its sepmedfilt9 of the fine structure, to the bit, borders included."""
+    clean, variance, good, st = detection_of(shape, seed=sum(shape))
     utils = astroscrappy.utils
     noise = np.sqrt(np.maximum(utils.sepmedfilt7(variance), np.float32(0.00001)))
     np.testing.assert_array_equal(st.noise, noise)
     np.testing.assert_array_equal(st.fine, utils.sepmedfilt5(clean))
     np.testing.assert_array_equal(st.sharp, st.s - utils.sepmedfilt7(st.s))
+    sigclip, _, objlim = STAGE_LIMITS
+    structure = np.maximum((st.fine - utils.sepmedfilt9(st.fine)) / st.noise, np.float32(0.01))
+    bright = (st.sharp > sigclip) & good
+    np.testing.assert_array_equal(st.cand, bright & (st.sharp / structure > objlim))
 
 
 def test_laplacian_stage_matches_astroscrappy_to_the_last_bit():
     """Subsample, Laplacian, clip, rebin, over 2 * noise, borders included. astroscrappy is
     built with -ffast-math, so its float32 rounding may differ by a unit in the last place."""
-    image, _, st = detection_of((50, 64), seed=9)
+    image, _, _, st = detection_of((50, 64), seed=9)
     laplacian = astroscrappy.utils.laplaceconvolve(astroscrappy.utils.subsample(image))
     laplacian[laplacian < 0] = 0
     expected = astroscrappy.utils.rebin(laplacian) / (2.0 * st.noise)
