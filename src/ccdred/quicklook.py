@@ -59,6 +59,22 @@ def _font(size: int) -> ImageFont.FreeTypeFont:
                               size)
 
 
+@functools.lru_cache(maxsize=1024)
+def _text_mask(text: str, anchor: str, mode: str) -> tuple[Image.Image, int, int]:
+    """Return ``text`` drawn as a mask (``mode`` "1" or "L"), and its offset from ``anchor``.
+
+    A night's figures repeat the same few labels (tick values, units, axis names): each is
+    rendered by FreeType once, then pasted.
+    """
+    from PIL import Image, ImageDraw
+
+    font = _font(_FONT_SIZE)
+    left, top, right, bottom = font.getbbox(text, anchor=anchor)
+    mask = Image.new(mode, (max(1, right - left), max(1, bottom - top)), 0)
+    ImageDraw.Draw(mask).text((-left, -top), text, fill=255, font=font, anchor=anchor)
+    return mask, left, top
+
+
 _GREYS = 254
 """Grey levels of a monochrome figure: palette indices 0-253; 254 is red, 255 white."""
 _RED, _WHITE = 254, 255
@@ -141,7 +157,9 @@ class _Canvas:
         self.levels = 256 if colour else _GREYS
 
     def text(self, xy: tuple[float, float], text: str, anchor: str = "la") -> None:
-        self.draw.text(xy, text, fill=self.black, font=self.font, anchor=anchor)
+        """Write ``text`` at the nearest whole pixel to ``xy`` (rendered once per process)."""
+        mask, left, top = _text_mask(text, anchor, self.draw.fontmode)
+        self.image.paste(self.black, (round(xy[0]) + left, round(xy[1]) + top), mask)
 
     def paste(self, pixels: np.ndarray, x: int, y: int) -> None:
         """Paste grey levels (or RGB) as they are: no conversion through another palette."""
