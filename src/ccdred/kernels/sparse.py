@@ -80,52 +80,48 @@ def _median9(buf):
 @njit(cache=True)
 def _holes(data, good, variance, has_variance, noise, k, fills, step):
     height, width = data.shape
+    # Every pixel as the median filter sees it: its value if good, its plane's fill if not.
+    filled = np.empty((height, width), np.float32)
+    for r in range(height):
+        plane_row = (r % step) * step
+        for c in range(width):
+            filled[r, c] = data[r, c] if good[r, c] else fills[plane_row + c % step]
     low = np.zeros((height, width), np.bool_)
+    sigma = np.empty(width, np.float32)
     buf = np.empty(9, np.float32)
-    # Each column's neighbours of its colour, edges repeated (mode "nearest" per plane).
-    left = np.empty(width, np.int64)
-    right = np.empty(width, np.int64)
-    for c in range(width):
-        left[c] = c - step if c >= step else c
-        right[c] = c + step if c + step < width else c
+    inner_end = max(step, width - step)
     for r in range(height):
         up = r - step if r >= step else r
         down = r + step if r + step < height else r
-        plane_row = (r % step) * step
         for c in range(width):
-            if not good[r, c]:
+            var = variance[r, c] if has_variance else np.float32(0)
+            root = np.float32(np.sqrt(var if var > 0 else np.float32(0)))
+            sigma[c] = root if root > noise else noise
+        # The median of the 9 is at most the largest of the 4 nearest (at least 5 of the 9
+        # reach the median, and the pixel is below it): a candidate needs to be below that.
+        # Branch-free over the columns whose neighbours are in the frame (vectorised), then
+        # the edge columns, whose neighbours repeat the edge.
+        for c in range(step, inner_end):
+            best = max(max(filled[up, c], filled[down, c]),
+                       max(filled[r, c - step], filled[r, c + step]))
+            low[r, c] = good[r, c] & (data[r, c] < best - k * sigma[c])
+        for c in range(width):
+            if step <= c < inner_end:
                 continue
-            v = data[r, c]
-            fill = fills[plane_row + c % step]
-            # The median of the 9 is at most the largest of the 4 nearest (at least 5 of the
-            # 9 reach the median, and v is below it): only then is the median worth computing.
-            best = data[up, c] if good[up, c] else fill
-            value = data[down, c] if good[down, c] else fill
-            if value > best:
-                best = value
-            value = data[r, left[c]] if good[r, left[c]] else fill
-            if value > best:
-                best = value
-            value = data[r, right[c]] if good[r, right[c]] else fill
-            if value > best:
-                best = value
-            sigma = noise
-            if has_variance:
-                var = variance[r, c]
-                if var > 0:
-                    root = np.float32(np.sqrt(var))
-                    if root > sigma:
-                        sigma = root
-            limit = k * sigma
-            if not v < best - limit:
+            left = c - step if c >= step else c
+            right = c + step if c + step < width else c
+            best = max(max(filled[up, c], filled[down, c]),
+                       max(filled[r, left], filled[r, right]))
+            low[r, c] = good[r, c] & (data[r, c] < best - k * sigma[c])
+        for c in range(width):  # the few candidates: against the median of the 9
+            if not low[r, c]:
                 continue
             n = 0
             for rr in (up, r, down):
-                for cc in (left[c], c, right[c]):
-                    buf[n] = data[rr, cc] if good[rr, cc] else fill
+                for cc in (c - step if c >= step else c, c, c + step if c + step < width else c):
+                    buf[n] = filled[rr, cc]
                     n += 1
-            if v < _median9(buf) - limit:
-                low[r, c] = True
+            low[r, c] = data[r, c] < _median9(buf) - k * sigma[c]
     return low
 
 
@@ -195,3 +191,4 @@ def block_mean(data: np.ndarray, factor: int) -> np.ndarray:
     """
     rows, cols = data.shape[0] // factor, data.shape[1] // factor
     return _block_mean(np.ascontiguousarray(data), int(factor), rows, cols)
+
