@@ -243,14 +243,3 @@ def test_flat_imprint_fails_when_the_flat_has_a_donut_the_frame_lacks(sim_night,
     metric = qa.flat_imprint(printed, dusty)
     assert metric.verdict == "fail" and "(60, 190)" in metric.detail
 
-
-def test_nanmedian_last_matches_numpy():
-    from ccdred.qa.maps import nanmedian_last
-
-    rng = np.random.default_rng(0)
-    values = rng.normal(size=(6, 7, 50)).astype(np.float32)
-    values[rng.random(values.shape) < 0.2] = np.nan
-    values[0, 0] = np.nan
-    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning, match="All-NaN"):
-        expected = np.nanmedian(values, axis=2)
-    assert np.allclose(nanmedian_last(values), expected, equal_nan=True, rtol=1e-6)

@@ -9,6 +9,7 @@ from scipy import ndimage
 from ccdred.kernels import sparse
 from ccdred.kernels.mosaic import assemble, per_plane, plane_slices
 from ccdred.kernels.repair import fill_pixels
+from ccdred.kernels.selection import cell_medians
 from ccdred.kernels.stats import robust_stats
 from ccdred.qa.maps import SAMPLE, Surroundings, _plane_noise, relative_to_surroundings
 
@@ -119,6 +120,77 @@ def test_surroundings_at_pixels_equal_the_whole_frame_map(shape, cfa):
     found = Surroundings(data, bad, cfa)(rows, cols).reshape(shape)
     np.testing.assert_array_equal(found, expected)
     assert np.isfinite(found).mean() > 0.7
+
+
+def _nanmedian_cells(values, bad, cell):
+    """The definition: numpy's nanmedian of each cell's finite, unflagged values (NaN: none)."""
+    rows, cols = -(-values.shape[0] // cell), -(-values.shape[1] // cell)
+    out = np.full((rows, cols), np.nan)
+    for r in range(rows):
+        for c in range(cols):
+            box = (slice(r * cell, (r + 1) * cell), slice(c * cell, (c + 1) * cell))
+            kept = values[box][~bad[box] & np.isfinite(values[box])]
+            if kept.size:
+                out[r, c] = np.median(kept.astype(np.float64))
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cell", [3, 32, 40])
+def test_cell_medians_are_numpys_nanmedian_of_each_cell(dtype, cell):
+    rng = np.random.default_rng(cell)
+    values = rng.normal(100, 10, (131, 97)).astype(dtype)
+    values[:, :30] = np.round(values[:, :30] / 4) * 4  # many ties, as integer data has
+    values[rng.random(values.shape) < 0.03] = np.nan
+    values[5, 7], values[60, 60] = np.inf, -np.inf  # left out, as NaN is
+    bad = rng.random(values.shape) < 0.3
+    bad[:cell, :cell] = True  # a cell with nothing to use
+    found = cell_medians(values, bad, cell, cell)
+    np.testing.assert_array_equal(found, _nanmedian_cells(values, bad, cell))
+    assert np.isnan(found[0, 0]) and np.isfinite(found).sum() == found.size - 1
+
+
+def test_cell_medians_when_the_sample_misses_the_median():
+    """A cell whose regularly sampled values are unlike the rest (every 8th value of a
+    1024-value cell high): the sampled bracket misses, and the answer is still exact."""
+    values = np.zeros((32, 32), np.float32)
+    values.ravel()[::8] = 1000.0
+    values += np.arange(32 * 32, dtype=np.float32).reshape(32, 32) * 1e-3
+    bad = np.zeros(values.shape, bool)
+    found = cell_medians(values, bad, 32, 32)
+    assert found[0, 0] == _nanmedian_cells(values, bad, 32)[0, 0]
+    assert found[0, 0] < 1000
+
+
+def test_cell_medians_measures_only_the_cells_wanted():
+    rng = np.random.default_rng(2)
+    values = rng.normal(0, 1, (64, 64)).astype(np.float32)
+    bad = np.zeros(values.shape, bool)
+    wanted = np.zeros((2, 2), bool)
+    wanted[1, 0] = True
+    found = cell_medians(values, bad, 32, 32, wanted)
+    assert np.isnan(found[~wanted]).all()
+    assert found[1, 0] == cell_medians(values, bad, 32, 32)[1, 0]
+    with pytest.raises(ValueError, match="cells"):
+        cell_medians(values, bad, 32, 32, np.ones((3, 2), bool))
+
+
+@pytest.mark.parametrize("cfa", [None, "RGGB"])
+@pytest.mark.parametrize("hole_nearby", [False, True])
+def test_surroundings_of_a_patch_equal_the_whole_frame_map(cfa, hole_nearby):
+    """A check asks for a few thousand pixels (a dust donut): only the background cells
+    around them are measured, with the values of the whole map, holes nearby or not."""
+    shape = (300, 260)
+    data, good, _ = _frame(shape, 12)
+    data += np.linspace(0, 50, shape[1], dtype=np.float32)
+    bad = ~good
+    bad[:64, 192:] = True  # cells without a good pixel, far from the patch
+    if hole_nearby:
+        bad[64:160, 64:160] = True  # and cells beside it: filled from their neighbours
+    rows, cols = np.indices((40, 40)).reshape(2, -1) + 160
+    expected = relative_to_surroundings(data, bad, cfa)[rows, cols]
+    np.testing.assert_array_equal(Surroundings(data, bad, cfa)(rows, cols), expected)
+    assert np.isfinite(expected).mean() > 0.7
 
 
 @pytest.mark.parametrize("shape", [(1024, 1024), (1000, 777), (3, 5), (2, 1), (512, 511)])

@@ -15,7 +15,7 @@ from numba import njit
 
 from .repair import insert_sorted, sorted_median
 
-__all__ = ["neighbour_median_at", "holes", "block_mean"]
+__all__ = ["neighbour_median_at", "holes", "block_mean", "cells_touched", "bilinear_at"]
 
 
 @njit(cache=True)
@@ -192,3 +192,51 @@ def block_mean(data: np.ndarray, factor: int) -> np.ndarray:
     rows, cols = data.shape[0] // factor, data.shape[1] // factor
     return _block_mean(np.ascontiguousarray(data), int(factor), rows, cols)
 
+
+@njit(cache=True)
+def _cells_touched(rows, cols, below_r, above_r, below_c, above_c, touched):
+    for i in range(rows.size):
+        low_r, high_r = below_r[rows[i]], above_r[rows[i]]
+        low_c, high_c = below_c[cols[i]], above_c[cols[i]]
+        touched[low_r, low_c] = True
+        touched[low_r, high_c] = True
+        touched[high_r, low_c] = True
+        touched[high_r, high_c] = True
+    return touched
+
+
+def cells_touched(rows: np.ndarray, cols: np.ndarray, along_rows: tuple[np.ndarray, ...],
+                  along_cols: tuple[np.ndarray, ...], shape: tuple[int, int]) -> np.ndarray:
+    """Return the cells of a grid (``shape``) that `bilinear_at` reads for these pixels.
+
+    ``along_rows`` and ``along_cols``: for each image row (column), the grid row (column)
+    below it, the one above it and the upper weight.
+    """
+    return _cells_touched(np.asarray(rows, np.intp), np.asarray(cols, np.intp),
+                          along_rows[0], along_rows[1], along_cols[0], along_cols[1],
+                          np.zeros(shape, np.bool_))
+
+
+@njit(cache=True)
+def _bilinear_at(grid, rows, cols, below_r, above_r, weight_r, below_c, above_c, weight_c):
+    out = np.empty(rows.size)
+    for i in range(rows.size):
+        r, c = rows[i], cols[i]
+        low_r, high_r, w_r = below_r[r], above_r[r], weight_r[r]
+        low_c, high_c, w_c = below_c[c], above_c[c], weight_c[c]
+        # Along the rows, then along the columns: the order of `qa.maps.background`'s passes.
+        low = grid[low_r, low_c] * (1 - w_r) + grid[high_r, low_c] * w_r
+        high = grid[low_r, high_c] * (1 - w_r) + grid[high_r, high_c] * w_r
+        out[i] = low * (1 - w_c) + high * w_c
+    return out
+
+
+def bilinear_at(grid: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                along_rows: tuple[np.ndarray, ...], along_cols: tuple[np.ndarray, ...]
+                ) -> np.ndarray:
+    """Return ``grid`` interpolated bilinearly at image pixels (``rows``, ``cols``), float64.
+
+    ``along_rows`` and ``along_cols`` as for `cells_touched`; only those pixels are computed.
+    """
+    return _bilinear_at(np.asarray(grid, np.float64), np.asarray(rows, np.intp),
+                        np.asarray(cols, np.intp), *along_rows, *along_cols)

@@ -16,6 +16,8 @@ from ..frame import Frame
 from ..instruments.camera import cfa_pattern
 from ..kernels.mosaic import assemble, per_plane, planes
 from ..kernels.repair import fill_pixels
+from ..kernels.selection import cell_medians
+from ..kernels.sparse import bilinear_at, cells_touched
 from ..kernels.stats import robust_stats
 
 SAMPLE = 100_000
@@ -24,7 +26,7 @@ SAMPLE = 100_000
 
 __all__ = ["frame_cfa", "neighbours", "local_noise", "large_scale", "fit_large_scale",
            "LargeScale", "sky_level", "block_medians", "plane_block_medians",
-           "relative_to_surroundings", "background", "nanmedian_last", "Surroundings"]
+           "relative_to_surroundings", "background", "Surroundings"]
 
 
 def frame_cfa(frame: Frame) -> str | None:
@@ -88,25 +90,16 @@ def plane_block_medians(data: np.ndarray, bad: np.ndarray, blocks: int, cfa: str
 
 
 def block_medians(data: np.ndarray, bad: np.ndarray, blocks: int) -> np.ndarray:
-    """Return ``blocks`` x ``blocks`` medians of the unflagged pixels (NaN: none there)."""
+    """Return ``blocks`` x ``blocks`` medians of the unflagged pixels (NaN: none there).
+
+    The values are compared as float32; rows and columns that do not fill a block are left out.
+    """
     rows, cols = data.shape
     rows_cut, cols_cut = rows - rows % blocks, cols - cols % blocks
-    values = np.where(bad, np.nan, data)[:rows_cut, :cols_cut].astype(np.float32)
-    cells = values.reshape(blocks, rows_cut // blocks, blocks, cols_cut // blocks)
-    return nanmedian_last(cells.transpose(0, 2, 1, 3).reshape(blocks, blocks, -1))
-
-
-def nanmedian_last(values: np.ndarray) -> np.ndarray:
-    """Median over the last axis ignoring NaN (NaN where all are): `np.nanmedian`, vectorised.
-
-    numpy's nanmedian falls back to a Python loop over the cells when any NaN is present;
-    sorting puts NaN last, so each cell's median is read at its own count of finite values.
-    """
-    ordered = np.sort(values, axis=-1)
-    count = np.isfinite(values).sum(axis=-1)
-    low = np.take_along_axis(ordered, np.maximum(count - 1, 0)[..., None] // 2, axis=-1)[..., 0]
-    high = np.take_along_axis(ordered, (count // 2)[..., None], axis=-1)[..., 0]
-    return np.where(count > 0, (low.astype(np.float64) + high) / 2, np.nan)
+    if rows_cut == 0 or cols_cut == 0:
+        return np.full((blocks, blocks), np.nan)
+    return cell_medians(np.asarray(data, np.float32)[:rows_cut, :cols_cut],
+                        bad[:rows_cut, :cols_cut], rows_cut // blocks, cols_cut // blocks)
 
 
 def _plane_large_scale(medians: np.ndarray, flat_blocks: np.ndarray | None
@@ -225,16 +218,25 @@ def background(image: np.ndarray, bad: np.ndarray, box: int = 32) -> np.ndarray:
     return _interpolate(_interpolate(grid, *along_rows).T, *along_cols).T
 
 
-def _background_grid(image: np.ndarray, bad: np.ndarray, box: int) -> np.ndarray | None:
-    """Return the cells' medians, holes filled, median-filtered over 3x3 (None: no good pixel)."""
-    pad_r, pad_c = -image.shape[0] % box, -image.shape[1] % box
-    # A float32 image's cells sorted as float32: the same medians as of float64 copies, in
-    # half the time.
-    dtype = np.float64 if image.dtype == np.float64 else np.float32
-    values = np.pad(np.where(bad, np.nan, image).astype(dtype), ((0, pad_r), (0, pad_c)),
-                    constant_values=np.nan)
-    cells = values.reshape(values.shape[0] // box, box, values.shape[1] // box, box)
-    grid = nanmedian_last(cells.transpose(0, 2, 1, 3).reshape(*cells.shape[::2], -1))
+def _background_grid(image: np.ndarray, bad: np.ndarray, box: int,
+                     wanted: np.ndarray | None = None) -> np.ndarray | None:
+    """Return the cells' medians, holes filled, median-filtered over 3x3 (None: no good pixel).
+
+    ``wanted`` (bool, one per cell): only these cells' values are needed. Their 3x3
+    neighbourhoods are measured and the other cells left at 0, unless one of them has no
+    usable pixel: a hole is filled from its neighbours, and then every cell is measured, so
+    the wanted values are always those of the whole grid.
+    """
+    # A float32 image's cells compared as float32: the same medians as of float64 copies.
+    values = np.asarray(image, np.float64 if image.dtype == np.float64 else np.float32)
+    if wanted is not None:
+        measured = ndimage.binary_dilation(wanted, np.ones((3, 3), bool))
+        grid = cell_medians(values, bad, box, box, measured)
+        if np.isfinite(grid[measured]).all():
+            # As float32, as `fill_pixels` returns the whole grid's values.
+            grid = np.where(measured, grid, 0.0).astype(np.float32).astype(np.float64)
+            return ndimage.median_filter(grid, size=3, mode="nearest")
+    grid = cell_medians(values, bad, box, box)
     if not np.isfinite(grid).any():
         return None
     grid = fill_pixels(grid, ~np.isfinite(grid)).astype(np.float64)
@@ -244,42 +246,39 @@ def _background_grid(image: np.ndarray, bad: np.ndarray, box: int) -> np.ndarray
 class Surroundings:
     """``image / background - 1`` at the pixels asked for (`relative_to_surroundings`'s values).
 
-    The backgrounds (one per colour plane) are found at once; the pixels' values only when
-    asked, so a check that needs a few thousand pixels does not compute a whole frame.
+    Only the background cells around the pixels asked for are measured (one background per
+    colour plane), so a check that needs a few thousand pixels does not measure a whole frame.
     """
 
     def __init__(self, image: np.ndarray, bad: np.ndarray, cfa: str | None = None,
                  box: int = 32):
         self.image, self.bad, self.box = image, bad, box
         self.step = 2 if cfa else 1
-        self.grids = [_background_grid(i, b, box)
-                      for i, b in zip(planes(image, cfa), planes(bad, cfa), strict=True)]
-        # Each plane's interpolation weights along its rows and its columns.
-        self.weights = []
-        for index, grid in enumerate(self.grids):
-            height = (image.shape[0] - index // self.step + self.step - 1) // self.step
-            width = (image.shape[1] - index % self.step + self.step - 1) // self.step
-            self.weights.append(None if grid is None else (
-                _linear_weights(height, box, grid.shape[0]),
-                _linear_weights(width, box, grid.shape[1])))
+        self.planes = list(zip(planes(image, cfa), planes(bad, cfa), strict=True))
+        # Each plane's cells down and across, and its interpolation weights along its rows
+        # and its columns.
+        self.cells = [(-(-plane.shape[0] // box), -(-plane.shape[1] // box))
+                      for plane, _ in self.planes]
+        self.weights = [(_linear_weights(plane.shape[0], box, down),
+                         _linear_weights(plane.shape[1], box, across))
+                        for (plane, _), (down, across) in zip(self.planes, self.cells,
+                                                              strict=True)]
 
     def __call__(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """Return the relative values at (``rows``, ``cols``): float64, NaN where flagged."""
         step = self.step
         level = np.full(rows.size, np.nan)
         plane_index = (rows % step) * step + cols % step
-        for index, grid in enumerate(self.grids):
-            if grid is None:
-                continue
+        for index, ((plane, plane_bad), cells, (along_rows, along_cols)) in enumerate(
+                zip(self.planes, self.cells, self.weights, strict=True)):
             chosen = plane_index == index if step > 1 else slice(None)
             r, c = rows[chosen] // step, cols[chosen] // step
-            along_rows, along_cols = self.weights[index]
-            below_r, above_r, w_r = (a[r] for a in along_rows)
-            below_c, above_c, w_c = (a[c] for a in along_cols)
-            # The two 1-D passes of `background`, in the same order: the same values.
-            low = grid[below_r, below_c] * (1 - w_r) + grid[above_r, below_c] * w_r
-            high = grid[below_r, above_c] * (1 - w_r) + grid[above_r, above_c] * w_r
-            level[chosen] = low * (1 - w_c) + high * w_c
+            if not r.size:
+                continue
+            grid = _background_grid(plane, plane_bad, self.box,
+                                    cells_touched(r, c, along_rows, along_cols, cells))
+            if grid is not None:
+                level[chosen] = bilinear_at(grid, r, c, along_rows, along_cols)
         with np.errstate(all="ignore"):
             relative = self.image[rows, cols] / np.where(level != 0, level, np.nan) - 1
         return np.where(self.bad[rows, cols], np.nan, relative)
