@@ -9,7 +9,7 @@ from scipy import ndimage
 from ccdred.kernels import sparse
 from ccdred.kernels.mosaic import assemble, per_plane, plane_slices
 from ccdred.kernels.repair import fill_pixels
-from ccdred.kernels.selection import cell_medians
+from ccdred.kernels.selection import cell_medians, sorted_float32
 from ccdred.kernels.stats import robust_stats
 from ccdred.qa.maps import SAMPLE, Surroundings, _plane_noise, relative_to_surroundings
 
@@ -173,6 +173,19 @@ def test_cell_medians_measures_only_the_cells_wanted():
     assert found[1, 0] == cell_medians(values, bad, 32, 32)[1, 0]
     with pytest.raises(ValueError, match="cells"):
         cell_medians(values, bad, 32, 32, np.ones((3, 2), bool))
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 1000, 100_003])
+def test_sorted_float32_is_numpys_sort(size):
+    rng = np.random.default_rng(size)
+    values = (rng.normal(0, 1, size) * 10.0 ** rng.integers(-40, 39, size)).astype(np.float32)
+    if size > 10:  # the extremes of float32, subnormals, both zeros, many ties
+        values[:8] = [np.finfo(np.float32).max, -np.finfo(np.float32).max, 1e-45, -1e-45,
+                      0.0, -0.0, np.finfo(np.float32).tiny, 3.0]
+        values[8:size // 2] = np.round(values[8:size // 2])
+    found = sorted_float32(values)
+    assert found.dtype == np.float32 and found.shape == values.shape
+    np.testing.assert_array_equal(found, np.sort(values))
 
 
 @pytest.mark.parametrize("cfa", [None, "RGGB"])
