@@ -163,24 +163,26 @@ def holes(data: np.ndarray, good: np.ndarray, *, noise: float, k: float,
 @njit(cache=True)
 def _block_mean(data, factor, rows, cols):
     out = np.empty((rows, cols), np.float32)
-    sums = np.zeros(cols, np.float64)
-    counts = np.zeros(cols, np.int64)
+    width = cols * factor
+    sums = np.empty(width, np.float64)
+    counts = np.empty(width, np.int64)
     for br in range(rows):
+        # Down each column of the block row first (contiguous, vectorised), then across.
         sums[:] = 0.0
         counts[:] = 0
         for r in range(br * factor, (br + 1) * factor):
-            for bc in range(cols):
-                total = 0.0
-                n = 0
-                for c in range(bc * factor, (bc + 1) * factor):
-                    v = data[r, c]
-                    if np.isfinite(v):
-                        total += v
-                        n += 1
-                sums[bc] += total
-                counts[bc] += n
+            for c in range(width):
+                v = data[r, c]
+                finite = np.isfinite(v)
+                sums[c] += v if finite else 0.0
+                counts[c] += finite
         for bc in range(cols):
-            out[br, bc] = sums[bc] / counts[bc] if counts[bc] > 0 else np.nan
+            total = 0.0
+            n = 0
+            for c in range(bc * factor, (bc + 1) * factor):
+                total += sums[c]
+                n += counts[c]
+            out[br, bc] = total / n if n > 0 else np.nan
     return out
 
 
