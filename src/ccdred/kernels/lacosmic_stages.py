@@ -309,7 +309,22 @@ def _run_stages(st: Stages, clean, variance, good, sigclip, sigcliplow, objlim, 
 
 
 def detect(clean, variance, good, sigclip, sigcliplow, objlim) -> Stages:
-    """One L.A.Cosmic detection over the whole image, every stage kept for `update`."""
+    """One L.A.Cosmic detection over the whole image, every stage kept for `update`.
+
+    Parameters
+    ----------
+    clean, variance : ndarray of float32 (2-D, one shape)
+        The image as cleaned so far, and each pixel's variance (astroscrappy's noise model).
+    good : ndarray of bool
+        Pixels that may be detected.
+    sigclip, sigcliplow, objlim : float
+        astroscrappy's limits: Laplacian-to-noise, its lower one, fine-structure contrast.
+
+    Returns
+    -------
+    Stages
+        Every intermediate image; ``found`` is the detection.
+    """
     rows, cols = clean.shape
     st = Stages(*(np.empty_like(clean) for _ in range(8)),
                 *(np.empty(clean.shape, np.bool_) for _ in range(3)))
@@ -360,10 +375,15 @@ def update(st: Stages, clean, variance, good, changed_rows, changed_cols, sigcli
            objlim, *, max_fraction: float = 0.5) -> bool:
     """Bring ``st`` up to date, IN PLACE, after the pixels listed changed in clean or variance.
 
-    The changed pixels may come in any order. Each stage is recomputed within its reach of a
-    change (the module's table), nowhere else. Returns False, having changed nothing, when the
-    last stage's spans would cover more than ``max_fraction`` of the image: a whole detection
-    is then cheaper.
+    Each stage is recomputed within its reach of a change (the module's table), nowhere else.
+    ``changed_rows`` and ``changed_cols`` list the pixels, in any order; the other arguments
+    are `detect`'s, after the change.
+
+    Returns
+    -------
+    bool
+        True when ``st`` now equals a new `detect`; False, having changed nothing, when the
+        last stage's spans would cover over ``max_fraction`` of the image (detect instead).
     """
     rows, cols = clean.shape
     if changed_rows.size == 0:
