@@ -11,7 +11,13 @@ from ccdred.kernels.mosaic import assemble, per_plane, plane_slices
 from ccdred.kernels.repair import fill_pixels
 from ccdred.kernels.selection import cell_medians, sorted_float32
 from ccdred.kernels.stats import robust_stats
-from ccdred.qa.maps import SAMPLE, Surroundings, _plane_noise, relative_to_surroundings
+from ccdred.qa.maps import (
+    SAMPLE,
+    Surroundings,
+    _plane_noise,
+    block_medians,
+    relative_to_surroundings,
+)
 
 
 def _frame(shape, seed, flagged=0.03):
@@ -19,7 +25,7 @@ def _frame(shape, seed, flagged=0.03):
     data = rng.normal(100, 5, shape).astype(np.float32)
     data[rng.random(shape) < 0.01] -= 60  # holes
     data[rng.random(shape) < 0.01] += 400  # stars, cosmic rays
-    data[3, :] -= 80  # a cold row
+    data[min(3, shape[0] - 1), :] -= 80  # a cold row
     data[rng.random(shape) < 0.002] = np.nan
     good = (rng.random(shape) > flagged) & np.isfinite(data)
     variance = rng.uniform(0, 60, shape).astype(np.float32)
@@ -45,7 +51,7 @@ def _holes_full_frame(data, good, variance, noise, k, fills, cfa):
 
 
 @pytest.mark.parametrize("cfa", [None, "RGGB"])
-@pytest.mark.parametrize("shape", [(4, 4), (5, 7), (64, 33), (301, 256)])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 6), (3, 2), (4, 4), (5, 7), (64, 33), (301, 256)])
 @pytest.mark.parametrize("with_variance", [True, False])
 def test_holes_are_the_pixels_below_a_full_frame_median_filter(shape, cfa, with_variance):
     data, good, variance = _frame(shape, shape[0] + shape[1])
@@ -122,13 +128,14 @@ def test_surroundings_at_pixels_equal_the_whole_frame_map(shape, cfa):
     assert np.isfinite(found).mean() > 0.7
 
 
-def _nanmedian_cells(values, bad, cell):
+def _nanmedian_cells(values, bad, cell, cell_cols=None):
     """The definition: numpy's nanmedian of each cell's finite, unflagged values (NaN: none)."""
-    rows, cols = -(-values.shape[0] // cell), -(-values.shape[1] // cell)
+    cell_cols = cell_cols or cell
+    rows, cols = -(-values.shape[0] // cell), -(-values.shape[1] // cell_cols)
     out = np.full((rows, cols), np.nan)
     for r in range(rows):
         for c in range(cols):
-            box = (slice(r * cell, (r + 1) * cell), slice(c * cell, (c + 1) * cell))
+            box = (slice(r * cell, (r + 1) * cell), slice(c * cell_cols, (c + 1) * cell_cols))
             kept = values[box][~bad[box] & np.isfinite(values[box])]
             if kept.size:
                 out[r, c] = np.median(kept.astype(np.float64))
@@ -150,6 +157,32 @@ def test_cell_medians_are_numpys_nanmedian_of_each_cell(dtype, cell):
     assert np.isnan(found[0, 0]) and np.isfinite(found).sum() == found.size - 1
 
 
+def test_cell_medians_of_a_colour_plane_view_and_bad_input():
+    """A colour plane is a strided view of the mosaic: the same medians as of a copy."""
+    rng = np.random.default_rng(4)
+    mosaic = rng.normal(100, 10, (130, 98)).astype(np.float32)
+    flagged = rng.random(mosaic.shape) < 0.1
+    plane, plane_bad = mosaic[1::2, ::2], flagged[1::2, ::2]
+    np.testing.assert_array_equal(cell_medians(plane, plane_bad, 16, 16),
+                                  _nanmedian_cells(plane.copy(), plane_bad.copy(), 16))
+    with pytest.raises(ValueError, match="mask shape"):
+        cell_medians(mosaic, flagged[:8, :8], 16, 16)
+    with pytest.raises(ValueError, match="positive"):
+        cell_medians(mosaic, flagged, 0, 16)
+
+
+def test_block_medians_leave_out_what_does_not_fill_a_block():
+    rng = np.random.default_rng(5)
+    data = rng.normal(0, 1, (37, 45)).astype(np.float32)
+    bad = rng.random(data.shape) < 0.2
+    found = block_medians(data, bad, 4)  # blocks of 9 x 11: 1 row and 1 column left out
+    expected = _nanmedian_cells(data[:36, :44], bad[:36, :44], 9, 11)
+    np.testing.assert_array_equal(found, expected)
+    data[36, :] = data[:, 44] = 1e6  # the rows and columns left out do not count
+    np.testing.assert_array_equal(block_medians(data, bad, 4), expected)
+    assert np.isnan(block_medians(data[:3], bad[:3], 4)).all()  # fewer rows than blocks
+
+
 def test_cell_medians_when_the_sample_misses_the_median():
     """A cell whose regularly sampled values are unlike the rest (every 8th value of a
     1024-value cell high): the sampled bracket misses, and the answer is still exact."""
@@ -168,11 +201,11 @@ def test_cell_medians_measures_only_the_cells_wanted():
     bad = np.zeros(values.shape, bool)
     wanted = np.zeros((2, 2), bool)
     wanted[1, 0] = True
-    found = cell_medians(values, bad, 32, 32, wanted)
+    found = cell_medians(values, bad, 32, 32, wanted=wanted)
     assert np.isnan(found[~wanted]).all()
     assert found[1, 0] == cell_medians(values, bad, 32, 32)[1, 0]
     with pytest.raises(ValueError, match="cells"):
-        cell_medians(values, bad, 32, 32, np.ones((3, 2), bool))
+        cell_medians(values, bad, 32, 32, wanted=np.ones((3, 2), bool))
 
 
 @pytest.mark.parametrize("size", [0, 1, 2, 1000, 100_003])
@@ -186,6 +219,10 @@ def test_sorted_float32_is_numpys_sort(size):
     found = sorted_float32(values)
     assert found.dtype == np.float32 and found.shape == values.shape
     np.testing.assert_array_equal(found, np.sort(values))
+    zeros = np.signbit(found[found == 0])
+    assert np.array_equal(zeros, np.sort(zeros)[::-1])  # -0.0 first
+    with pytest.raises(ValueError, match="float32"):
+        sorted_float32(values.astype(np.float64))
 
 
 @pytest.mark.parametrize("cfa", [None, "RGGB"])
@@ -204,6 +241,9 @@ def test_surroundings_of_a_patch_equal_the_whole_frame_map(cfa, hole_nearby):
     expected = relative_to_surroundings(data, bad, cfa)[rows, cols]
     np.testing.assert_array_equal(Surroundings(data, bad, cfa)(rows, cols), expected)
     assert np.isfinite(expected).mean() > 0.7
+    for outside in ([300], [-1], [100_000]):  # a clear error, never a read past the frame
+        with pytest.raises(IndexError, match="outside"):
+            Surroundings(data, bad, cfa)(np.array(outside), np.array([0]))
 
 
 @pytest.mark.parametrize("shape", [(1024, 1024), (1000, 777), (3, 5), (2, 1), (512, 511)])

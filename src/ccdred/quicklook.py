@@ -158,6 +158,9 @@ class _Canvas:
 
     def text(self, xy: tuple[float, float], text: str, anchor: str = "la") -> None:
         """Write ``text`` at the nearest whole pixel to ``xy`` (rendered once per process)."""
+        if "\n" in text:  # a title from an odd file name: Pillow lays out the lines
+            self.draw.text(xy, text, fill=self.black, font=self.font, anchor=anchor)
+            return
         mask, left, top = _text_mask(text, anchor, self.draw.fontmode)
         self.image.paste(self.black, (round(xy[0]) + left, round(xy[1]) + top), mask)
 

@@ -96,7 +96,7 @@ def _holes(data, good, variance, has_variance, noise, k, fills, step):
         for c in range(width):
             var = variance[r, c] if has_variance else np.float32(0)
             root = np.float32(np.sqrt(var if var > 0 else np.float32(0)))
-            sigma[c] = root if root > noise else noise
+            sigma[c] = root if var > 0 and root > noise else noise
         # The median of the 9 is at most the largest of the 4 nearest (at least 5 of the 9
         # reach the median, and the pixel is below it): a candidate needs to be below that.
         # Branch-free over the columns whose neighbours are in the frame (vectorised), then
@@ -209,14 +209,43 @@ def _cells_touched(rows, cols, below_r, above_r, below_c, above_c, touched):
 
 def cells_touched(rows: np.ndarray, cols: np.ndarray, along_rows: tuple[np.ndarray, ...],
                   along_cols: tuple[np.ndarray, ...], shape: tuple[int, int]) -> np.ndarray:
-    """Return the cells of a grid (``shape``) that `bilinear_at` reads for these pixels.
+    """Return the cells of a grid that `bilinear_at` reads for the pixels listed.
 
-    ``along_rows`` and ``along_cols``: for each image row (column), the grid row (column)
-    below it, the one above it and the upper weight.
+    Parameters
+    ----------
+    rows, cols : ndarray of int
+        The image pixels.
+    along_rows, along_cols : tuple of three ndarrays
+        For each image row (column): the grid row (column) below it, the one above it, and
+        the weight of the one above.
+    shape : (int, int)
+        The grid's cells down and across.
+
+    Returns
+    -------
+    ndarray of bool (``shape``)
+
+    Raises
+    ------
+    IndexError
+        A pixel is outside the image, or a cell outside the grid.
     """
-    return _cells_touched(np.asarray(rows, np.intp), np.asarray(cols, np.intp),
-                          along_rows[0], along_rows[1], along_cols[0], along_cols[1],
-                          np.zeros(shape, np.bool_))
+    rows, cols = _pixels(rows, cols, along_rows, along_cols, shape)
+    return _cells_touched(rows, cols, along_rows[0], along_rows[1], along_cols[0],
+                          along_cols[1], np.zeros(shape, np.bool_))
+
+
+def _pixels(rows: np.ndarray, cols: np.ndarray, along_rows: tuple[np.ndarray, ...],
+            along_cols: tuple[np.ndarray, ...], shape: tuple[int, ...]
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Return the pixels as intp, checked, and the cells they map to (kernels check nothing)."""
+    rows, cols = np.asarray(rows, np.intp), np.asarray(cols, np.intp)
+    for index, along, cells in ((rows, along_rows, shape[0]), (cols, along_cols, shape[1])):
+        if index.size and (index.min() < 0 or index.max() >= along[0].size):
+            raise IndexError(f"pixel index outside 0..{along[0].size - 1}")
+        if along[0].size and max(along[0].max(), along[1].max()) >= cells:
+            raise IndexError(f"interpolation reaches past the grid's {cells} cells")
+    return rows, cols
 
 
 @njit(cache=True)
@@ -236,9 +265,24 @@ def _bilinear_at(grid, rows, cols, below_r, above_r, weight_r, below_c, above_c,
 def bilinear_at(grid: np.ndarray, rows: np.ndarray, cols: np.ndarray,
                 along_rows: tuple[np.ndarray, ...], along_cols: tuple[np.ndarray, ...]
                 ) -> np.ndarray:
-    """Return ``grid`` interpolated bilinearly at image pixels (``rows``, ``cols``), float64.
+    """Return ``grid`` interpolated bilinearly at the pixels listed (only those computed).
 
-    ``along_rows`` and ``along_cols`` as for `cells_touched`; only those pixels are computed.
+    Parameters
+    ----------
+    grid : ndarray (2-D)
+        Values at the cells' centres.
+    rows, cols, along_rows, along_cols
+        As for `cells_touched`.
+
+    Returns
+    -------
+    ndarray of float64
+        One value per pixel: along the rows first, then along the columns.
+
+    Raises
+    ------
+    IndexError
+        A pixel is outside the image, or a cell outside the grid.
     """
-    return _bilinear_at(np.asarray(grid, np.float64), np.asarray(rows, np.intp),
-                        np.asarray(cols, np.intp), *along_rows, *along_cols)
+    rows, cols = _pixels(rows, cols, along_rows, along_cols, grid.shape)
+    return _bilinear_at(np.asarray(grid, np.float64), rows, cols, *along_rows, *along_cols)

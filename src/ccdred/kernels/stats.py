@@ -61,7 +61,7 @@ def robust_stats(values: np.ndarray, *, sigma: float = 3.0, max_values: int = 1_
         keep &= ~np.asarray(exclude).ravel()[::step]
     from .selection import sorted_float32  # compiled: loaded when statistics are first taken
 
-    return _sigma_clipped(sorted_float32(np.ascontiguousarray(sample[keep])), sigma, 10)
+    return _sigma_clipped(sorted_float32(sample[keep]), sigma, 10)
 
 
 def _sigma_clipped(ordered: np.ndarray, sigma: float, maxiters: int) -> RobustStats:

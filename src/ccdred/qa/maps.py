@@ -231,7 +231,7 @@ def _background_grid(image: np.ndarray, bad: np.ndarray, box: int,
     values = np.asarray(image, np.float64 if image.dtype == np.float64 else np.float32)
     if wanted is not None:
         measured = ndimage.binary_dilation(wanted, np.ones((3, 3), bool))
-        grid = cell_medians(values, bad, box, box, measured)
+        grid = cell_medians(values, bad, box, box, wanted=measured)
         if np.isfinite(grid[measured]).all():
             # As float32, as `fill_pixels` returns the whole grid's values.
             grid = np.where(measured, grid, 0.0).astype(np.float32).astype(np.float64)
@@ -265,7 +265,18 @@ class Surroundings:
                                                               strict=True)]
 
     def __call__(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        """Return the relative values at (``rows``, ``cols``): float64, NaN where flagged."""
+        """Return the relative values at (``rows``, ``cols``): float64, NaN where flagged.
+
+        Raises
+        ------
+        IndexError
+            A pixel is outside the image.
+        """
+        rows, cols = np.asarray(rows, np.intp), np.asarray(cols, np.intp)
+        height, width = self.image.shape
+        if rows.size and (min(rows.min(), cols.min()) < 0 or rows.max() >= height
+                          or cols.max() >= width):
+            raise IndexError(f"pixels outside the {height} x {width} image")
         step = self.step
         level = np.full(rows.size, np.nan)
         plane_index = (rows % step) * step + cols % step
