@@ -9,7 +9,7 @@ from scipy import ndimage
 from ccdred.kernels import sparse
 from ccdred.kernels.mosaic import assemble, per_plane, plane_slices
 from ccdred.kernels.repair import fill_pixels
-from ccdred.kernels.selection import cell_medians, sorted_float32
+from ccdred.kernels.selection import cell_medians, median, sorted_float32
 from ccdred.kernels.stats import robust_stats
 from ccdred.qa.maps import (
     SAMPLE,
@@ -206,6 +206,24 @@ def test_cell_medians_measures_only_the_cells_wanted():
     assert found[1, 0] == cell_medians(values, bad, 32, 32)[1, 0]
     with pytest.raises(ValueError, match="cells"):
         cell_medians(values, bad, 32, 32, wanted=np.ones((3, 2), bool))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [1, 2, 3, 257, 10_000, 10_001])
+def test_median_is_numpys_median(dtype, size):
+    """The same value as np.median, rounded as numpy rounds the mean of the middle two."""
+    rng = np.random.default_rng(size)
+    values = (rng.normal(7, 3, size) * 1e3).astype(dtype)
+    values[: size // 3] = np.round(values[: size // 3] / 100)  # ties
+    kept = values.copy()
+    assert median(values) == np.median(values)
+    assert np.array_equal(values, kept)  # the input is left alone
+    values[size // 2] = np.inf
+    assert median(values) == np.median(values)
+    values[0] = np.nan
+    assert np.isnan(median(values))
+    with pytest.raises(ValueError, match="1-D float32 or float64"):
+        median(values.astype(np.float16))
 
 
 @pytest.mark.parametrize("size", [0, 1, 2, 1000, 100_003])

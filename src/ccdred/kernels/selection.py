@@ -1,6 +1,7 @@
 """Medians of many cells of an image and a fast sort, for statistics over whole frames.
 
-`cell_medians` finds each cell's median by selection (linear time) instead of a sort;
+`cell_medians` and `median` find medians by selection (linear time, few passes) instead of
+a sort or numpy's partition;
 `sorted_float32` sorts by radix (linear time), where numpy's sort is not vectorised.
 """
 
@@ -11,7 +12,7 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["cell_medians", "sorted_float32"]
+__all__ = ["cell_medians", "median", "sorted_float32"]
 
 
 @njit(cache=True, inline="always")
@@ -41,8 +42,8 @@ def _select(values, n, k):
 
 
 @njit(cache=True)
-def _median(values, n, scratch, sample):
-    """Median of ``values[:n]`` (mean of the two middle values, float64); reorders them.
+def _middle(values, n, scratch, sample):
+    """Return the two middle values of ``values[:n]`` (equal for odd ``n``); reorders them.
 
     Floyd and Rivest's idea: the median of a regular sample brackets the median of all; one
     branch-free pass counts the values below the bracket and gathers those within it (a few
@@ -76,12 +77,12 @@ def _median(values, n, scratch, sample):
             low_value = high_value
             if lower_rank < upper_rank:
                 low_value = _max_before(scratch, upper_rank - below)
-            return 0.5 * (np.float64(low_value) + np.float64(high_value))
+            return low_value, high_value
     high_value = _select(values, n, upper_rank)
     low_value = high_value
     if lower_rank < upper_rank:
         low_value = _max_before(values, upper_rank)
-    return 0.5 * (np.float64(low_value) + np.float64(high_value))
+    return low_value, high_value
 
 
 @njit(cache=True, inline="always")
@@ -91,6 +92,48 @@ def _max_before(values, k):
     for i in range(1, k):
         largest = max(largest, values[i])
     return largest
+
+
+def median(values: np.ndarray) -> float:
+    """Return `numpy.median` of a 1-D float array: the same value, by `cell_medians`' selection.
+
+    Parameters
+    ----------
+    values : ndarray of float32 or float64 (1-D, not empty)
+        Left unchanged (the selection works on a copy).
+
+    Returns
+    -------
+    float
+        The mean of the two middle values, rounded as numpy's (in the array's type); NaN when
+        a value is NaN.
+
+    Raises
+    ------
+    ValueError
+        ``values`` is not a non-empty 1-D float32 or float64 array.
+    """
+    if values.ndim != 1 or values.size == 0 or values.dtype not in (np.float32, np.float64):
+        raise ValueError(f"median needs a non-empty 1-D float32 or float64 array, got "
+                         f"{values.ndim}-D {values.dtype} of {values.size}")
+    low, high = _middle_of_copy(values)
+    kind = values.dtype.type
+    # numpy's median is the mean of the two middle values: their sum in the array's type,
+    # halved.
+    return float((kind(low) + kind(high)) / kind(2))
+
+
+@njit(cache=True)
+def _middle_of_copy(values):
+    n = values.size
+    buffer = np.empty(n, values.dtype)
+    nan = False
+    for i in range(n):
+        buffer[i] = values[i]
+        nan |= np.isnan(values[i])
+    if nan:
+        return values.dtype.type(np.nan), values.dtype.type(np.nan)
+    return _middle(buffer, n, np.empty_like(buffer), np.empty_like(buffer))
 
 
 def cell_medians(image: np.ndarray, bad: np.ndarray, cell_rows: int, cell_cols: int, *,
@@ -160,7 +203,8 @@ def _cell_medians(image, bad, cell_rows, cell_cols, wanted):
                     buffer[n] = value  # kept only if usable: no branch to mispredict
                     n += (not bad[r, c]) & np.isfinite(value)
             if n > 0:
-                out[cell_row, cell_col] = _median(buffer, n, scratch, sample)
+                low, high = _middle(buffer, n, scratch, sample)
+                out[cell_row, cell_col] = 0.5 * (np.float64(low) + np.float64(high))
     return out
 
 

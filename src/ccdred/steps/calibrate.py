@@ -11,6 +11,7 @@ from ..kernels.lacosmic import detect_cosmics
 from ..kernels.mosaic import assemble, per_plane
 from ..kernels.mosaic_cosmics import detect_cosmics_mosaic
 from ..kernels.repair import fill_pixels, repair_pixels
+from ..kernels.selection import median
 from ..kernels.stats import clipped_slope
 
 __all__ = ["flag_nonfinite", "flag_saturation", "add_noise_model", "subtract_bias",
@@ -238,7 +239,7 @@ def unusable_pixels(frame: Frame, *, flat: Frame | None = None, dead_response: f
     hot = frame.has(Flag.HOT)
     if frame.variance is not None and hot.any():
         sky = np.isfinite(frame.variance) & ~frame.bad
-        level = float(np.median(frame.variance[sky])) if sky.any() else np.nan
+        level = median(frame.variance[sky]) if sky.any() else np.nan
         if np.isfinite(level) and level > 0:
             with np.errstate(invalid="ignore"):
                 hot &= ~(frame.variance <= hot_noise**2 * level)
