@@ -124,6 +124,40 @@ def test_steps_refuse_bad_arguments(call, message):
         call(frame())
 
 
+@pytest.mark.parametrize("variances", [(True, True), (True, False), (False, True),
+                                       (False, False)])
+def test_flat_correct_is_the_frame_division_with_low_pixels_nan(variances):
+    """The one-pass kernel gives Frame division's values, bit for bit; NaN and LOW_FLAT where
+    the flat is below min_flat or not finite."""
+    rng = np.random.default_rng(len(variances) + 2 * variances[0] + variances[1])
+    shape = (37, 53)
+    data = rng.normal(1000, 30, shape).astype(np.float32)
+    data[2, 2] = np.nan
+    flat_data = rng.normal(1, 0.3, shape).astype(np.float32)
+    flat_data[:3, :4] = 0.0
+    flat_data[5, 5], flat_data[6, 6], flat_data[7, 7] = np.nan, 0.1, np.nextafter(
+        np.float32(0.1), np.float32(0))
+    dq = np.where(rng.random(shape) < 0.05, np.uint16(Flag.HOT), np.uint16(0))
+    flat_dq = np.where(rng.random(shape) < 0.05, np.uint16(Flag.DEAD), np.uint16(0))
+    variance = rng.uniform(100, 2000, shape).astype(np.float32) if variances[0] else None
+    flat_variance = rng.uniform(0, 1e-3, shape).astype(np.float32) if variances[1] else None
+    f = Frame(data, variance=variance, dq=dq)
+    flat = Frame(flat_data, variance=flat_variance, dq=flat_dq)
+    out = steps.flat_correct(f, flat, min_flat=0.1)
+    low = ~(flat_data >= np.float32(0.1))
+    divided = f / flat.replace(data=np.where(low, np.float32(1), flat_data))
+    np.testing.assert_array_equal(out.data, np.where(low, np.nan, divided.data))
+    if variance is None and flat_variance is None:
+        assert out.variance is None
+    else:
+        np.testing.assert_array_equal(out.variance, np.where(low, np.nan, divided.variance))
+    np.testing.assert_array_equal(out.dq, divided.dq | np.where(low, np.uint16(Flag.LOW_FLAT),
+                                                                 np.uint16(0)))
+    assert not low[6, 6] and low[7, 7] and low[5, 5]  # the limit's edges, and NaN
+    with pytest.raises(ValueError, match="shape mismatch"):
+        steps.flat_correct(f, Frame(np.ones((5, 5), np.float32)))
+
+
 def test_flat_correct_never_writes_infinity():
     f = frame()
     flat_data = np.ones((20, 20), np.float32)

@@ -7,6 +7,7 @@ import numpy as np
 from ..flags import BAD, REPAIRABLE, Flag, flagged
 from ..frame import Frame
 from ..kernels.filters import grow_mask
+from ..kernels.flatfield import divide_by_flat
 from ..kernels.lacosmic import detect_cosmics
 from ..kernels.mosaic import assemble, per_plane
 from ..kernels.mosaic_cosmics import detect_cosmics_mosaic
@@ -119,14 +120,14 @@ def flat_correct(frame: Frame, flat: Frame, *, min_flat: float = 0.1) -> Frame:
     """
     if not min_flat > 0:
         raise ValueError(f"min_flat must be positive, got {min_flat}")
-    low = ~(flat.data >= np.float32(min_flat))
-    if not low.any():  # the usual case: three full-frame copies saved
-        return frame / flat
-    safe_flat = flat.replace(data=np.where(low, np.float32(1.0), flat.data))
-    out = (frame / safe_flat).with_flags(low, Flag.LOW_FLAT)
-    data = np.where(low, np.float32(np.nan), out.data)
-    variance = None if out.variance is None else np.where(low, np.float32(np.nan), out.variance)
-    return out.replace(data=data, variance=variance)
+    if flat.shape != frame.shape:
+        raise ValueError(f"shape mismatch: the frame is {frame.shape[1]}x{frame.shape[0]} but "
+                         f"the flat is {flat.shape[1]}x{flat.shape[0]} (columns x rows)")
+    # Frame division's values (tests hold the two equal), in one pass with no temporaries.
+    data, variance, dq = divide_by_flat(frame.data, frame.variance, frame.dq, flat.data,
+                                        flat.variance, flat.dq, min_flat=min_flat,
+                                        low_flag=int(Flag.LOW_FLAT))
+    return frame.replace(data=data, variance=variance, dq=dq)
 
 
 def reject_cosmics(frame: Frame, *, gain: float, read_noise: float, sigclip: float = 4.5,
