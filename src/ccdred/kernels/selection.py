@@ -43,46 +43,64 @@ def _select(values, n, k):
 
 @njit(cache=True)
 def _middle(values, n, scratch, sample):
-    """Return the two middle values of ``values[:n]`` (equal for odd ``n``); reorders them.
+    """Return the two middle values of ``values[:n]`` (equal for odd ``n``); may reorder them.
+
+    `_bracketed_middle` when its bracket holds them (``values`` then untouched), else a
+    selection over all the values.
+    """
+    found, low_value, high_value = _bracketed_middle(values, n, scratch, sample)
+    if found:
+        return low_value, high_value
+    return _selected_middle(values, n)
+
+
+@njit(cache=True, inline="always")
+def _selected_middle(values, n):
+    high_value = _select(values, n, n // 2)
+    low_value = high_value
+    if n % 2 == 0:
+        low_value = _max_before(values, n // 2)
+    return low_value, high_value
+
+
+@njit(cache=True)
+def _bracketed_middle(values, n, scratch, sample):
+    """Return ``(found, low, high)``: the two middle values of ``values[:n]``, read only.
 
     Floyd and Rivest's idea: the median of a regular sample brackets the median of all; one
     branch-free pass counts the values below the bracket and gathers those within it (a few
-    per cent), and only these are searched. If the bracket missed (a sample unlike the
-    rest), a selection over all values gives the same answer.
+    per cent) into ``scratch``, and only these are searched. ``found`` is False when the
+    bracket missed (a sample unlike the rest) or ``n`` is small: select among all values.
     """
     upper_rank = n // 2
     lower_rank = (n - 1) // 2
-    if n > 256:
-        # A sample of about sqrt(n) * 4 values, and ranks 3 standard errors either side of
-        # its middle: the bracket holds the median but for one time in a few hundred.
-        step = max(1, int(math.sqrt(n) / 4))
-        m = 0
-        for i in range(0, n, step):
-            sample[m] = values[i]
-            m += 1
-        margin = int(1.5 * math.sqrt(m)) + 1
-        low_rank = max(0, m // 2 - margin)
-        low = _select(sample, m, low_rank)
-        high = _select(sample[low_rank:], m - low_rank,
-                       min(m - 1, m // 2 + margin) - low_rank)
-        below = 0
-        kept = 0
-        for i in range(n):
-            value = values[i]
-            below += value < low
-            scratch[kept] = value
-            kept += (value >= low) & (value <= high)
-        if below <= lower_rank and upper_rank < below + kept:
-            high_value = _select(scratch, kept, upper_rank - below)
-            low_value = high_value
-            if lower_rank < upper_rank:
-                low_value = _max_before(scratch, upper_rank - below)
-            return low_value, high_value
-    high_value = _select(values, n, upper_rank)
+    if n <= 256:
+        return False, values[0], values[0]
+    # A sample of about sqrt(n) * 4 values, and ranks 3 standard errors either side of its
+    # middle: the bracket holds the median but for one time in a few hundred.
+    step = max(1, int(math.sqrt(n) / 4))
+    m = 0
+    for i in range(0, n, step):
+        sample[m] = values[i]
+        m += 1
+    margin = int(1.5 * math.sqrt(m)) + 1
+    low_rank = max(0, m // 2 - margin)
+    low = _select(sample, m, low_rank)
+    high = _select(sample[low_rank:], m - low_rank, min(m - 1, m // 2 + margin) - low_rank)
+    below = 0
+    kept = 0
+    for i in range(n):
+        value = values[i]
+        below += value < low
+        scratch[kept] = value
+        kept += (value >= low) & (value <= high)
+    if not (below <= lower_rank and upper_rank < below + kept):
+        return False, values[0], values[0]
+    high_value = _select(scratch, kept, upper_rank - below)
     low_value = high_value
     if lower_rank < upper_rank:
-        low_value = _max_before(values, upper_rank)
-    return low_value, high_value
+        low_value = _max_before(scratch, upper_rank - below)
+    return True, low_value, high_value
 
 
 @njit(cache=True, inline="always")
@@ -100,7 +118,7 @@ def median(values: np.ndarray) -> float:
     Parameters
     ----------
     values : ndarray of float32 or float64 (1-D, not empty)
-        Left unchanged (the selection works on a copy).
+        Left unchanged.
 
     Returns
     -------
@@ -116,7 +134,7 @@ def median(values: np.ndarray) -> float:
     if values.ndim != 1 or values.size == 0 or values.dtype not in (np.float32, np.float64):
         raise ValueError(f"median needs a non-empty 1-D float32 or float64 array, got "
                          f"{values.ndim}-D {values.dtype} of {values.size}")
-    low, high = _middle_of_copy(values)
+    low, high = _middle_of(values)
     kind = values.dtype.type
     # numpy's median is the mean of the two middle values: their sum in the array's type,
     # halved.
@@ -124,16 +142,19 @@ def median(values: np.ndarray) -> float:
 
 
 @njit(cache=True)
-def _middle_of_copy(values):
+def _middle_of(values):
+    """Return the two middle values of ``values`` (NaN if one is NaN), left unchanged."""
     n = values.size
-    buffer = np.empty(n, values.dtype)
     nan = False
     for i in range(n):
-        buffer[i] = values[i]
         nan |= np.isnan(values[i])
     if nan:
         return values.dtype.type(np.nan), values.dtype.type(np.nan)
-    return _middle(buffer, n, np.empty_like(buffer), np.empty_like(buffer))
+    scratch = np.empty(n, values.dtype)  # only what falls in the bracket is written
+    found, low, high = _bracketed_middle(values, n, scratch, np.empty(n, values.dtype))
+    if found:
+        return low, high
+    return _selected_middle(values.copy(), n)
 
 
 def cell_medians(image: np.ndarray, bad: np.ndarray, cell_rows: int, cell_cols: int, *,
