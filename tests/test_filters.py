@@ -121,13 +121,14 @@ def _fill_pass_by_pass(data, bad):
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])  # one compiled pass, or numpy's
 @pytest.mark.parametrize("fraction", [0.0, 0.02, 0.3, 1.0])
 @pytest.mark.parametrize("shape", [(1, 1), (3, 3), (50, 70), (300, 257)])
-def test_fill_pixels_equals_whole_image_passes(shape, fraction):
+def test_fill_pixels_equals_whole_image_passes(shape, fraction, dtype):
     from ccdred.kernels.repair import fill_pixels
 
     rng = np.random.default_rng(shape[0])
-    data = rng.normal(size=shape).astype(np.float32)
+    data = rng.normal(size=shape).astype(dtype)
     data[::7, ::3] = 1.0  # ties in the medians
     bad = rng.random(shape) < fraction
     if shape[0] > 40:  # a region filled over many passes, and non-finite values

@@ -91,6 +91,12 @@ def fill_pixels(data: np.ndarray, bad: np.ndarray) -> np.ndarray:
     """
     if bad.shape != data.shape:
         raise ValueError(f"bad-pixel mask shape {bad.shape} != image shape {data.shape}")
+    if data.dtype == np.float32 and data.ndim == 2:
+        # One pass marks and lists the pixels to fill; only those are visited after it.
+        out, remaining, rows, cols = _to_fill(data, np.asarray(bad, dtype=np.bool_))
+        _fill(out, remaining, rows, cols)
+        _zero_unfilled(out, rows, cols)
+        return out
     remaining = np.array(bad, dtype=np.bool_, copy=True) | ~np.isfinite(data)
     out = np.where(remaining, np.float32(np.nan), data).astype(np.float32)
     rows, cols = np.nonzero(remaining)
@@ -99,6 +105,43 @@ def fill_pixels(data: np.ndarray, bad: np.ndarray) -> np.ndarray:
         # it, where `repair_pixels` per pass copied and scanned all of it.
         _fill(out, remaining, rows, cols)
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+@njit(cache=True)
+def _to_fill(data, bad):
+    """Return the image with NaN where bad or not finite, that mask, and its pixels in order."""
+    height, width = data.shape
+    out = np.empty((height, width), np.float32)
+    remaining = np.empty((height, width), np.bool_)
+    count = 0
+    for r in range(height):
+        for c in range(width):
+            value = data[r, c]
+            fill = bad[r, c] or not np.isfinite(value)
+            remaining[r, c] = fill
+            out[r, c] = np.float32(np.nan) if fill else value
+            count += fill
+    rows = np.empty(count, np.int64)
+    cols = np.empty(count, np.int64)
+    k = 0
+    for r in range(height):
+        for c in range(width):
+            if remaining[r, c]:
+                rows[k] = r
+                cols[k] = c
+                k += 1
+    return out, remaining, rows, cols
+
+
+@njit(cache=True)
+def _zero_unfilled(out, rows, cols):
+    """Set to 0 what no pass could reach (no good pixel anywhere), as `np.nan_to_num` does.
+
+    Every other pixel of a float32 image is finite already.
+    """
+    for i in range(rows.size):
+        if np.isnan(out[rows[i], cols[i]]):
+            out[rows[i], cols[i]] = 0.0
 
 
 @njit(cache=True)
