@@ -158,7 +158,10 @@ class Frame:
         if isinstance(factor, Frame):
             return NotImplemented
         k = np.float32(factor)
-        variance = None if self.variance is None else self.variance * k * k
+        variance = None
+        if self.variance is not None:
+            variance = self.variance * k
+            variance *= k  # (v * k) * k, as before, without a second full-frame array
         return self.replace(data=self.data * k, variance=variance)
 
     __rmul__ = __mul__
