@@ -139,3 +139,22 @@ def test_fill_pixels_equals_whole_image_passes(shape, fraction, dtype):
     np.testing.assert_array_equal(filled, _fill_pass_by_pass(data, bad))
     assert not np.shares_memory(filled, data) and (bad.sum() == 0 or not bad.all()
                                                    or (filled == 0).all())
+
+
+def test_repair_pixels_where_computes_only_the_pixels_asked_for():
+    """`where` limits which bad pixels are replaced: the values of a whole repair there, and
+    the image's own values (and done False) at every other pixel, bad or not."""
+    from ccdred.kernels.repair import repair_pixels
+
+    rng = np.random.default_rng(9)
+    data = rng.normal(100, 5, (60, 45)).astype(np.float32)
+    bad = rng.random(data.shape) < 0.2
+    bad[20:30, 20:30] = True  # some with no good neighbour in the box
+    where = rng.random(data.shape) < 0.5
+    everywhere, done_everywhere = repair_pixels(data, bad, box=5)
+    found, done = repair_pixels(data, bad, box=5, where=where)
+    np.testing.assert_array_equal(done, done_everywhere & where)
+    np.testing.assert_array_equal(found, np.where(done, everywhere, data))
+    assert done.sum() > 100 and (done_everywhere & ~where).sum() > 100
+    with pytest.raises(ValueError, match="where shape"):
+        repair_pixels(data, bad, where=where[:5])

@@ -25,13 +25,13 @@ def sorted_median(buf, n):
 
 
 @njit(cache=True, parallel=True)
-def _repair(data, bad, half, out, done):
+def _repair(data, bad, target, half, out, done):
     rows, cols = data.shape
     size = (2 * half + 1) ** 2
     for r in prange(rows):
         buf = np.empty(size, np.float64)
         for c in range(cols):
-            if not bad[r, c]:
+            if not target[r, c]:
                 continue
             n = 0
             for rr in range(max(0, r - half), min(rows, r + half + 1)):
@@ -46,8 +46,8 @@ def _repair(data, bad, half, out, done):
                 done[r, c] = True
 
 
-def repair_pixels(data: np.ndarray, bad: np.ndarray, *, box: int = 5
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def repair_pixels(data: np.ndarray, bad: np.ndarray, *, box: int = 5,
+                  where: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Replace pixels where ``bad`` is True by the median of the good pixels in a box around them.
 
     Parameters
@@ -58,6 +58,9 @@ def repair_pixels(data: np.ndarray, bad: np.ndarray, *, box: int = 5
         Pixels to replace; bad pixels are never used as neighbours.
     box : int
         Odd box size (5 is the notebook's 5x5 window).
+    where : ndarray of bool, optional
+        Only the bad pixels here are replaced (the others keep their values and are not
+        computed); every bad pixel when omitted.
 
     Returns
     -------
@@ -70,10 +73,14 @@ def repair_pixels(data: np.ndarray, bad: np.ndarray, *, box: int = 5
         raise ValueError(f"box must be an odd number >= 3, got {box}")
     if bad.shape != data.shape:
         raise ValueError(f"bad-pixel mask shape {bad.shape} != image shape {data.shape}")
+    if where is not None and np.shape(where) != data.shape:
+        raise ValueError(f"where shape {np.shape(where)} != image shape {data.shape}")
     source = np.ascontiguousarray(data, dtype=np.float32)  # read only: no copy if float32
     out = source.copy()
     done = np.zeros(data.shape, dtype=np.bool_)
-    _repair(source, np.ascontiguousarray(bad, dtype=np.bool_), box // 2, out, done)
+    bad = np.ascontiguousarray(bad, dtype=np.bool_)
+    target = bad if where is None else bad & np.asarray(where, dtype=np.bool_)
+    _repair(source, bad, np.ascontiguousarray(target), box // 2, out, done)
     return out, done
 
 

@@ -265,20 +265,23 @@ def repair(frame: Frame, *, flags: Flag = REPAIRABLE, box: int = 5, cfa: str | N
     target = frame.has(flags) if where is None else frame.has(flags) & np.asarray(where, bool)
     if not target.any():
         return frame
-    values, done = _repaired(frame.data, bad, box, cfa)
-    done &= target
-    data = np.where(done, values, frame.data)
+    # Medians are computed at the target pixels only; elsewhere the result is the image.
+    data, done = _repaired(frame.data, bad, box, cfa, target)
+    if data.dtype != frame.data.dtype:
+        data = np.where(done, data, frame.data)
     variance = frame.variance
     if variance is not None:
-        var_values, _ = _repaired(variance, bad, box, cfa)
-        variance = np.where(done, var_values, variance)
+        var_values, _ = _repaired(variance, bad, box, cfa, target)
+        variance = (var_values if var_values.dtype == variance.dtype
+                    else np.where(done, var_values, variance))
     return frame.replace(data=data, variance=variance).with_flags(done, Flag.REPAIRED)
 
 
-def _repaired(image: np.ndarray, bad: np.ndarray, box: int, cfa: str | None
-              ) -> tuple[np.ndarray, np.ndarray]:
+def _repaired(image: np.ndarray, bad: np.ndarray, box: int, cfa: str | None,
+              where: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not cfa:
-        return repair_pixels(image, bad, box=box)
-    results = per_plane(repair_pixels, [image, bad], cfa, box=box)
+        return repair_pixels(image, bad, box=box, where=where)
+    results = per_plane(lambda i, b, w: repair_pixels(i, b, box=box, where=w),
+                        [image, bad, where], cfa)
     return (assemble([r[0] for r in results], image.shape, cfa),
             assemble([r[1] for r in results], image.shape, cfa, np.bool_))
