@@ -133,3 +133,12 @@ def test_compact_layout_is_small_lossless_for_flags_and_read_by_astropy(tmp_path
     assert again.read_bytes() == small.read_bytes()  # fixed dither seed, no time stamps
     with pytest.raises(ValueError, match="layout"):
         ccdred.write(frame, tmp_path / "x.fits", layout="zip")
+
+
+def test_with_flags_takes_any_mask_by_truth():
+    """A mask of numbers (``frame.dq & flag``) flags where it is not zero, as a bool one does."""
+    frame = Frame(np.zeros((2, 3), np.float32))
+    mask = np.array([[0, 2, 0], [1, 0, 0]])
+    flagged = frame.with_flags(mask, Flag.HOT)
+    np.testing.assert_array_equal(flagged.dq, np.where(mask != 0, np.uint16(Flag.HOT), 0))
+    np.testing.assert_array_equal(frame.with_flags(mask != 0, Flag.HOT).dq, flagged.dq)

@@ -224,6 +224,17 @@ def test_median_is_numpys_median(dtype, size):
     assert np.isnan(median(values))
     with pytest.raises(ValueError, match="1-D float32 or float64"):
         median(values.astype(np.float16))
+    big_endian = kept.astype(kept.dtype.newbyteorder(">"))  # as FITS stores values
+    assert median(big_endian) == np.median(kept)
+
+
+def test_median_when_the_sample_misses_the_median_leaves_its_input_alone():
+    values = np.zeros(10_000, np.float32)
+    values[::25] = 1000.0  # every sampled value (stride 25) high: the bracket misses
+    values += np.arange(values.size, dtype=np.float32) * np.float32(1e-3)
+    kept = values.copy()
+    assert median(values) == np.median(values) < 1000
+    np.testing.assert_array_equal(values, kept)
 
 
 @pytest.mark.parametrize("size", [0, 1, 2, 1000, 100_003])

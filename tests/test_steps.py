@@ -124,14 +124,15 @@ def test_steps_refuse_bad_arguments(call, message):
         call(frame())
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])  # the one-pass kernel, or numpy
 @pytest.mark.parametrize("variances", [(True, True), (True, False), (False, True),
                                        (False, False)])
-def test_flat_correct_is_the_frame_division_with_low_pixels_nan(variances):
-    """The one-pass kernel gives Frame division's values, bit for bit; NaN and LOW_FLAT where
-    the flat is below min_flat or not finite."""
+def test_flat_correct_is_the_frame_division_with_low_pixels_nan(variances, dtype):
+    """Frame division's values, bit for bit, in the frame's type; NaN and LOW_FLAT where the
+    flat is below min_flat or not finite."""
     rng = np.random.default_rng(len(variances) + 2 * variances[0] + variances[1])
     shape = (37, 53)
-    data = rng.normal(1000, 30, shape).astype(np.float32)
+    data = rng.normal(1000, 30, shape).astype(dtype)
     data[2, 2] = np.nan
     flat_data = rng.normal(1, 0.3, shape).astype(np.float32)
     flat_data[:3, :4] = 0.0
@@ -139,13 +140,14 @@ def test_flat_correct_is_the_frame_division_with_low_pixels_nan(variances):
         np.float32(0.1), np.float32(0))
     dq = np.where(rng.random(shape) < 0.05, np.uint16(Flag.HOT), np.uint16(0))
     flat_dq = np.where(rng.random(shape) < 0.05, np.uint16(Flag.DEAD), np.uint16(0))
-    variance = rng.uniform(100, 2000, shape).astype(np.float32) if variances[0] else None
+    variance = rng.uniform(100, 2000, shape).astype(dtype) if variances[0] else None
     flat_variance = rng.uniform(0, 1e-3, shape).astype(np.float32) if variances[1] else None
     f = Frame(data, variance=variance, dq=dq)
     flat = Frame(flat_data, variance=flat_variance, dq=flat_dq)
     out = steps.flat_correct(f, flat, min_flat=0.1)
     low = ~(flat_data >= np.float32(0.1))
     divided = f / flat.replace(data=np.where(low, np.float32(1), flat_data))
+    assert out.data.dtype == divided.data.dtype
     np.testing.assert_array_equal(out.data, np.where(low, np.nan, divided.data))
     if variance is None and flat_variance is None:
         assert out.variance is None
@@ -156,6 +158,33 @@ def test_flat_correct_is_the_frame_division_with_low_pixels_nan(variances):
     assert not low[6, 6] and low[7, 7] and low[5, 5]  # the limit's edges, and NaN
     with pytest.raises(ValueError, match="shape mismatch"):
         steps.flat_correct(f, Frame(np.ones((5, 5), np.float32)))
+
+
+def test_divide_by_flat_refuses_other_shapes_and_types():
+    from ccdred.kernels.flatfield import divide_by_flat
+
+    image = np.ones((4, 4), np.float32)
+    flags = np.zeros((4, 4), np.uint16)
+    with pytest.raises(ValueError, match="flat has shape"):
+        divide_by_flat(image, None, flags, image[:2, :2], None, flags, min_flat=0.1,
+                       low_flag=int(Flag.LOW_FLAT))
+    with pytest.raises(ValueError, match="not float32"):
+        divide_by_flat(image.astype(np.float64), None, flags, image, None, flags,
+                       min_flat=0.1, low_flag=int(Flag.LOW_FLAT))
+
+
+def test_repair_leaves_variance_where_the_data_could_not_be_repaired():
+    """A hot pixel whose neighbours' data are all NaN keeps its value, its variance and no
+    REPAIRED flag, though its neighbours' variances are numbers."""
+    data = np.full((3, 3), np.nan, np.float32)
+    data[1, 1] = 500
+    variance = np.full((3, 3), 10, np.float32)
+    variance[1, 1] = 9999
+    dq = np.zeros((3, 3), np.uint16)
+    dq[1, 1] = Flag.HOT
+    out = steps.repair(Frame(data, variance=variance, dq=dq), flags=Flag.HOT)
+    assert out.data[1, 1] == 500 and out.variance[1, 1] == 9999
+    assert not out.has(Flag.REPAIRED).any()
 
 
 def test_flat_correct_never_writes_infinity():

@@ -122,7 +122,8 @@ class Frame:
     def with_flags(self, where: np.ndarray, flag: Flag) -> Frame:
         """Return a copy with ``flag`` OR-ed into the DQ where ``where`` is True."""
         dq = self.dq.copy()  # and OR-ed in place: no full-frame temporary to fault in
-        np.bitwise_or(dq, np.uint16(flag), out=dq, where=np.broadcast_to(where, dq.shape))
+        np.bitwise_or(dq, np.uint16(flag), out=dq,
+                      where=np.broadcast_to(np.asarray(where, dtype=bool), dq.shape))
         return self.replace(dq=dq)
 
     def with_header(self, cards: dict[str, Any] | None = None, history: list[str] | None = None

@@ -64,8 +64,23 @@ def divide_by_flat(data: np.ndarray, variance: np.ndarray | None, dq: np.ndarray
     quotient : ndarray of float32
     variance : ndarray of float32, or None when neither input has one
     dq : ndarray of uint16
+
+    Raises
+    ------
+    ValueError
+        The arrays differ in shape, or the values and variances are not float32 (the
+        division is float32 throughout; other types would change its values).
     """
     has_variance, has_flat_variance = variance is not None, flat_variance is not None
+    arrays = {"data": data, "variance": variance, "dq": dq, "flat": flat,
+              "flat variance": flat_variance, "flat dq": flat_dq}
+    for name, array in arrays.items():
+        if array is None:
+            continue
+        if np.shape(array) != np.shape(data) or np.ndim(array) != 2:
+            raise ValueError(f"{name} has shape {np.shape(array)}; data {np.shape(data)}")
+        if "dq" not in name and array.dtype != np.float32:
+            raise ValueError(f"{name} is {array.dtype}, not float32")
     dummy = np.zeros((1, 1), np.float32)
     variance = dummy if variance is None else np.asarray(variance, np.float32)
     flat_variance = dummy if flat_variance is None else np.asarray(flat_variance, np.float32)

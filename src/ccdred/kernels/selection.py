@@ -131,9 +131,11 @@ def median(values: np.ndarray) -> float:
     ValueError
         ``values`` is not a non-empty 1-D float32 or float64 array.
     """
-    if values.ndim != 1 or values.size == 0 or values.dtype not in (np.float32, np.float64):
+    if (values.ndim != 1 or values.size == 0 or values.dtype.kind != "f"
+            or values.dtype.itemsize not in (4, 8)):
         raise ValueError(f"median needs a non-empty 1-D float32 or float64 array, got "
                          f"{values.ndim}-D {values.dtype} of {values.size}")
+    values = values.astype(values.dtype.newbyteorder("="), copy=False)  # big-endian FITS data
     low, high = _middle_of(values)
     kind = values.dtype.type
     # numpy's median is the mean of the two middle values: their sum in the array's type,

@@ -123,11 +123,24 @@ def flat_correct(frame: Frame, flat: Frame, *, min_flat: float = 0.1) -> Frame:
     if flat.shape != frame.shape:
         raise ValueError(f"shape mismatch: the frame is {frame.shape[1]}x{frame.shape[0]} but "
                          f"the flat is {flat.shape[1]}x{flat.shape[0]} (columns x rows)")
+    arrays = (frame.data, frame.variance, flat.data, flat.variance)
+    if any(a is not None and a.dtype != np.float32 for a in arrays):
+        return _flat_correct_numpy(frame, flat, min_flat)
     # Frame division's values (tests hold the two equal), in one pass with no temporaries.
     data, variance, dq = divide_by_flat(frame.data, frame.variance, frame.dq, flat.data,
                                         flat.variance, flat.dq, min_flat=min_flat,
                                         low_flag=int(Flag.LOW_FLAT))
     return frame.replace(data=data, variance=variance, dq=dq)
+
+
+def _flat_correct_numpy(frame: Frame, flat: Frame, min_flat: float) -> Frame:
+    """`flat_correct` by Frame division, in the arrays' own types (float64 frames)."""
+    low = ~(flat.data >= np.float32(min_flat))
+    safe_flat = flat.replace(data=np.where(low, np.float32(1.0), flat.data))
+    out = (frame / safe_flat).with_flags(low, Flag.LOW_FLAT)
+    data = np.where(low, np.float32(np.nan), out.data)
+    variance = None if out.variance is None else np.where(low, np.float32(np.nan), out.variance)
+    return out.replace(data=data, variance=variance)
 
 
 def reject_cosmics(frame: Frame, *, gain: float, read_noise: float, sigclip: float = 4.5,
@@ -271,7 +284,9 @@ def repair(frame: Frame, *, flags: Flag = REPAIRABLE, box: int = 5, cfa: str | N
         data = np.where(done, data, frame.data)
     variance = frame.variance
     if variance is not None:
-        var_values, _ = _repaired(variance, bad, box, cfa, target)
+        # Only where the data were repaired (a pixel whose neighbours' data are all NaN keeps
+        # its value and its variance).
+        var_values, _ = _repaired(variance, bad, box, cfa, done)
         variance = (var_values if var_values.dtype == variance.dtype
                     else np.where(done, var_values, variance))
     return frame.replace(data=data, variance=variance).with_flags(done, Flag.REPAIRED)
