@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -165,3 +166,30 @@ def test_an_interrupt_swallowed_by_a_finaliser_still_ends_with_130(monkeypatch):
     with pytest.raises(typer.Exit) as ended:
         run()
     assert ended.value.exit_code == 130 and steps == ["went on"]
+
+
+# --- Local processes: a worker stopped in the middle of sending its result ------------------
+
+_HALF_A_RESULT = """
+import os, struct, sys, time
+from ccdred.pipeline import LocalProcesses
+
+executor = LocalProcesses(1)
+assert list(executor.map_unordered(abs, [-3])) == [(0, 3)]  # the worker and reader run
+# What a worker ended mid-send leaves in the result pipe: a message header announcing 1000
+# bytes, and 10 of them. The pool's reader thread now waits for the other 990.
+writer = executor._pool._result_queue._writer
+os.write(writer.fileno(), struct.pack("!i", 1000) + bytes(10))
+time.sleep(0.5)
+executor.close(stop=True)
+print("closed")
+"""
+
+
+def test_stopping_workers_ends_a_read_cut_off_in_the_middle():
+    """Ctrl-C ended a worker while it sent a result: the pool's reader waited forever for the
+    rest of the message, and so did the run (seen in CI: no exit 2 minutes after Ctrl-C)."""
+    run = subprocess.run([sys.executable, "-c", _HALF_A_RESULT], capture_output=True,
+                         text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["closed"]

@@ -121,11 +121,38 @@ class LocalProcesses:
     def close(self, *, stop: bool = False) -> None:
         """Shut the pool down; with ``stop``, end the running tasks now (an interrupted run)."""
         if stop:
-            # The pool has no public way to stop running tasks; what they were writing is
-            # a temporary file the next run removes.
-            for process in list(getattr(self._pool, "_processes", {}).values()):
-                process.terminate()
+            _stop_workers(self._pool)
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+STOP_SECONDS = 10.0
+"""How long a stopped worker may take to end before it is killed."""
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """End a pool's workers now, and make sure its result reader cannot wait for them forever.
+
+    The pool has no public way to stop running tasks (what they were writing is a temporary
+    file the next run removes). A worker ended while it was sending a result leaves half a
+    message in the result pipe, and the pool's reader thread then waits for the rest, which
+    never comes: the pool itself holds the pipe's other end open, so the reader never sees
+    the end of the file, and `shutdown` (and the interpreter's exit) wait for that thread
+    forever. Closing that end once the workers are gone ends the read: the pool takes itself
+    for broken and shuts down.
+    """
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        process.terminate()
+    deadline = time.monotonic() + STOP_SECONDS
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join()
+    results = getattr(pool, "_result_queue", None)
+    writer = getattr(results, "_writer", None)
+    if writer is not None:
+        writer.close()
 
 
 MALLOC_TRIM = "MALLOC_TRIM_THRESHOLD_"
