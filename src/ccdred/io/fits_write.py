@@ -34,12 +34,48 @@ def _atomic_writeto(hdul: fits.HDUList, path: Path) -> None:
     # identical files wherever they were written.
     when = hdul[0].header.get("CCDRDATE") or reduction_time()
     for hdu in hdul:
-        hdu.add_checksum(when=f"HDU checksum, {when}")
+        _add_checksum(hdu, f"HDU checksum, {when}")
     # The bytes are hashed on their way to disk, so the manifest never reads a product back.
     with atomic_output(path) as tmp, open(tmp, "wb") as handle:
         writer = HashingWriter(handle)
         hdul.writeto(writer, output_verify="exception", checksum=False)
     remember(path, writer.digest.hexdigest())
+
+
+def _add_checksum(hdu: fits.hdu.base._BaseHDU, when: str) -> None:
+    """``hdu.add_checksum(when=when)``: the same cards, with the data summed in one pass.
+
+    astropy sums the data with numpy through a byte-swapping cast; that took as long as
+    writing the file. Arrays it would convert first (unsigned integers stored with BZERO,
+    arrays in the machine's byte order) and compressed HDUs go the usual way.
+    """
+    header_checksum = getattr(hdu, "_calculate_checksum", None)  # astropy's own, private
+    if header_checksum is None or not _written_as_is(hdu):
+        hdu.add_checksum(when=when)
+        return
+    from ..kernels.checksum import fits_datasum
+
+    datasum = fits_datasum(hdu.data)
+    hdu.header["DATASUM"] = (str(datasum), when)
+    hdu.header.set("CHECKSUM", "0" * 16, when, before="DATASUM")
+    hdu.header["CHECKSUM"] = header_checksum(np.uint32(datasum))
+
+
+def _written_as_is(hdu: fits.hdu.base._BaseHDU) -> bool:
+    """Tell whether astropy writes the HDU's array bytes unchanged.
+
+    That is an unscaled image of big-endian floats or signed integers (2 bytes or more), or
+    of unsigned bytes.
+    """
+    if type(hdu) not in (fits.PrimaryHDU, fits.ImageHDU) or hdu.data is None:
+        return False
+    if "BZERO" in hdu.header or "BSCALE" in hdu.header:
+        return False
+    data = hdu.data
+    kind, size = data.dtype.kind, data.dtype.itemsize
+    as_is = (kind in "fi" and size > 1 and data.dtype.byteorder == ">") or (kind == "u"
+                                                                           and size == 1)
+    return as_is and data.flags.c_contiguous and data.nbytes % 4 == 0
 
 
 def _dq_header() -> fits.Header:
@@ -54,6 +90,24 @@ LAYOUTS = ("ccddata", "compact")
 
 _QUANTIZE_LEVEL = 16
 """Compact layout: float images are quantised to 1/16 of their own noise (fpack's default)."""
+
+
+_FITS_FLOAT32 = np.dtype(">f4")
+"""float32 in FITS's byte order. Images handed to astropy in it are checksummed and written
+as they are; in the machine's order, astropy swaps each one in place four times (twice for
+the checksum, twice to write it)."""
+
+
+def _std_dev(variance: np.ndarray) -> np.ndarray:
+    """Return the uncertainty image: the square root of the variance (0 where negative).
+
+    float32 in FITS's byte order, made in one new array when the variance is float32.
+    """
+    std = np.maximum(variance, 0)
+    np.sqrt(std, out=std)
+    if std.dtype != np.float32:  # rounded once, after the square root, as before
+        return std.astype(_FITS_FLOAT32)
+    return std.byteswap(inplace=True).view(_FITS_FLOAT32)
 
 
 def write(frame: Frame, path: str | Path, *, layout: str = "ccddata") -> Path:
@@ -80,12 +134,12 @@ def write(frame: Frame, path: str | Path, *, layout: str = "ccddata") -> Path:
     if layout == "compact":
         _atomic_writeto(fits.HDUList(_compact_hdus(frame, header)), path)
         return path
-    primary = fits.PrimaryHDU(frame.data.astype(np.float32, copy=False), header=header)
+    primary = fits.PrimaryHDU(frame.data.astype(_FITS_FLOAT32), header=header)
     hdus = [primary]
     if frame.variance is not None:
         uncert_header = fits.Header({"UTYPE": "StdDevUncertainty", "BUNIT": header["BUNIT"]})
-        std = np.sqrt(np.maximum(frame.variance, 0)).astype(np.float32)
-        hdus.append(fits.ImageHDU(std, header=uncert_header, name="UNCERT"))
+        hdus.append(fits.ImageHDU(_std_dev(frame.variance), header=uncert_header,
+                                  name="UNCERT"))
     hdus.append(fits.ImageHDU(frame.bad.astype(np.uint8), name="MASK"))
     hdus.append(fits.ImageHDU(frame.dq.astype(np.uint16), header=_dq_header(), name="DQ"))
     _atomic_writeto(fits.HDUList(hdus), path)
