@@ -173,6 +173,51 @@ def test_divide_by_flat_refuses_other_shapes_and_types():
                        min_flat=0.1, low_flag=int(Flag.LOW_FLAT))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])  # the one-pass kernel, or numpy
+@pytest.mark.parametrize("master_variance", [True, False])
+@pytest.mark.parametrize("scale", [1.0, 0.37, 2.5, 0.0])
+def test_bias_and_dark_subtraction_are_the_frame_arithmetic(scale, master_variance, dtype):
+    """``frame - master * scale``, bit for bit, in the frame's type (NaN and infinities
+    included); subtracting a bias is the scale 1."""
+    rng = np.random.default_rng(int(scale * 100) + 7 * master_variance)
+    shape = (41, 29)
+    data = rng.normal(1000, 30, shape).astype(dtype)
+    data[1, 1], data[2, 2] = np.nan, np.inf
+    master_data = rng.normal(300, 40, shape).astype(np.float32)
+    master_data[3, 3] = np.nan
+    variance = rng.uniform(100, 2000, shape).astype(dtype)
+    dq = np.where(rng.random(shape) < 0.05, np.uint16(Flag.SATURATED), np.uint16(0))
+    master_dq = np.where(rng.random(shape) < 0.05, np.uint16(Flag.HOT), np.uint16(0))
+    f = Frame(data, variance=variance, dq=dq)
+    master = Frame(master_data, dq=master_dq,
+                   variance=rng.uniform(1, 90, shape).astype(np.float32) if master_variance
+                   else None)
+    expected = f - master * scale
+    out = steps.subtract_dark(f, master, scale)
+    for got, want in [(out.data, expected.data), (out.variance, expected.variance),
+                      (out.dq, expected.dq)]:
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+    if scale == 1.0:
+        bias = steps.subtract_bias(f, master)
+        np.testing.assert_array_equal(bias.data, (f - master).data)
+        np.testing.assert_array_equal(bias.variance, (f - master).variance)
+    assert np.isnan(f.data[1, 1]) and f.dq is dq and f.variance is variance  # input untouched
+
+
+def test_subtract_scaled_refuses_other_shapes_and_types():
+    from ccdred.kernels.subtract import subtract_scaled
+
+    image = np.ones((4, 4), np.float32)
+    flags = np.zeros((4, 4), np.uint16)
+    with pytest.raises(ValueError, match="master is"):
+        subtract_scaled(image, image, flags, image[:2, :2], image, flags)
+    with pytest.raises(ValueError, match="variance must be float32"):
+        subtract_scaled(image, image.astype(np.float64), flags, image, image, flags)
+    with pytest.raises(ValueError, match="master dq must be uint16"):
+        subtract_scaled(image, image, flags, image, image, flags.astype(np.int32))
+
+
 def test_repair_leaves_variance_where_the_data_could_not_be_repaired():
     """A hot pixel whose neighbours' data are all NaN keeps its value, its variance and no
     REPAIRED flag, though its neighbours' variances are numbers."""

@@ -10,12 +10,8 @@ __all__ = ["divide_by_flat"]
 
 @njit(cache=True, error_model="numpy")
 def _divide(data, variance, dq, flat, flat_variance, flat_dq, min_flat, low_flag,
-            has_variance, has_flat_variance):
+            has_variance, has_flat_variance, quotient, out_variance, out_dq):
     rows, cols = data.shape
-    quotient = np.empty((rows, cols), np.float32)
-    out_variance = np.empty((rows, cols) if has_variance or has_flat_variance else (1, 1),
-                            np.float32)
-    out_dq = np.empty((rows, cols), np.uint16)
     zero = np.float32(0)
     for r in range(rows):
         for c in range(cols):
@@ -34,7 +30,6 @@ def _divide(data, variance, dq, flat, flat_variance, flat_dq, min_flat, low_flag
                 if has_variance:
                     v = v + inv2 * variance[r, c]
                 out_variance[r, c] = np.float32(np.nan) if low else v
-    return quotient, out_variance, out_dq
 
 
 def divide_by_flat(data: np.ndarray, variance: np.ndarray | None, dq: np.ndarray,
@@ -84,8 +79,13 @@ def divide_by_flat(data: np.ndarray, variance: np.ndarray | None, dq: np.ndarray
     dummy = np.zeros((1, 1), np.float32)
     variance = dummy if variance is None else np.asarray(variance, np.float32)
     flat_variance = dummy if flat_variance is None else np.asarray(flat_variance, np.float32)
-    quotient, out_variance, out_dq = _divide(
-        np.asarray(data, np.float32), variance, np.asarray(dq, np.uint16),
-        np.asarray(flat, np.float32), flat_variance, np.asarray(flat_dq, np.uint16),
-        np.float32(min_flat), np.uint16(low_flag), has_variance, has_flat_variance)
+    # Outputs allocated by numpy, which asks for huge pages (fewer page faults to fill them).
+    quotient = np.empty(np.shape(data), np.float32)
+    out_variance = np.empty(np.shape(data) if has_variance or has_flat_variance else (1, 1),
+                            np.float32)
+    out_dq = np.empty(np.shape(data), np.uint16)
+    _divide(np.asarray(data, np.float32), variance, np.asarray(dq, np.uint16),
+            np.asarray(flat, np.float32), flat_variance, np.asarray(flat_dq, np.uint16),
+            np.float32(min_flat), np.uint16(low_flag), has_variance, has_flat_variance,
+            quotient, out_variance, out_dq)
     return quotient, out_variance if has_variance or has_flat_variance else None, out_dq

@@ -100,7 +100,10 @@ def fill_pixels(data: np.ndarray, bad: np.ndarray) -> np.ndarray:
         raise ValueError(f"bad-pixel mask shape {bad.shape} != image shape {data.shape}")
     if data.dtype == np.float32 and data.ndim == 2:
         # One pass marks and lists the pixels to fill; only those are visited after it.
-        out, remaining, rows, cols = _to_fill(data, np.asarray(bad, dtype=np.bool_))
+        # numpy allocates the images: it asks for huge pages (fewer page faults to fill).
+        out = np.empty(data.shape, np.float32)
+        remaining = np.empty(data.shape, np.bool_)
+        rows, cols = _to_fill(data, np.asarray(bad, dtype=np.bool_), out, remaining)
         _fill(out, remaining, rows, cols)
         _zero_unfilled(out, rows, cols)
         return out
@@ -115,11 +118,12 @@ def fill_pixels(data: np.ndarray, bad: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True)
-def _to_fill(data, bad):
-    """Return the image with NaN where bad or not finite, that mask, and its pixels in order."""
+def _to_fill(data, bad, out, remaining):
+    """Fill ``out`` and ``remaining``; return the pixels to fill in order (rows, columns).
+
+    ``out`` is the image, NaN where bad or not finite; ``remaining`` is that mask.
+    """
     height, width = data.shape
-    out = np.empty((height, width), np.float32)
-    remaining = np.empty((height, width), np.bool_)
     count = 0
     for r in range(height):
         for c in range(width):
@@ -137,7 +141,7 @@ def _to_fill(data, bad):
                 rows[k] = r
                 cols[k] = c
                 k += 1
-    return out, remaining, rows, cols
+    return rows, cols
 
 
 @njit(cache=True)
