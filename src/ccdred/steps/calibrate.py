@@ -78,8 +78,7 @@ def subtract_dark(frame: Frame, dark: Frame, scale: float = 1.0) -> Frame:
 def _subtract(frame: Frame, master: Frame, scale: float) -> Frame:
     """``frame - master * scale``: in one compiled pass for float32 frames with variances."""
     arrays = (frame.data, frame.variance, master.data, master.variance)
-    if (frame.shape != master.shape or any(a is None or a.dtype != np.float32 for a in arrays)
-            or frame.dq.dtype != np.uint16 or master.dq.dtype != np.uint16):
+    if frame.shape != master.shape or any(a is None or a.dtype != np.float32 for a in arrays):
         return frame - master if scale == 1 else frame - master * scale
     data, variance, dq = subtract_scaled(frame.data, frame.variance, frame.dq, master.data,
                                          master.variance, master.dq, scale)
