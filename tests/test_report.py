@@ -103,6 +103,39 @@ def test_a_rerun_keeps_the_figures_of_kept_products_and_redraws_changed_ones(rep
     assert {f.name for f in changed} == {f"{Path(cache.stem)}.png", f"{cache.stem}_thumb.png"}
 
 
+def test_sections_drawn_in_the_run_are_taken_as_drawn_and_equal_the_report_s(sim_night,
+                                                                              tmp_path):
+    """The reduction draws each science frame's section while the frame is in memory (in
+    its worker process): the report takes them as drawn, byte for byte what it would draw
+    from the files; a compressed product is left to the report, and a failure too."""
+    from ccdred.pipeline import LocalProcesses
+    from ccdred.report import draw_in_run
+
+    out = tmp_path / "out"
+    executor = LocalProcesses(2)
+    try:
+        ccdred.reduce_night(sim_night.raw_dir, out, executor=executor, on_reduced=draw_in_run)
+    finally:
+        executor.close()
+    drawn = {f.name: f.read_bytes() for f in (out / "report").rglob("*") if f.is_file()}
+    assert len(drawn) == 3 * 3  # per frame: its figure, its thumbnail, its cache entry
+    calls = []
+    write_report(out, progress=lambda stage, done, total: calls.append((done, total)))
+    assert calls[0] == (3, 6)  # the 3 science sections were taken as drawn
+    shutil.rmtree(out / "report")
+    write_report(out)
+    again = {f.name: f.read_bytes() for f in (out / "report").rglob("*") if f.is_file()}
+    assert {name: again[name] for name in drawn} == drawn
+    compact = tmp_path / "compact"
+    ccdred.reduce_night(sim_night.raw_dir, compact, options=ReduceOptions(compress=True),
+                        on_reduced=draw_in_run)
+    assert not (compact / "report").exists()
+    product = ccdred.pipeline.products.read_manifest(out).reduced()[0]
+    frame = ccdred.io.read(product.path)
+    draw_in_run(out / "manifest.json", product, frame, frame, {})  # not a folder: no raise
+    assert not (out / "manifest.json" / "report").exists()
+
+
 def test_warnings_are_grouped_by_kind_worst_first_with_links():
     from ccdred.pipeline.products import Manifest
     from ccdred.report.page import finding_html, findings

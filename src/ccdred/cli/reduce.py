@@ -185,14 +185,15 @@ def reduce(
         return
     note_first_compile()
     executor = make_executor(workers, scheduler=scheduler, dask_local=dask_local)
+    from ..report import draw_in_run, write_report
+
     try:
         with progress_bars() as progress:
             results = reduce_nights(found, library_path, options=options, progress=progress,
-                                    executor=executor, force=force, rules=rules)
+                                    executor=executor, force=force, rules=rules,
+                                    on_reduced=draw_in_run if report else None)
             pages = []
             if report:
-                from ..report import write_report
-
                 pages = [write_report(r.out_dir, executor=executor, progress=progress)
                          for r in results]
     except BaseException as err:

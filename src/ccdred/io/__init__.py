@@ -12,7 +12,7 @@ from __future__ import annotations
 from ..atomic import atomic_output
 from .digests import sha256
 from .fits_read import FITS_SUFFIXES, is_fits_name, is_image_name, read, read_header
-from .fits_write import LAYOUTS, reduction_time, write, write_dq, write_raw
+from .fits_write import LAYOUTS, as_read_back, reduction_time, write, write_dq, write_raw
 from .rows import FileRows
 from .xisf_read import XISF_SUFFIXES, is_xisf_name
 
@@ -20,6 +20,7 @@ __all__ = [
     "read",
     "read_header",
     "write",
+    "as_read_back",
     "write_dq",
     "write_raw",
     "sha256",

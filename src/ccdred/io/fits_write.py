@@ -110,6 +110,18 @@ def _std_dev(variance: np.ndarray) -> np.ndarray:
     return std.byteswap(inplace=True).view(_FITS_FLOAT32)
 
 
+def as_read_back(frame: Frame) -> Frame:
+    """Return ``frame`` as `read` gives it back from a `write` in the ``ccddata`` layout.
+
+    The data as float32, and the variance as the square of the float32 uncertainty written
+    (negative variances become 0): what is measured on it is what is measured on the file.
+    """
+    variance = None
+    if frame.variance is not None:
+        variance = np.square(_std_dev(frame.variance).astype(np.float32))
+    return frame.replace(data=frame.data.astype(np.float32, copy=False), variance=variance)
+
+
 def write(frame: Frame, path: str | Path, *, layout: str = "ccddata") -> Path:
     """Write a frame atomically in one of two layouts (`LAYOUTS`).
 

@@ -13,6 +13,7 @@ from .options import ReduceOptions
 from .plan import NightPlan
 from .planner import plan_night
 from .run import NightResult, Progress, run_night, validate_plan
+from .science import ReducedHook
 
 __all__ = ["Night", "find_nights", "plan_nights", "reduce_nights"]
 
@@ -70,12 +71,14 @@ def plan_nights(nights: Sequence[Night], *, library: str | Path, rules: Rules | 
 def reduce_nights(nights: Sequence[Night], library: str | Path, *,
                   options: ReduceOptions | None = None, progress: Progress | None = None,
                   executor: Executor | None = None, force: bool = False,
-                  rules: Rules | None = None) -> list[NightResult]:
+                  rules: Rules | None = None, on_reduced: ReducedHook | None = None
+                  ) -> list[NightResult]:
     """Reduce several nights, each night's masters serving the others where the rules allow.
 
     First every night's own masters are built and registered in ``library``; then every
     night is planned again, so a night that lacks a calibration finds one from any other
     night (earlier or later), and reduced (its masters are kept: they are up to date).
+    ``on_reduced``: as for `reduce_night`.
     """
     options = options or ReduceOptions()
     settings = {"options": options, "progress": progress, "executor": executor,
@@ -95,7 +98,8 @@ def reduce_nights(nights: Sequence[Night], library: str | Path, *,
     for night, plan in zip(nights, plan_nights(nights, **planned),
                            strict=True):
         result = run_night(night.raw_dir, night.out_dir, plan=plan, force_masters=False,
-                         force_science=force, masters_only=False, **settings)
+                         force_science=force, masters_only=False, on_reduced=on_reduced,
+                         **settings)
         result.rebuilt[:0] = built.get(night.out_dir, [])
         results.append(result)
     return results

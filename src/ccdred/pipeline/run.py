@@ -37,7 +37,7 @@ from .products import (
     write_manifest,
 )
 from .recipes import recipe_for
-from .science import SCIENCE_STEPS, ScienceJob, science_product, science_task
+from .science import SCIENCE_STEPS, ReducedHook, ScienceJob, science_product, science_task
 from .sensor import Sensor, analyse_sensor
 from .tasks import MasterRef
 
@@ -71,7 +71,8 @@ def reduce_night(raw_dir: str | Path, out_dir: str | Path, *,
                  options: ReduceOptions = ReduceOptions(), progress: Progress | None = None,
                  plan: NightPlan | None = None, executor: Executor | None = None,
                  force: bool = False, masters_only: bool = False,
-                 library: str | Path | None = None) -> NightResult:
+                 library: str | Path | None = None,
+                 on_reduced: ReducedHook | None = None) -> NightResult:
     """Reduce a whole night: masters, bad-pixel map, calibrated science frames, manifest.
 
     A re-run skips every product whose inputs and parameters are unchanged (each product's
@@ -100,6 +101,9 @@ def reduce_night(raw_dir: str | Path, out_dir: str | Path, *,
     library : path, optional
         Calibration library (`ccdred.library`) where the masters built are registered, and
         which serves what the night lacks; by default ``out_dir/calibrations.sqlite``.
+    on_reduced : callable, optional
+        Called in the worker with each science frame it wrote (`ReducedHook`): the night
+        report passes ``ccdred.report.draw_in_run`` to draw each frame's section there.
 
     Raises
     ------
@@ -108,13 +112,14 @@ def reduce_night(raw_dir: str | Path, out_dir: str | Path, *,
     """
     return run_night(raw_dir, out_dir, options=options, progress=progress, plan=plan,
                      executor=executor, force_masters=force, force_science=force,
-                     masters_only=masters_only, library=library)
+                     masters_only=masters_only, library=library, on_reduced=on_reduced)
 
 
 def run_night(raw_dir: str | Path, out_dir: str | Path, *, options: ReduceOptions,
               progress: Progress | None, plan: NightPlan | None, executor: Executor | None,
               force_masters: bool, force_science: bool, masters_only: bool,
-              library: str | Path | None) -> NightResult:
+              library: str | Path | None, on_reduced: ReducedHook | None = None
+              ) -> NightResult:
     """`reduce_night`, with masters and science frames forced apart (for many nights)."""
     out = Path(out_dir)
     plan = plan or plan_night(raw_dir, out, library=library, bayer=options.bayer,
@@ -127,7 +132,7 @@ def run_night(raw_dir: str | Path, out_dir: str | Path, *, options: ReduceOption
     remove_stale_parts(out)
     report = progress or (lambda stage, done, total: None)
     run = _Run(plan, out, options, executor or InProcess(), force_masters, force_science,
-               _raw_infos(plan), NightResult(plan=plan, out_dir=out))
+               _raw_infos(plan), NightResult(plan=plan, out_dir=out), on_reduced)
     total = len(plan.masters)
     for done, master in enumerate(plan.masters):
         report("masters", done, total)
@@ -203,6 +208,7 @@ class _Run:
     force_science: bool
     infos: dict[Path, FrameInfo]
     result: NightResult
+    on_reduced: ReducedHook | None
     checksums: dict[Path, str] = field(init=False)
     masters: dict[str, Frame] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
@@ -342,7 +348,7 @@ class _Run:
                            "steps": SCIENCE_STEPS})
         return ScienceJob(sci, refs, noise, self.options, saturation,
                           self.out / "reduced" / sci.output, key, raw_sum, stamp,
-                          threads_per_worker(self.executor.workers))
+                          threads_per_worker(self.executor.workers), self.on_reduced)
 
     def manifest(self) -> Manifest:
         """Return the manifest of this run: every product, in plan order."""

@@ -23,7 +23,7 @@ from .products import REDUCED, Input, Product, made, master_reference, version
 from .tasks import MasterRef, limit_threads, load_master
 
 __all__ = ["SCIENCE_STEPS", "calibrate_science", "ScienceJob", "science_task",
-           "science_product"]
+           "science_product", "ReducedHook"]
 
 SCIENCE_STEPS = (
     "flag_nonfinite",
@@ -186,6 +186,14 @@ def calibrate_science(raw: Frame, plan: SciencePlan, masters: Mapping[str, Frame
     return frame
 
 
+ReducedHook = Callable[[Path, Product, Frame, Frame, Mapping[str, tuple[MasterRef, Frame]]],
+                      None]
+"""``hook(out_dir, product, raw, reduced, masters)``: called in the worker with each science
+frame just written (its manifest record, the raw frame, the reduced frame, and every master
+it used, by plan name, with its reference). The night report draws the frame's section there,
+while both frames are in memory."""
+
+
 @dataclass(frozen=True)
 class ScienceJob:
     """Everything one worker needs to calibrate one science frame and write it."""
@@ -200,6 +208,7 @@ class ScienceJob:
     raw_sum: str
     stamp: str
     threads: int
+    on_reduced: ReducedHook | None = None
 
 
 def science_task(job: ScienceJob) -> Product:
@@ -210,7 +219,12 @@ def science_task(job: ScienceJob) -> Product:
     reduced = calibrate_science(raw, job.plan, masters, job.noise, job.options, job.saturation)
     reduced = _provenance(reduced, job, Path(job.output).parent.parent)
     io.write(reduced, job.output, layout="compact" if job.options.compress else "ccddata")
-    return science_product(job, reduced.header)
+    product = science_product(job, reduced.header)
+    if job.on_reduced is not None:
+        out = Path(job.output).parent.parent
+        job.on_reduced(out, product, raw, reduced,
+                       {ref.name: (ref, masters[ref.name]) for ref in job.masters})
+    return product
 
 
 def science_product(job: ScienceJob, header: fits.Header) -> Product:
@@ -224,7 +238,8 @@ def science_product(job: ScienceJob, header: fits.Header) -> Product:
                     "flat": sci.flat, "gain": job.noise.gain,
                     "read_noise": job.noise.read_noise, "repair": job.options.repair,
                     "cosmics": job.options.cosmics,
-                    "units": str(header.get("BUNIT", "adu"))})
+                    "units": str(header.get("BUNIT", "adu")),
+                    "layout": "compact" if job.options.compress else "ccddata"})
 
 
 def _provenance(frame: Frame, job: ScienceJob, out: Path) -> Frame:

@@ -2,8 +2,10 @@
 
 Built from what a run wrote (``manifest.json``, masters, reduced frames and the raw frames they
 came from), so ``ccdred report OUT_DIR`` can rebuild it at any time. Self-contained: PNG figures
-beside the page, no network assets. Each product's figures and checks are one task on the
-run's executor (this process, local processes or a Dask cluster).
+beside the page, no network assets. Each science frame's figures and checks are one task on
+the run's executor (this process, local processes or a Dask cluster); ``ccdred reduce`` draws
+them in its workers as each frame is written (`draw_in_run`), while the frame is in memory,
+and the report takes them as drawn. Masters are drawn in this process.
 """
 
 
@@ -19,12 +21,13 @@ from .sections import (
     FIGURE_DPI,
     Section,
     build_sections,
+    draw_in_run,
     finite,
     read_noise_adu,
     section_key,
 )
 
-__all__ = ["write_report", "night_figure"]
+__all__ = ["write_report", "draw_in_run", "night_figure"]
 
 
 def write_report(out_dir: str | Path, *, executor: Executor | None = None,
@@ -45,7 +48,8 @@ def write_report(out_dir: str | Path, *, executor: Executor | None = None,
     out_dir : path
         A folder written by `ccdred.reduce_night` (it holds ``manifest.json``).
     executor : Executor, optional
-        Where each product's figures and checks are made (`ccdred.pipeline.executors`).
+        Where each science frame's figures and checks are made
+        (`ccdred.pipeline.executors`); masters' are made in this process.
     workers : int, optional
         Without an ``executor``: local worker processes to start for it (this process alone
         when omitted or 1).

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import os
 from collections.abc import Callable, Mapping
@@ -21,13 +22,13 @@ from .. import io, qa
 from ..errors import BadInputError
 from ..flags import Flag
 from ..frame import Frame
-from ..pipeline.executors import Executor
+from ..pipeline.executors import Executor, InProcess
 from ..pipeline.products import Manifest, Product
 from ..pipeline.recipes import recipe_for
 from ..quicklook import write_quicklook, write_thumbnail
 
-__all__ = ["Section", "build_sections", "section_key", "read_noise_adu", "finite", "SEVERITY",
-           "FIGURE_DPI"]
+__all__ = ["Section", "build_sections", "draw_in_run", "section_key", "read_noise_adu", "finite",
+           "SEVERITY", "FIGURE_DPI"]
 
 FIGURE_DPI = 80
 """Figures in a section: 11 inches wide, 880 pixels: readable on the page, full size on a click."""
@@ -124,25 +125,68 @@ def _master_section(product: Product, figures_dir: str, read_noise_adu: float | 
 
 def _science_section(product: Product, figures_dir: str, masters: Mapping[str, str]
                      ) -> Section:
-    path = product.path
-    reduced = io.read(path)
-    section = Section(f"science: {path.name}", "science", anchor=_anchor(path.stem))
-    raw_path = product.inputs[0].path
+    """Draw a science frame's section from the files: the product, its raw frame, its masters."""
+    reduced = io.read(product.path)
+    notes = []
     raw: Frame | None = None
     try:
-        raw = io.read(raw_path)
+        raw = io.read(product.inputs[0].path)
     except BadInputError as err:
-        section.notes.append(f"raw frame not available for comparison: {err}")
+        notes.append(f"raw frame not available for comparison: {err}")
     params = product.parameters
-    dark = flat = None
-    dark_scale = 1.0
-    if params.get("dark"):
-        dark = _master(masters[params["dark"]["master"]])
-        dark_scale = float(params["dark"]["scale"])
-    if params.get("flat"):
-        flat = _master(masters[params["flat"]])
-    maps = _maps(masters[params["dark"]["master"]] if dark is not None else None,
-                 masters[params["flat"]] if flat is not None else None)
+    dark_path = masters[params["dark"]["master"]] if params.get("dark") else None
+    flat_path = masters[params["flat"]] if params.get("flat") else None
+    dark = _master(dark_path) if dark_path else None
+    flat = _master(flat_path) if flat_path else None
+    maps = _maps((dark_path, dark), (flat_path, flat))
+    return _draw_science(product, reduced, raw, dark, flat, maps, figures_dir, notes)
+
+
+def draw_in_run(out_dir: Path, product: Product, raw: Frame, reduced: Frame,
+                masters: Mapping[str, tuple[Any, Frame]]) -> None:
+    """Draw a science frame's section in the reduction's worker, as it is written.
+
+    A `ccdred.pipeline.science.ReducedHook`: the frames are in memory, so nothing is read
+    again. The section and its figures go to ``out_dir/report`` with the cache key the report
+    computes, so `write_report` takes it as drawn. Identical to the section drawn from the
+    files (`as_read_back`); a product written compressed (quantised) is left to the report.
+    A failure here is left to the report too: it draws the section again from the files, and
+    says what went wrong there.
+    """
+    if product.parameters.get("layout", "ccddata") != "ccddata":
+        return
+    try:
+        report_dir = Path(out_dir) / "report"
+        figures_dir = report_dir / "figures"
+        cache_dir = report_dir / "cache"
+        figures_dir.mkdir(parents=True, exist_ok=True)
+        cache_dir.mkdir(exist_ok=True)
+        params = product.parameters
+        paths = {name: ref.path for name, (ref, _) in masters.items()}
+        frames = {name: frame for name, (_, frame) in masters.items()}
+        dark_name = params["dark"]["master"] if params.get("dark") else None
+        flat_name = params.get("flat")
+        dark, flat = frames.get(dark_name), frames.get(flat_name)
+        maps = _maps((paths.get(dark_name), dark), (paths.get(flat_name), flat))
+        section = _draw_science(product, io.as_read_back(reduced), raw, dark, flat, maps,
+                                str(figures_dir), [])
+        task = ("science", product, str(figures_dir), paths)
+        key = section_key(task, {name: ref.sha256 for name, (ref, _) in masters.items()})
+        _store(cache_dir, product, key, section)
+    except Exception:  # noqa: BLE001 - the report redraws it from the files, and says why
+        return
+
+
+def _draw_science(product: Product, reduced: Frame, raw: Frame | None, dark: Frame | None,
+                  flat: Frame | None, maps: qa.MasterMaps, figures_dir: str, notes: list[str]
+                  ) -> Section:
+    """Draw a science frame's figures and run its checks (the frames already read)."""
+    path = product.path
+    section = Section(f"science: {path.name}", "science", anchor=_anchor(path.stem))
+    section.notes.extend(notes)
+    raw_path = product.inputs[0].path
+    params = product.parameters
+    dark_scale = float(params["dark"]["scale"]) if dark is not None else 1.0
     comparable = raw if raw is not None and raw.shape == reduced.shape else None
     shown = [(reduced, f"reduced: {path.name}")]
     if comparable is not None:
@@ -185,16 +229,23 @@ def _master(path: str) -> Frame:
     return _read_master(_stamp(path))
 
 
-@functools.lru_cache(maxsize=4)
-def _master_maps(dark: tuple[str, int, int, int] | None,
-                 flat: tuple[str, int, int, int] | None) -> qa.MasterMaps:
-    return qa.master_maps(dark=_read_master(dark) if dark else None,
-                          flat=_read_master(flat) if flat else None)
+_MAPS: dict[tuple[Any, Any], qa.MasterMaps] = {}
 
 
-def _maps(dark: str | None, flat: str | None) -> qa.MasterMaps:
-    """Return what the checks take from a dark and a flat, found once per worker process."""
-    return _master_maps(_stamp(dark) if dark else None, _stamp(flat) if flat else None)
+def _maps(dark: tuple[str | None, Frame | None], flat: tuple[str | None, Frame | None]
+          ) -> qa.MasterMaps:
+    """Return what the checks take from a dark and a flat, found once per worker process.
+
+    Each master as its path and frame (None, None when not used); four pairs are kept, while
+    their files are unchanged.
+    """
+    key = tuple(_stamp(path) if path and frame is not None else None
+                for path, frame in (dark, flat))
+    if key not in _MAPS:
+        if len(_MAPS) >= 4:
+            _MAPS.pop(next(iter(_MAPS)))
+        _MAPS[key] = qa.master_maps(dark=dark[1], flat=flat[1])
+    return _MAPS[key]
 
 
 def _in_electrons(frame: Frame) -> bool:
@@ -265,12 +316,22 @@ def _cached(task: tuple[str, Product, str, Any], key: str, cache_dir: Path) -> S
     return section if all((report_dir / f).is_file() for f in files if f) else None
 
 
+def _store(cache_dir: Path, product: Product, key: str, section: Section) -> None:
+    """Keep a section drawn, under the key of what it was drawn from."""
+    with io.atomic_output(cache_dir / f"{product.path.stem}.json") as tmp:
+        tmp.write_text(json.dumps({"key": key, "section": section.to_json()},
+                                  allow_nan=False), encoding="utf-8")
+
+
 def build_sections(tasks: list[tuple[str, Product, str, Any]], executor: Executor,
               report: Callable[[str, int, int], None], keys: list[str], cache_dir: Path
               ) -> list[Section]:
-    """Return every task's section, in task order: from the cache, or drawn on ``executor``.
+    """Return every task's section, in task order: from the cache, or drawn.
 
-    ``report("report", done, total)`` is called as sections arrive (cached ones at once).
+    Science sections are drawn on ``executor``; masters' in this process, before them: their
+    histograms need matplotlib, which this process loads anyway for the night's figure (a
+    worker loading it too costs about a second of CPU). ``report("report", done, total)`` is
+    called as sections arrive (cached ones at once).
     """
     sections: dict[int, Section] = {}
     for index, task in enumerate(tasks):
@@ -279,12 +340,16 @@ def build_sections(tasks: list[tuple[str, Product, str, Any]], executor: Executo
             sections[index] = cached
     todo = [i for i in range(len(tasks)) if i not in sections]
     report("report", len(sections), len(tasks))
-    for position, section in executor.map_unordered(_build_section, [tasks[i] for i in todo]):
-        index = todo[position]
+    here = [i for i in todo if tasks[i][0] == "master"]
+    there = [i for i in todo if tasks[i][0] != "master"]
+    drawn = itertools.chain(
+        ((here[p], s) for p, s in InProcess().map_unordered(_build_section,
+                                                            [tasks[i] for i in here])),
+        ((there[p], s) for p, s in executor.map_unordered(_build_section,
+                                                          [tasks[i] for i in there])))
+    for index, section in drawn:
         sections[index] = section
-        with io.atomic_output(cache_dir / f"{tasks[index][1].path.stem}.json") as tmp:
-            tmp.write_text(json.dumps({"key": keys[index], "section": section.to_json()},
-                                      allow_nan=False), encoding="utf-8")
+        _store(cache_dir, tasks[index][1], keys[index], section)
         report("report", len(sections), len(tasks))
     return [sections[i] for i in range(len(tasks))]
 
