@@ -103,16 +103,17 @@ def test_a_rerun_keeps_the_figures_of_kept_products_and_redraws_changed_ones(rep
     assert {f.name for f in changed} == {f"{Path(cache.stem)}.png", f"{cache.stem}_thumb.png"}
 
 
+@pytest.mark.parametrize("where", ["processes", "dask"])
 def test_sections_drawn_in_the_run_are_taken_as_drawn_and_equal_the_report_s(sim_night,
-                                                                              tmp_path):
+                                                                              tmp_path, where):
     """The reduction draws each science frame's section while the frame is in memory (in
     its worker process): the report takes them as drawn, byte for byte what it would draw
     from the files; a compressed product is left to the report, and a failure too."""
-    from ccdred.pipeline import LocalProcesses
+    from ccdred.pipeline import DaskCluster, LocalProcesses
     from ccdred.report import draw_in_run
 
     out = tmp_path / "out"
-    executor = LocalProcesses(2)
+    executor = LocalProcesses(2) if where == "processes" else DaskCluster(local_workers=1)
     try:
         ccdred.reduce_night(sim_night.raw_dir, out, executor=executor, on_reduced=draw_in_run)
     finally:

@@ -9,7 +9,7 @@ from scipy import ndimage
 from ccdred.kernels import sparse
 from ccdred.kernels.mosaic import assemble, per_plane, plane_slices
 from ccdred.kernels.repair import fill_pixels
-from ccdred.kernels.selection import cell_medians, median, sorted_float32
+from ccdred.kernels.selection import cell_medians, masked_median, median, sorted_float32
 from ccdred.kernels.stats import robust_stats
 from ccdred.qa.maps import (
     SAMPLE,
@@ -226,6 +226,31 @@ def test_median_is_numpys_median(dtype, size):
         median(values.astype(np.float16))
     big_endian = kept.astype(kept.dtype.newbyteorder(">"))  # as FITS stores values
     assert median(big_endian) == np.median(kept)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 1), (7, 5), (64, 96)])
+def test_masked_median_is_the_median_of_the_finite_values_kept(dtype, shape):
+    rng = np.random.default_rng(shape[1])
+    values = rng.lognormal(3, 1, shape).astype(dtype)
+    values.flat[::7] = np.nan
+    values.flat[3::11] = np.inf
+    exclude = rng.random(shape) < 0.3
+    kept = values.copy()
+    expected = values[np.isfinite(values) & ~exclude]
+    found = masked_median(values, exclude)
+    if expected.size:
+        assert found == median(expected) == np.median(expected)
+    else:
+        assert np.isnan(found)
+    np.testing.assert_array_equal(values, kept)  # the input is left alone
+    assert np.isnan(masked_median(values, np.ones(shape, bool)))
+    big_endian = kept.astype(kept.dtype.newbyteorder(">"))
+    np.testing.assert_equal(masked_median(big_endian, exclude), found)
+    with pytest.raises(ValueError, match="shape"):
+        masked_median(values, exclude[:, :-1])
+    with pytest.raises(ValueError, match="float32 or float64"):
+        masked_median(values.astype(np.float16), exclude)
 
 
 def test_median_when_the_sample_misses_the_median_leaves_its_input_alone():

@@ -12,7 +12,7 @@ import math
 import numpy as np
 from numba import njit
 
-__all__ = ["cell_medians", "median", "sorted_float32"]
+__all__ = ["cell_medians", "median", "masked_median", "sorted_float32"]
 
 
 @njit(cache=True, inline="always")
@@ -141,6 +141,45 @@ def median(values: np.ndarray) -> float:
     # numpy's median is the mean of the two middle values: their sum in the array's type,
     # halved.
     return float((kind(low) + kind(high)) / kind(2))
+
+
+def masked_median(values: np.ndarray, exclude: np.ndarray) -> float:
+    """Return `median` of the finite values of ``values`` where ``exclude`` is False.
+
+    The value of ``median(values[np.isfinite(values) & ~exclude])`` (NaN when no value is
+    kept), with the kept values gathered in one compiled pass instead of through two boolean
+    images and numpy's indexing.
+
+    Parameters
+    ----------
+    values : ndarray of float32 or float64
+        Left unchanged.
+    exclude : ndarray of bool, ``values``' shape
+        True where a value is not used.
+
+    Raises
+    ------
+    ValueError
+        ``values`` is not float32 or float64, or ``exclude`` has another shape.
+    """
+    if values.dtype.kind != "f" or values.dtype.itemsize not in (4, 8):
+        raise ValueError(f"masked_median needs float32 or float64 values, got {values.dtype}")
+    if np.shape(exclude) != values.shape:
+        raise ValueError(f"exclude shape {np.shape(exclude)} != values shape {values.shape}")
+    flat = values.astype(values.dtype.newbyteorder("="), copy=False).ravel()
+    kept = np.empty(flat.size, flat.dtype)  # numpy's memory: faulted in large pages
+    count = _gather_kept(flat, np.asarray(exclude, bool).ravel(), kept)
+    return median(kept[:count]) if count else float("nan")
+
+
+@njit(cache=True)
+def _gather_kept(values, exclude, kept):
+    count = 0
+    for i in range(values.size):
+        value = values[i]
+        kept[count] = value  # kept only if usable: no branch to mispredict
+        count += (not exclude[i]) & np.isfinite(value)
+    return count
 
 
 @njit(cache=True)

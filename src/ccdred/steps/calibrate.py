@@ -12,7 +12,7 @@ from ..kernels.lacosmic import detect_cosmics
 from ..kernels.mosaic import assemble, per_plane
 from ..kernels.mosaic_cosmics import detect_cosmics_mosaic
 from ..kernels.repair import fill_pixels, repair_pixels
-from ..kernels.selection import median
+from ..kernels.selection import masked_median
 from ..kernels.stats import clipped_slope
 from ..kernels.subtract import subtract_scaled
 
@@ -263,8 +263,7 @@ def unusable_pixels(frame: Frame, *, flat: Frame | None = None, dead_response: f
             dead &= ~(flat.data >= dead_response)
     hot = frame.has(Flag.HOT)
     if frame.variance is not None and hot.any():
-        sky = np.isfinite(frame.variance) & ~frame.bad
-        level = median(frame.variance[sky]) if sky.any() else np.nan
+        level = masked_median(frame.variance, frame.bad)
         if np.isfinite(level) and level > 0:
             with np.errstate(invalid="ignore"):
                 hot &= ~(frame.variance <= hot_noise**2 * level)
