@@ -232,6 +232,41 @@ def test_repair_leaves_variance_where_the_data_could_not_be_repaired():
     assert not out.has(Flag.REPAIRED).any()
 
 
+@pytest.mark.parametrize("cfa", [None, "RGGB"])
+@pytest.mark.parametrize("restricted", [False, True])
+def test_repair_at_the_listed_pixels_is_the_whole_image_repair_bit_for_bit(cfa, restricted):
+    """The one-pass repair of the listed pixels (data and variance) against the whole-image
+    kernels it replaced: the same bits, clusters, edges, NaN neighbours and saturated
+    neighbours included."""
+    from ccdred.flags import REPAIRABLE
+    from ccdred.steps.calibrate import _repaired_frame
+
+    rng = np.random.default_rng(3 if cfa else 4)
+    shape = (61, 47)
+    data = rng.normal(100, 5, shape).astype(np.float32)
+    variance = rng.lognormal(3, 0.5, shape).astype(np.float32)
+    dq = np.zeros(shape, np.uint16)
+    for flag, count in ((Flag.HOT, 150), (Flag.COSMIC_RAY, 120), (Flag.SATURATED, 60),
+                        (Flag.DEAD, 40)):
+        dq.flat[rng.integers(0, dq.size, count)] |= np.uint16(flag)
+    dq[:3, :3] = Flag.HOT  # a cluster in a corner
+    dq[30:36, 20:26] = Flag.COSMIC_RAY  # a block some pixels of which have no good neighbour
+    data.flat[rng.integers(0, data.size, 80)] = np.nan
+    variance.flat[rng.integers(0, variance.size, 200)] = np.nan
+    frame = Frame(data, variance=variance, dq=dq)
+    where = rng.random(shape) < 0.6 if restricted else None
+    fast = steps.repair(frame, cfa=cfa, where=where)
+    target = frame.has(REPAIRABLE) & (where if restricted else True)
+    whole = _repaired_frame(frame, REPAIRABLE, 5, cfa, target)
+    assert fast.has(Flag.REPAIRED).sum() > 150
+    assert not fast.has(Flag.REPAIRED).all()  # some have no usable neighbour
+    np.testing.assert_array_equal(fast.data.view(np.uint32), whole.data.view(np.uint32))
+    np.testing.assert_array_equal(fast.variance.view(np.uint32),
+                                  whole.variance.view(np.uint32))
+    np.testing.assert_array_equal(fast.dq, whole.dq)
+    np.testing.assert_array_equal(frame.data.view(np.uint32), data.view(np.uint32))
+
+
 def test_flat_correct_never_writes_infinity():
     f = frame()
     flat_data = np.ones((20, 20), np.float32)

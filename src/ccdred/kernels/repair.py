@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["repair_pixels", "fill_pixels", "insert_sorted", "sorted_median"]
+__all__ = ["repair_pixels", "repair_at", "flagged_pixels", "fill_pixels", "insert_sorted",
+           "sorted_median"]
 
 
 @njit(cache=True, inline="always")
@@ -82,6 +83,131 @@ def repair_pixels(data: np.ndarray, bad: np.ndarray, *, box: int = 5,
     target = bad if where is None else bad & np.asarray(where, dtype=np.bool_)
     _repair(source, bad, np.ascontiguousarray(target), box // 2, out, done)
     return out, done
+
+
+def flagged_pixels(dq: np.ndarray, flags: int, where: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Return the rows and columns (in order) of the pixels with any of ``flags`` in ``dq``.
+
+    Only where ``where`` is True, when given. `numpy.nonzero` of the same mask, without the
+    mask: one compiled pass counts, a second lists.
+    """
+    if where is not None and np.shape(where) != dq.shape:
+        raise ValueError(f"where shape {np.shape(where)} != DQ shape {dq.shape}")
+    dq = np.ascontiguousarray(dq, np.uint16)
+    inside = np.ones((1, 1), np.bool_) if where is None else np.asarray(where, np.bool_)
+    return _flagged_pixels(dq, np.uint16(flags), inside, where is not None)
+
+
+@njit(cache=True)
+def _flagged_pixels(dq, flags, where, use_where):
+    height, width = dq.shape
+    count = 0
+    for r in range(height):
+        for c in range(width):
+            count += ((dq[r, c] & flags) != 0) & (not use_where or where[r, c])
+    rows = np.empty(count, np.int64)
+    cols = np.empty(count, np.int64)
+    k = 0
+    for r in range(height):
+        for c in range(width):
+            if (dq[r, c] & flags) != 0 and (not use_where or where[r, c]):
+                rows[k] = r
+                cols[k] = c
+                k += 1
+    return rows, cols
+
+
+def repair_at(data: np.ndarray, variance: np.ndarray | None, dq: np.ndarray, bad_bits: int,
+              rows: np.ndarray, cols: np.ndarray, *, box: int = 5, step: int = 1
+              ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """`repair_pixels` of a frame's data and variance at the pixels listed, in one pass.
+
+    Each pixel at (``rows``, ``cols``) gets the median of the data in a ``box`` x ``box``
+    window of its colour plane (every ``step``-th row and column: 2 for a Bayer mosaic)
+    whose DQ has none of ``bad_bits`` and whose value is not NaN; its variance, the median
+    of those neighbours' variances (not NaN). Only the listed pixels are visited: the
+    values are those of `repair_pixels` with ``bad`` = any of ``bad_bits`` set and
+    ``where`` = the listed pixels, applied per colour plane, then to the variance where the
+    data were repaired.
+
+    Parameters
+    ----------
+    data, variance : ndarray of float32 (2-D)
+        Not modified; ``variance`` may be None.
+    dq : ndarray of uint16, ``data``'s shape
+    bad_bits : int
+        Flags that keep a pixel out of its neighbours' medians.
+    rows, cols : ndarray of int
+        The pixels to repair (each should carry one of ``bad_bits``).
+    box : int
+        Odd window size, in the colour plane's pixels.
+    step : int
+        1 for a monochrome frame, 2 for a Bayer mosaic.
+
+    Returns
+    -------
+    data, variance : ndarray of float32
+        New images (variance None when not given).
+    done : ndarray of bool (one per pixel listed)
+        False where no neighbour was usable: the pixel keeps its value and variance.
+    """
+    if box < 3 or box % 2 == 0:
+        raise ValueError(f"box must be an odd number >= 3, got {box}")
+    if data.dtype != np.float32 or data.ndim != 2 or dq.shape != data.shape or (
+            variance is not None and (variance.dtype != np.float32
+                                      or variance.shape != data.shape)):
+        raise ValueError("repair_at needs float32 data (and variance) and a DQ of its shape")
+    rows = np.asarray(rows, np.int64)
+    cols = np.asarray(cols, np.int64)
+    if rows.shape != cols.shape or (rows.size and (
+            min(rows.min(), cols.min()) < 0 or rows.max() >= data.shape[0]
+            or cols.max() >= data.shape[1])):
+        raise ValueError("pixels to repair must be inside the image, as many rows as columns")
+    out = data.copy()  # numpy's memory: faulted in large pages
+    out_variance = None if variance is None else variance.copy()
+    done = np.zeros(rows.size, np.bool_)
+    _repair_at(data, variance if variance is not None else data, variance is not None,
+               np.ascontiguousarray(dq, np.uint16), np.uint16(bad_bits), rows, cols,
+               box // 2, step, out, out_variance if out_variance is not None else out, done)
+    return out, out_variance, done
+
+
+@njit(cache=True)
+def _neighbour_median(image, dq, bad_bits, r, c, half, step, buf):
+    """Return how many good, non-NaN neighbours (r, c) has in ``image``, and their median."""
+    height, width = image.shape
+    n = 0
+    for k in range(-half, half + 1):
+        rr = r + k * step
+        if rr < 0 or rr >= height:
+            continue
+        for m in range(-half, half + 1):
+            cc = c + m * step
+            if cc < 0 or cc >= width or (dq[rr, cc] & bad_bits) != 0:
+                continue
+            v = image[rr, cc]
+            if not np.isnan(v):
+                insert_sorted(buf, n, np.float64(v))
+                n += 1
+    return n, sorted_median(buf, n) if n > 0 else 0.0
+
+
+@njit(cache=True)
+def _repair_at(data, variance, has_variance, dq, bad_bits, rows, cols, half, step, out,
+               out_variance, done):
+    buf = np.empty((2 * half + 1) ** 2, np.float64)
+    for i in range(rows.size):
+        r, c = rows[i], cols[i]
+        count, value = _neighbour_median(data, dq, bad_bits, r, c, half, step, buf)
+        if count == 0:
+            continue
+        out[r, c] = value
+        done[i] = True
+        if has_variance:
+            count, spread = _neighbour_median(variance, dq, bad_bits, r, c, half, step, buf)
+            if count > 0:
+                out_variance[r, c] = spread
 
 
 def fill_pixels(data: np.ndarray, bad: np.ndarray) -> np.ndarray:

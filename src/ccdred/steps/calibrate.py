@@ -11,7 +11,7 @@ from ..kernels.flatfield import divide_by_flat
 from ..kernels.lacosmic import detect_cosmics
 from ..kernels.mosaic import assemble, per_plane
 from ..kernels.mosaic_cosmics import detect_cosmics_mosaic
-from ..kernels.repair import fill_pixels, repair_pixels
+from ..kernels.repair import fill_pixels, flagged_pixels, repair_at, repair_pixels
 from ..kernels.selection import masked_median
 from ..kernels.stats import clipped_slope
 from ..kernels.subtract import subtract_scaled
@@ -284,10 +284,27 @@ def repair(frame: Frame, *, flags: Flag = REPAIRABLE, box: int = 5, cfa: str | N
         raise ValueError(f"box must be an odd number >= 3, got {box}")
     if where is not None and np.shape(where) != frame.shape:
         raise ValueError(f"where shape {np.shape(where)} != frame shape {frame.shape}")
-    bad = frame.has(flags | Flag.SATURATED)
-    target = frame.has(flags) if where is None else frame.has(flags) & np.asarray(where, bool)
-    if not target.any():
+    rows, cols = flagged_pixels(frame.dq, flags, where)
+    if not rows.size:
         return frame
+    if frame.data.dtype == np.float32 and (frame.variance is None
+                                           or frame.variance.dtype == np.float32):
+        # Only the pixels repaired are visited (data and variance in one pass).
+        data, variance, done = repair_at(frame.data, frame.variance, frame.dq,
+                                         flags | Flag.SATURATED, rows, cols, box=box,
+                                         step=2 if cfa else 1)
+        repaired = np.zeros(frame.shape, bool)
+        repaired[rows[done], cols[done]] = True
+        return frame.replace(data=data, variance=variance).with_flags(repaired, Flag.REPAIRED)
+    target = np.zeros(frame.shape, bool)
+    target[rows, cols] = True
+    return _repaired_frame(frame, flags, box, cfa, target)
+
+
+def _repaired_frame(frame: Frame, flags: Flag, box: int, cfa: str | None,
+                    target: np.ndarray) -> Frame:
+    """`repair` of a frame whose data or variance are not float32 (whole-image kernels)."""
+    bad = frame.has(flags | Flag.SATURATED)
     # Medians are computed at the target pixels only; elsewhere the result is the image.
     data, done = _repaired(frame.data, bad, box, cfa, target)
     if data.dtype != frame.data.dtype:
