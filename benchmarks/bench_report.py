@@ -114,6 +114,8 @@ def main() -> int:
     parser.add_argument("--budget", type=float, default=0.15)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     workers = ["--workers", str(args.workers)]
     with tempfile.TemporaryDirectory(prefix="bench_report_") as tmp:
         root = Path(tmp)

@@ -104,8 +104,8 @@ def test_a_rerun_keeps_the_figures_of_kept_products_and_redraws_changed_ones(rep
 
 
 @pytest.mark.parametrize("where", ["processes", "dask"])
-def test_sections_drawn_in_the_run_are_taken_as_drawn_and_equal_the_report_s(sim_night,
-                                                                              tmp_path, where):
+def test_sections_drawn_in_the_run_are_taken_as_drawn_and_equal_the_report_s(
+        sim_night, tmp_path, monkeypatch, where):
     """The reduction draws each science frame's section while the frame is in memory (in
     its worker process): the report takes them as drawn, byte for byte what it would draw
     from the files; a compressed product is left to the report, and a failure too."""
@@ -131,10 +131,18 @@ def test_sections_drawn_in_the_run_are_taken_as_drawn_and_equal_the_report_s(sim
     ccdred.reduce_night(sim_night.raw_dir, compact, options=ReduceOptions(compress=True),
                         on_reduced=draw_in_run)
     assert not (compact / "report").exists()
+    # A failure in the worker is left to the report, which draws the section from the files.
     product = ccdred.pipeline.products.read_manifest(out).reduced()[0]
     frame = ccdred.io.read(product.path)
-    draw_in_run(out / "manifest.json", product, frame, frame, {})  # not a folder: no raise
-    assert not (out / "manifest.json" / "report").exists()
+    entry = out / "report" / "cache" / f"{product.path.stem}.json"
+    entry.unlink()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in a check")
+
+    monkeypatch.setattr(ccdred.report.sections, "_draw_science", broken)
+    assert draw_in_run(out, product, frame, frame, {}) is None
+    assert not entry.exists()
 
 
 def test_warnings_are_grouped_by_kind_worst_first_with_links():

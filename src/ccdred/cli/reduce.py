@@ -184,14 +184,15 @@ def reduce(
     if dry_run:
         return
     note_first_compile()
+    draw_in_run = None
+    if report:  # each frame's section drawn by the worker that writes it
+        from ..report import draw_in_run, write_report
     executor = make_executor(workers, scheduler=scheduler, dask_local=dask_local)
-    from ..report import draw_in_run, write_report
-
     try:
         with progress_bars() as progress:
             results = reduce_nights(found, library_path, options=options, progress=progress,
                                     executor=executor, force=force, rules=rules,
-                                    on_reduced=draw_in_run if report else None)
+                                    on_reduced=draw_in_run)
             pages = []
             if report:
                 pages = [write_report(r.out_dir, executor=executor, progress=progress)

@@ -216,9 +216,15 @@ def read(path: str | Path) -> Frame:
         if "DQ" in names:
             dq = np.asarray(hdul["DQ"].data, dtype=np.uint16)
         header = _clean_header(hdu.header)
+    return Frame(data, variance=variance, dq=flag_nonfinite(data, dq), header=header,
+                 path=path)
+
+
+def flag_nonfinite(data: np.ndarray, dq: np.ndarray | None) -> np.ndarray | None:
+    """Return ``dq`` with NO_DATA set where ``data`` is not finite (as `read` flags them)."""
     nonfinite = ~np.isfinite(data)
     if nonfinite.any():
         dq = (dq if dq is not None else np.zeros(data.shape, np.uint16)) | np.where(
             nonfinite, np.uint16(_flags.Flag.NO_DATA), np.uint16(0))
-    return Frame(data, variance=variance, dq=dq, header=header, path=path)
+    return dq
 

@@ -16,7 +16,7 @@ from .. import flags as _flags
 from ..atomic import atomic_output
 from ..frame import Frame
 from .digests import HashingWriter, remember
-from .fits_read import _clean_header
+from .fits_read import _clean_header, flag_nonfinite
 
 
 def reduction_time() -> str:
@@ -113,13 +113,16 @@ def _std_dev(variance: np.ndarray) -> np.ndarray:
 def as_read_back(frame: Frame) -> Frame:
     """Return ``frame`` as `read` gives it back from a `write` in the ``ccddata`` layout.
 
-    The data as float32, and the variance as the square of the float32 uncertainty written
-    (negative variances become 0): what is measured on it is what is measured on the file.
+    The data as float32, the variance as the square of the float32 uncertainty written
+    (negative variances become 0), NO_DATA set where the data are not finite: what is
+    measured on it is what is measured on the file. The header is the frame's (without the
+    cards writing adds: checksums, ``BUNIT`` when missing).
     """
+    data = frame.data.astype(np.float32, copy=False)
     variance = None
     if frame.variance is not None:
         variance = np.square(_std_dev(frame.variance).astype(np.float32))
-    return frame.replace(data=frame.data.astype(np.float32, copy=False), variance=variance)
+    return frame.replace(data=data, variance=variance, dq=flag_nonfinite(data, frame.dq))
 
 
 def write(frame: Frame, path: str | Path, *, layout: str = "ccddata") -> Path:

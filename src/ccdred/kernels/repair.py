@@ -129,7 +129,8 @@ def repair_at(data: np.ndarray, variance: np.ndarray | None, dq: np.ndarray, bad
     of those neighbours' variances (not NaN). Only the listed pixels are visited: the
     values are those of `repair_pixels` with ``bad`` = any of ``bad_bits`` set and
     ``where`` = the listed pixels, applied per colour plane, then to the variance where the
-    data were repaired.
+    data were repaired (bit for bit, but for the sign of a zero median when neighbours hold
+    both -0.0 and 0.0: equal values, taken in another order).
 
     Parameters
     ----------

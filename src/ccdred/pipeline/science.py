@@ -212,7 +212,11 @@ class ScienceJob:
 
 
 def science_task(job: ScienceJob) -> Product:
-    """Calibrate one science frame and write it (runs in any executor's worker)."""
+    """Calibrate one science frame and write it (runs in any executor's worker).
+
+    Then ``job.on_reduced``, if set, is called with the frames still in memory
+    (`ReducedHook`).
+    """
     limit_threads(job.threads)
     masters = {ref.name: load_master(ref) for ref in job.masters}
     raw = io.read(job.plan.input.path)

@@ -40,8 +40,9 @@ def write_report(out_dir: str | Path, *, executor: Executor | None = None,
     thumbnails), then one section per master and per science frame. ``qa.json`` beside it
     holds every section's checks and numbers (valid JSON: unknown values are null).
 
-    A section whose product, raw frame and masters are unchanged since the last report (a
-    re-run that kept them) is taken from ``report/cache`` instead of being drawn again.
+    A section whose product, raw frame and masters are unchanged since it was drawn (by the
+    reduction's workers, `draw_in_run`, or by an earlier report of a re-run that kept them)
+    is taken from ``report/cache`` instead of being drawn again.
 
     Parameters
     ----------

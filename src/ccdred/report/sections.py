@@ -1,17 +1,20 @@
 """One section of the night report per product: its figures, checks and numbers, cached.
 
-Each section is one task on the run's executor; a section whose product, raw frame and masters
-are unchanged since the last report is read back from ``report/cache`` instead of redrawn.
+A science frame's section is drawn by the reduction's worker as the frame is written
+(`draw_in_run`), or as one task on the report's executor; a master's in the report's own
+process. A section whose product, raw frame and masters are unchanged since it was drawn is
+read back from ``report/cache`` instead of drawn again.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import itertools
 import json
 import os
+import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,7 @@ from .. import io, qa
 from ..errors import BadInputError
 from ..flags import Flag
 from ..frame import Frame
-from ..pipeline.executors import Executor, InProcess
+from ..pipeline.executors import Executor
 from ..pipeline.products import Manifest, Product
 from ..pipeline.recipes import recipe_for
 from ..quicklook import write_quicklook, write_thumbnail
@@ -230,6 +233,7 @@ def _master(path: str) -> Frame:
 
 
 _MAPS: dict[tuple[Any, Any], qa.MasterMaps] = {}
+_MAPS_LOCK = threading.Lock()
 
 
 def _maps(dark: tuple[str | None, Frame | None], flat: tuple[str | None, Frame | None]
@@ -241,11 +245,14 @@ def _maps(dark: tuple[str | None, Frame | None], flat: tuple[str | None, Frame |
     """
     key = tuple(_stamp(path) if path and frame is not None else None
                 for path, frame in (dark, flat))
-    if key not in _MAPS:
-        if len(_MAPS) >= 4:
+    with _MAPS_LOCK:  # a Dask worker may run several sections at once, in threads
+        maps = _MAPS.pop(key, None)
+        if maps is None:
+            maps = qa.master_maps(dark=dark[1], flat=flat[1])
+        _MAPS[key] = maps  # the most recently used last
+        while len(_MAPS) > 4:
             _MAPS.pop(next(iter(_MAPS)))
-        _MAPS[key] = qa.master_maps(dark=dark[1], flat=flat[1])
-    return _MAPS[key]
+    return maps
 
 
 def _in_electrons(frame: Frame) -> bool:
@@ -328,10 +335,11 @@ def build_sections(tasks: list[tuple[str, Product, str, Any]], executor: Executo
               ) -> list[Section]:
     """Return every task's section, in task order: from the cache, or drawn.
 
-    Science sections are drawn on ``executor``; masters' in this process, before them: their
-    histograms need matplotlib, which this process loads anyway for the night's figure (a
-    worker loading it too costs about a second of CPU). ``report("report", done, total)`` is
-    called as sections arrive (cached ones at once).
+    Science sections are drawn on ``executor``; masters' in a thread of this process
+    meanwhile: their histograms need matplotlib, which this process loads anyway for the
+    night's figure (a worker loading it too costs about a second of CPU).
+    ``report("report", done, total)`` is called as sections arrive (cached ones at once,
+    masters' after the science frames').
     """
     sections: dict[int, Section] = {}
     for index, task in enumerate(tasks):
@@ -342,15 +350,22 @@ def build_sections(tasks: list[tuple[str, Product, str, Any]], executor: Executo
     report("report", len(sections), len(tasks))
     here = [i for i in todo if tasks[i][0] == "master"]
     there = [i for i in todo if tasks[i][0] != "master"]
-    drawn = itertools.chain(
-        ((here[p], s) for p, s in InProcess().map_unordered(_build_section,
-                                                            [tasks[i] for i in here])),
-        ((there[p], s) for p, s in executor.map_unordered(_build_section,
-                                                          [tasks[i] for i in there])))
-    for index, section in drawn:
+
+    def keep(index: int, section: Section) -> None:
         sections[index] = section
         _store(cache_dir, tasks[index][1], keys[index], section)
         report("report", len(sections), len(tasks))
+
+    # The masters in a thread of this process, while the executor draws the science frames
+    # (the report's kernels are serial: numba's workqueue layer aborts on parallel kernels
+    # launched from two threads at once).
+    with ThreadPoolExecutor(1, thread_name_prefix="ccdred-masters") as pool:
+        masters = pool.submit(lambda: [(i, _build_section(tasks[i])) for i in here])
+        for position, section in executor.map_unordered(_build_section,
+                                                        [tasks[i] for i in there]):
+            keep(there[position], section)
+        for index, section in masters.result():
+            keep(index, section)
     return [sections[i] for i in range(len(tasks))]
 
 
