@@ -108,3 +108,26 @@ def test_a_combined_file_in_the_raw_folder_is_never_a_raw_frame(sim_night, tmp_p
     assert out not in {p for m in plan.masters for p in m.inputs}
     assert not plan.skipped
     assert any("written by ccdred" in w for w in plan.warnings)
+
+
+def test_each_input_is_opened_twice_only(sim_night, tmp_path, monkeypatch):
+    """Once for its header (checks and the master's provenance), once to stream its rows."""
+    from collections import Counter
+
+    from typer.testing import CliRunner
+
+    from ccdred.cli import app
+
+    opened: Counter[str] = Counter()
+    fits_open = fits.open
+
+    def counting_open(name, *args, **kwargs):
+        opened[Path(name).name] += 1
+        return fits_open(name, *args, **kwargs)
+
+    monkeypatch.setattr(fits, "open", counting_open)
+    biases = sim_night.files["bias"][:3]
+    result = CliRunner().invoke(app, ["combine", *map(str, biases), "-o",
+                                      str(tmp_path / "m.fits")])
+    assert result.exit_code == 0, result.output
+    assert opened == Counter({Path(p).name: 2 for p in biases})

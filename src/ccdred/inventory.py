@@ -30,8 +30,8 @@ from .instruments.headers import (
 )
 from .io import read_header
 
-__all__ = ["FrameInfo", "Setup", "scan", "describe_file", "classify", "header_exptime",
-           "KINDS", "find_fits", "camera_name", "Duplicate", "find_duplicates"]
+__all__ = ["FrameInfo", "Setup", "scan", "describe_file", "describe_header", "classify",
+           "header_exptime", "KINDS", "find_fits", "camera_name", "Duplicate", "find_duplicates"]
 
 KINDS = load_conventions().kinds
 """Every frame type: ``bias``, ``darkflat``, ``dark``, ``flat``, ``science``."""
@@ -221,11 +221,17 @@ def _kind_from_folders(path: Path, root: Path | None, conv: Conventions
 def describe_file(path: Path, root: Path | None = None,
                   conventions: Conventions | None = None) -> FrameInfo:
     """Read a file's header and return its `FrameInfo` (errors are recorded, not raised)."""
-    conv = conventions or load_conventions()
     try:
         header = read_header(path)
     except BadInputError as err:
         return FrameInfo(path=path, error=err.problem)
+    return describe_header(path, header, root, conventions)
+
+
+def describe_header(path: Path, header: fits.Header, root: Path | None = None,
+                    conventions: Conventions | None = None) -> FrameInfo:
+    """`describe_file` of a header already read from ``path``."""
+    conv = conventions or load_conventions()
     kind, source = classify(header, path, root, conv)
     keys = conv.keywords
     temperature = as_float(header_value(header, keys["temperature"]))

@@ -208,9 +208,10 @@ def combine(
     from ..steps import master_header
 
     options = combine_options.replace(scale=scale, zero=zero, gain=gain, read_noise=read_noise)
-    files = _combine_inputs(files, out, allow_one=allow_one, force=force,
-                            scaled=scale is not None)
-    headers = [io.read_header(p) for p in files]
+    headers = _combine_inputs(files, out, allow_one=allow_one, force=force,
+                              scaled=scale is not None)
+    files = list(headers)
+    headers = list(headers.values())
     units = {str(h.get("BUNIT", "adu")).strip().lower() for h in headers}
     if len(units) > 1:
         raise ValueError(f"the frames are in different units (BUNIT {', '.join(sorted(units))}): "
@@ -231,10 +232,14 @@ def combine(
 
 
 def _combine_inputs(files: list[Path], out: Path, *, allow_one: bool, force: bool,
-                    scaled: bool) -> list[Path]:
-    """Check ``combine``'s inputs and output before any work; return the inputs to use."""
+                    scaled: bool) -> dict[Path, Any]:
+    """Check ``combine``'s inputs and output before any work; return the inputs to use.
+
+    Each input's header is read once: the result maps the inputs to use to their headers.
+    """
     from ..errors import BadInputError
-    from ..inventory import describe_file, find_duplicates
+    from ..inventory import describe_header, find_duplicates
+    from ..io import read_header
     from ..pipeline.plan import same_exptime
 
     for path in files:
@@ -245,10 +250,8 @@ def _combine_inputs(files: list[Path], out: Path, *, allow_one: bool, force: boo
         raise BadInputError(out, "is a directory: -o names the output file")
     if out.exists() and not force:
         raise BadInputError(out, "exists already: give --force to overwrite it")
-    infos = [describe_file(p) for p in files]
-    bad = [i for i in infos if i.error and i.kind is None and i.shape is None]
-    if bad:
-        raise BadInputError(bad[0].path, bad[0].error or "unreadable")
+    headers = {path: read_header(path) for path in files}  # an unreadable one raises
+    infos = [describe_header(p, headers[p]) for p in files]
     named_twice = sorted({p for p in files if files.count(p) > 1})
     for path in named_twice:
         _warn(f"{path} is given {files.count(path)} times: used once")
@@ -270,7 +273,7 @@ def _combine_inputs(files: list[Path], out: Path, *, allow_one: bool, force: boo
     if times and not scaled and not same_exptime(times[0], times[-1]):
         _warn(f"the inputs have different exposure times ({', '.join(f'{t:g}s' for t in times)}"
               f") and no --scale: combined as they are")
-    return files
+    return {path: headers[path] for path in files}
 
 
 def _one_camera(infos: list[Any]) -> None:

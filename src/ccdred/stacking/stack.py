@@ -215,14 +215,21 @@ class _StackBuffer:
         self.pending: list[Future] = []
         self.rows = 0
 
-    def fill(self, pool: ThreadPoolExecutor, sources: Sequence[RowSource], start: int,
-             stop: int, inv_scales: np.ndarray | None, zeros: np.ndarray) -> None:
-        """Start reading rows ``start:stop`` of every input into this buffer."""
+    def fill(self, pool: ThreadPoolExecutor, readers: int, sources: Sequence[RowSource],
+             start: int, stop: int, inv_scales: np.ndarray | None, zeros: np.ndarray) -> None:
+        """Start reading rows ``start:stop`` of every input into this buffer.
+
+        Each of the ``readers`` tasks reads every ``readers``-th input: one task per reader
+        thread, not one per input, which costs the main thread a future and a wait for each.
+        """
         self.rows = stop - start
-        self.pending = [pool.submit(_read_rows, source, start, stop, self.values[i],
-                                    self.variance, i,
-                                    None if inv_scales is None else inv_scales[i], zeros[i])
-                        for i, source in enumerate(sources)]
+
+        def read_share(first: int) -> None:
+            for i in range(first, len(sources), readers):
+                _read_rows(sources[i], start, stop, self.values[i], self.variance, i,
+                           None if inv_scales is None else inv_scales[i], zeros[i])
+
+        self.pending = [pool.submit(read_share, first) for first in range(readers)]
 
     def ready(self) -> tuple[np.ndarray, np.ndarray]:
         """Wait for the reads; return the filled values and variances."""
@@ -256,12 +263,13 @@ def _combine_sources(sources: Sequence[RowSource], options: CombineOptions,
     # Reads release the GIL, and so does the kernel: the next block is read while this one
     # is combined, by several reader threads at once.
     with ThreadPoolExecutor(readers) as pool:
-        buffers[0].fill(pool, sources, first, min(last, first + block_rows), inv_scales, zeros)
+        buffers[0].fill(pool, readers, sources, first, min(last, first + block_rows), inv_scales,
+                        zeros)
         for k, start in enumerate(starts):
             values, variance = buffers[k % 2].ready()
             if k + 1 < len(starts):
                 following = starts[k + 1]
-                buffers[(k + 1) % 2].fill(pool, sources, following,
+                buffers[(k + 1) % 2].fill(pool, readers, sources, following,
                                           min(last, following + block_rows), inv_scales, zeros)
             stop = start + values.shape[1]
             kernel.run(values, variance, out, start - first, stop - first)
