@@ -288,6 +288,27 @@ def test_block_size_does_not_change_the_answer(tmp_path, reject):
     np.testing.assert_array_equal(whole.count, blocks.count)
 
 
+def test_every_block_is_combined_by_one_compiled_kernel(tmp_path):
+    """The last, shorter block is contiguous too: no second kernel for another array layout.
+
+    A second layout is a second compile on the first run and a second load on every run.
+    """
+    from ccdred.kernels.combine import combine_block
+
+    rng = np.random.default_rng(5)
+    stack = rng.normal(1000, 20, (6, 61, 48))
+    tiny = 64 * 48 * 10 + 48 * (6 * 4 + 8) * 3  # blocks of a few rows; 61 is not a multiple
+    combine(write_stack(tmp_path, stack), method="median", reject="none", memory_limit=tiny)
+    with_variance = [Frame(plane.astype(np.float32), variance=np.full(plane.shape, 4.0,
+                                                                      np.float32))
+                     for plane in stack]
+    roomier = 61 * 48 * 10 + 48 * (2 * 6 * 8 + 2 * 8 * 8) * 4  # values and variances
+    combine(with_variance, method="mean", reject="sigclip", memory_limit=roomier)
+    layouts = {(signature[0].layout, signature[1].layout)
+               for signature in combine_block.signatures}
+    assert layouts == {("C", "C")}
+
+
 def test_files_and_frames_give_the_same_result(tmp_path):
     rng = np.random.default_rng(6)
     stack = np.round(rng.normal(1000, 20, (5, 30, 20)))

@@ -207,13 +207,26 @@ class _Outputs:
 
 
 class _StackBuffer:
-    """One block of the stack (values and variances), filled by reader threads."""
+    """One block of the stack (values and variances), filled by reader threads.
+
+    Each block is a C-contiguous view of the buffer's memory, the last and shorter one too:
+    a slice of a taller block would not be, and the compiled kernel would be loaded (or, the
+    first time, compiled) a second time for that layout.
+    """
 
     def __init__(self, n: int, rows: int, cols: int, has_variance: bool) -> None:
-        self.values = np.empty((n, rows, cols), np.float32)
-        self.variance = np.empty((n, rows, cols) if has_variance else (0, 0, 0), np.float32)
+        self._shape = (n, rows, cols)
+        self._values = np.empty(n * rows * cols, np.float32)
+        self._variance = np.empty(n * rows * cols if has_variance else 0, np.float32)
+        self.values, self.variance = self._block(rows)
         self.pending: list[Future] = []
-        self.rows = 0
+
+    def _block(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        n, _, cols = self._shape
+        size = n * rows * cols
+        return (self._values[:size].reshape(n, rows, cols),
+                self._variance[:size].reshape(n, rows, cols) if self._variance.size
+                else np.empty((0, 0, 0), np.float32))
 
     def fill(self, pool: ThreadPoolExecutor, readers: int, sources: Sequence[RowSource],
              start: int, stop: int, inv_scales: np.ndarray | None, zeros: np.ndarray) -> None:
@@ -222,7 +235,7 @@ class _StackBuffer:
         Each of the ``readers`` tasks reads every ``readers``-th input: one task per reader
         thread, not one per input, which costs the main thread a future and a wait for each.
         """
-        self.rows = stop - start
+        self.values, self.variance = self._block(stop - start)
 
         def read_share(first: int) -> None:
             for i in range(first, len(sources), readers):
@@ -235,9 +248,7 @@ class _StackBuffer:
         """Wait for the reads; return the filled values and variances."""
         for future in self.pending:
             future.result()  # waits; a failed read raises here
-        rows = self.rows
-        return self.values[:, :rows], (self.variance[:, :rows] if self.variance.shape[0]
-                                       else self.variance)
+        return self.values, self.variance
 
 
 def _combine_sources(sources: Sequence[RowSource], options: CombineOptions,
