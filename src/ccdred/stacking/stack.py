@@ -235,11 +235,11 @@ class _StackBuffer:
         Each of the ``readers`` tasks reads every ``readers``-th input: one task per reader
         thread, not one per input, which costs the main thread a future and a wait for each.
         """
-        self.values, self.variance = self._block(stop - start)
+        values, variance = self.values, self.variance = self._block(stop - start)
 
         def read_share(first: int) -> None:
             for i in range(first, len(sources), readers):
-                _read_rows(sources[i], start, stop, self.values[i], self.variance, i,
+                _read_rows(sources[i], start, stop, values[i], variance, i,
                            None if inv_scales is None else inv_scales[i], zeros[i])
 
         self.pending = [pool.submit(read_share, first) for first in range(readers)]
