@@ -288,25 +288,46 @@ def test_block_size_does_not_change_the_answer(tmp_path, reject):
     np.testing.assert_array_equal(whole.count, blocks.count)
 
 
-def test_every_block_is_combined_by_one_compiled_kernel(tmp_path):
+def test_every_block_is_combined_by_one_compiled_kernel(tmp_path, monkeypatch):
     """The last, shorter block is contiguous too: no second kernel for another array layout.
 
     A second layout is a second compile on the first run and a second load on every run.
     """
     from ccdred.kernels.combine import combine_block
+    from ccdred.stacking import stack as stack_module
 
+    # Blocks of 8 rows of values (4 with variances): 61 rows end in a shorter block.
+    monkeypatch.setattr(stack_module, "BLOCK_BYTES", 6 * 48 * 4 * 8)
     rng = np.random.default_rng(5)
     stack = rng.normal(1000, 20, (6, 61, 48))
-    tiny = 64 * 48 * 10 + 48 * (6 * 4 + 8) * 3  # blocks of a few rows; 61 is not a multiple
-    combine(write_stack(tmp_path, stack), method="median", reject="none", memory_limit=tiny)
+    combine(write_stack(tmp_path, stack), method="median", reject="none")
     with_variance = [Frame(plane.astype(np.float32), variance=np.full(plane.shape, 4.0,
                                                                       np.float32))
                      for plane in stack]
-    roomier = 61 * 48 * 10 + 48 * (2 * 6 * 8 + 2 * 8 * 8) * 4  # values and variances
-    combine(with_variance, method="mean", reject="sigclip", memory_limit=roomier)
+    combine(with_variance, method="mean", reject="sigclip")
     layouts = {(signature[0].layout, signature[1].layout)
                for signature in combine_block.signatures}
     assert layouts == {("C", "C")}
+
+
+class _BrokenRows:
+    """A row source whose reads fail, naming it."""
+
+    def __init__(self, name: str, shape: tuple[int, int]) -> None:
+        self.name, self.shape = name, shape
+
+    def read_rows(self, start: int, stop: int) -> np.ndarray:
+        raise OSError(f"{self.name}: the disk went away")
+
+    def read_variance_rows(self, start: int, stop: int) -> None:
+        return None
+
+
+def test_a_failed_read_names_the_first_input_that_failed():
+    good = Frame(np.ones((8, 8), np.float32))
+    inputs = [good, _BrokenRows("first", (8, 8)), _BrokenRows("second", (8, 8)), good]
+    with pytest.raises(OSError, match="^first: "):
+        combine(inputs, method="median", reject="none")
 
 
 def test_files_and_frames_give_the_same_result(tmp_path):

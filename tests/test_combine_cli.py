@@ -110,7 +110,7 @@ def test_a_combined_file_in_the_raw_folder_is_never_a_raw_frame(sim_night, tmp_p
     assert any("written by ccdred" in w for w in plan.warnings)
 
 
-def test_each_input_is_opened_twice_only(sim_night, tmp_path, monkeypatch):
+def test_each_input_is_parsed_by_astropy_twice_only(sim_night, tmp_path, monkeypatch):
     """Once for its header (checks and the master's provenance), once to stream its rows."""
     from collections import Counter
 
@@ -118,16 +118,36 @@ def test_each_input_is_opened_twice_only(sim_night, tmp_path, monkeypatch):
 
     from ccdred.cli import app
 
-    opened: Counter[str] = Counter()
-    fits_open = fits.open
+    parsed: Counter[str] = Counter()
+    fromfile = fits.HDUList.fromfile.__func__  # fits.open, getheader, getdata all go there
 
-    def counting_open(name, *args, **kwargs):
-        opened[Path(name).name] += 1
-        return fits_open(name, *args, **kwargs)
+    def counting_fromfile(cls, fileobj, *args, **kwargs):
+        parsed[Path(getattr(fileobj, "name", fileobj)).name] += 1  # a path or astropy's _File
+        return fromfile(cls, fileobj, *args, **kwargs)
 
-    monkeypatch.setattr(fits, "open", counting_open)
+    monkeypatch.setattr(fits.HDUList, "fromfile", classmethod(counting_fromfile))
     biases = sim_night.files["bias"][:3]
     result = CliRunner().invoke(app, ["combine", *map(str, biases), "-o",
                                       str(tmp_path / "m.fits")])
     assert result.exit_code == 0, result.output
-    assert opened == Counter({Path(p).name: 2 for p in biases})
+    assert {Path(p).name: parsed[Path(p).name] for p in biases} == {
+        Path(p).name: 2 for p in biases}
+
+
+@pytest.mark.parametrize("fault", ["missing", "not FITS", "truncated"])
+def test_a_bad_input_is_named_and_nothing_is_written(sim_night, tmp_path, fault):
+    inputs = [tmp_path / Path(p).name for p in sim_night.files["bias"][:3]]
+    for src, dst in zip(sim_night.files["bias"][:3], inputs, strict=True):
+        dst.write_bytes(Path(src).read_bytes())
+    bad = inputs[1]
+    if fault == "missing":
+        bad.unlink()
+    elif fault == "not FITS":
+        bad.write_text("a shopping list, not an image\n")
+    else:
+        bad.write_bytes(bad.read_bytes()[:-20000])
+    result = run(*inputs, "-o", tmp_path / "m.fits")
+    assert result.returncode == 2, result.stderr
+    assert bad.name in result.stderr
+    assert not (tmp_path / "m.fits").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".m.fits")]

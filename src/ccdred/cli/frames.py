@@ -6,11 +6,14 @@ import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
+
+if TYPE_CHECKING:
+    from astropy.io import fits
 
 from .app import (
     EXIT_BAD_INPUT,
@@ -208,10 +211,9 @@ def combine(
     from ..steps import master_header
 
     options = combine_options.replace(scale=scale, zero=zero, gain=gain, read_noise=read_noise)
-    headers = _combine_inputs(files, out, allow_one=allow_one, force=force,
+    checked = _combine_inputs(files, out, allow_one=allow_one, force=force,
                               scaled=scale is not None)
-    files = list(headers)
-    headers = list(headers.values())
+    files, headers = list(checked), list(checked.values())
     units = {str(h.get("BUNIT", "adu")).strip().lower() for h in headers}
     if len(units) > 1:
         raise ValueError(f"the frames are in different units (BUNIT {', '.join(sorted(units))}): "
@@ -232,7 +234,7 @@ def combine(
 
 
 def _combine_inputs(files: list[Path], out: Path, *, allow_one: bool, force: bool,
-                    scaled: bool) -> dict[Path, Any]:
+                    scaled: bool) -> dict[Path, fits.Header]:
     """Check ``combine``'s inputs and output before any work; return the inputs to use.
 
     Each input's header is read once: the result maps the inputs to use to their headers.

@@ -222,6 +222,7 @@ class _StackBuffer:
         self.pending: list[Future] = []
 
     def _block(self, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return the values and variances of a block of ``rows`` rows, C-contiguous."""
         n, _, cols = self._shape
         size = n * rows * cols
         return (self._values[:size].reshape(n, rows, cols),
@@ -234,20 +235,30 @@ class _StackBuffer:
 
         Each of the ``readers`` tasks reads every ``readers``-th input: one task per reader
         thread, not one per input, which costs the main thread a future and a wait for each.
+        A task stops at its first failed read and returns it with the input's index.
         """
-        values, variance = self.values, self.variance = self._block(stop - start)
+        values, variance = self._block(stop - start)
+        self.values, self.variance = values, variance
 
-        def read_share(first: int) -> None:
+        def read_share(first: int) -> tuple[int, Exception] | None:
             for i in range(first, len(sources), readers):
-                _read_rows(sources[i], start, stop, values[i], variance, i,
-                           None if inv_scales is None else inv_scales[i], zeros[i])
+                try:
+                    _read_rows(sources[i], start, stop, values[i], variance, i,
+                               None if inv_scales is None else inv_scales[i], zeros[i])
+                except Exception as err:  # raised by `ready`, in the inputs' order
+                    return i, err
+            return None
 
         self.pending = [pool.submit(read_share, first) for first in range(readers)]
 
     def ready(self) -> tuple[np.ndarray, np.ndarray]:
-        """Wait for the reads; return the filled values and variances."""
-        for future in self.pending:
-            future.result()  # waits; a failed read raises here
+        """Wait for the reads; return the filled values and variances.
+
+        A failed read raises here: the first input's failure when several failed.
+        """
+        failures = [failed for future in self.pending if (failed := future.result())]
+        if failures:
+            raise min(failures, key=lambda failed: failed[0])[1]
         return self.values, self.variance
 
 
