@@ -10,6 +10,7 @@ import signal
 
 from . import frames, library, reduce  # noqa: F401 - the commands register themselves
 from .app import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, app, parse_size, stop_on
+from .memory import avoid_huge_pages_on_reporting_vm
 
 __all__ = ["app", "main", "parse_size", "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT"]
 
@@ -20,7 +21,11 @@ def main() -> None:
     SIGTERM ends a run as Ctrl-C does: one line, the workers stopped, exit status 143. Both
     go through `stop_on`, which remembers them: a run whose interrupt Python swallowed (raised
     while a finaliser ran, where exceptions are only printed) still ends with 128 + signum.
+
+    In a virtual machine that hands its free memory back to the host, numpy's request for
+    huge pages is turned off first (`ccdred.cli.memory`).
     """
+    avoid_huge_pages_on_reporting_vm()
     signal.signal(signal.SIGTERM, stop_on)
     signal.signal(signal.SIGINT, stop_on)
     app()
