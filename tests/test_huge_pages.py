@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import subprocess
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.io import fits
 
-from ccdred.cli.memory import (
+from ccdred.cli.hugepages import (
     VARIABLE,
     avoid_huge_pages_on_reporting_vm,
     free_memory_reported_to_host,
@@ -26,9 +28,15 @@ linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
 def numpy_multiarray():
     try:
         from numpy._core import multiarray
-    except ImportError:  # numpy 1.x
+    except ImportError:  # numpy 1.26 releases without the numpy._core names
         from numpy.core import multiarray
     return multiarray
+
+
+def unset(monkeypatch) -> None:
+    """Unset numpy's variable for this test; whatever the test sets is undone after it."""
+    monkeypatch.setenv(VARIABLE, "placeholder")  # so that monkeypatch restores the original
+    monkeypatch.delenv(VARIABLE)
 
 
 def fake_devices(folder: Path, devices: dict[str, tuple[str, str]]) -> Path:
@@ -67,15 +75,33 @@ def test_no_virtio_folder_and_unreadable_devices_mean_no_reporting(tmp_path):
 def test_the_switch_is_set_for_workers_and_told_to_an_imported_numpy(tmp_path, monkeypatch):
     multiarray = numpy_multiarray()
     before = multiarray._get_madvise_hugepage()
-    monkeypatch.delenv(VARIABLE, raising=False)
+    unset(monkeypatch)
     devices = fake_devices(tmp_path / "devices", {"virtio0": ("0x0005", REPORTING)})
     try:
         multiarray._set_madvise_hugepage(True)
         assert avoid_huge_pages_on_reporting_vm(devices) is True
-        assert os.environ[VARIABLE] == "0"  # what spawned workers' numpy reads
         assert multiarray._get_madvise_hugepage() is False
+        # A worker started after it (spawned, as local workers are) has numpy's request off.
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(1, mp_context=context) as pool:
+            assert pool.submit(worker_setting).result(timeout=120) == ("0", False)
     finally:
         multiarray._set_madvise_hugepage(before)
+
+
+def worker_setting() -> tuple[str | None, bool]:
+    return os.environ.get(VARIABLE), bool(numpy_multiarray()._get_madvise_hugepage())
+
+
+@linux_only
+def test_without_a_reporting_balloon_nothing_changes(tmp_path, monkeypatch):
+    multiarray = numpy_multiarray()
+    before = multiarray._get_madvise_hugepage()
+    unset(monkeypatch)
+    devices = fake_devices(tmp_path / "devices", {"virtio0": ("0x0005", NOT_REPORTING)})
+    assert avoid_huge_pages_on_reporting_vm(devices) is False
+    assert VARIABLE not in os.environ
+    assert multiarray._get_madvise_hugepage() == before
 
 
 def test_a_setting_the_user_made_is_kept(tmp_path, monkeypatch):
@@ -88,9 +114,9 @@ def test_a_setting_the_user_made_is_kept(tmp_path, monkeypatch):
 COMMAND = """
 import functools, sys
 import ccdred.cli as cli
-from ccdred.cli import memory
+from ccdred.cli import hugepages
 cli.avoid_huge_pages_on_reporting_vm = functools.partial(
-    memory.avoid_huge_pages_on_reporting_vm, sys.argv.pop(1))
+    hugepages.avoid_huge_pages_on_reporting_vm, sys.argv.pop(1))
 sys.argv[0] = "ccdred"
 try:
     cli.main()
@@ -108,6 +134,7 @@ print("huge pages:", _get_madvise_hugepage())
 @pytest.mark.parametrize(("features", "user", "expected"), [
     (REPORTING, None, "False"),
     (REPORTING, "1", "True"),  # the user's choice wins
+    (NOT_REPORTING, None, "True"),  # numpy's default (on Linux 4.6 and newer)
     (NOT_REPORTING, "1", "True"),
     (NOT_REPORTING, "0", "False"),
 ])
@@ -118,7 +145,8 @@ def test_the_command_decides_before_numpy_is_imported(tmp_path, features, user, 
     env = {key: value for key, value in os.environ.items() if key != VARIABLE}
     if user is not None:
         env[VARIABLE] = user
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"),
+                                                      env.get("PYTHONPATH")]))
     done = subprocess.run([sys.executable, "-c", COMMAND, str(devices), "info", str(image)],
                           capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr

@@ -10,7 +10,7 @@ import signal
 
 from . import frames, library, reduce  # noqa: F401 - the commands register themselves
 from .app import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, app, parse_size, stop_on
-from .memory import avoid_huge_pages_on_reporting_vm
+from .hugepages import avoid_huge_pages_on_reporting_vm
 
 __all__ = ["app", "main", "parse_size", "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT"]
 
@@ -23,7 +23,7 @@ def main() -> None:
     while a finaliser ran, where exceptions are only printed) still ends with 128 + signum.
 
     In a virtual machine that hands its free memory back to the host, numpy's request for
-    huge pages is turned off first (`ccdred.cli.memory`).
+    huge pages is turned off first (`ccdred.cli.hugepages`).
     """
     avoid_huge_pages_on_reporting_vm()
     signal.signal(signal.SIGTERM, stop_on)
