@@ -71,22 +71,29 @@ def test_no_virtio_folder_and_unreadable_devices_mean_no_reporting(tmp_path):
     assert free_memory_reported_to_host(folder) is False
 
 
-@linux_only
-def test_the_switch_is_set_for_workers_and_told_to_an_imported_numpy(tmp_path, monkeypatch):
+@pytest.fixture
+def numpy_on(monkeypatch):
+    """numpy's module holding the huge-page flag, the flag on and the variable unset.
+
+    Both are restored after the test.
+    """
     multiarray = numpy_multiarray()
     before = multiarray._get_madvise_hugepage()
     unset(monkeypatch)
+    multiarray._set_madvise_hugepage(True)
+    yield multiarray
+    multiarray._set_madvise_hugepage(before)
+
+
+@linux_only
+def test_the_switch_is_set_for_workers_and_told_to_an_imported_numpy(tmp_path, numpy_on):
     devices = fake_devices(tmp_path / "devices", {"virtio0": ("0x0005", REPORTING)})
-    try:
-        multiarray._set_madvise_hugepage(True)
-        assert avoid_huge_pages_on_reporting_vm(devices) is True
-        assert multiarray._get_madvise_hugepage() is False
-        # A worker started after it (spawned, as local workers are) has numpy's request off.
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(1, mp_context=context) as pool:
-            assert pool.submit(worker_setting).result(timeout=120) == ("0", False)
-    finally:
-        multiarray._set_madvise_hugepage(before)
+    assert avoid_huge_pages_on_reporting_vm(devices) is True
+    assert numpy_on._get_madvise_hugepage() is False
+    # A worker started after it (spawned, as local workers are) has numpy's request off.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=context) as pool:
+        assert pool.submit(worker_setting).result(timeout=120) == ("0", False)
 
 
 def worker_setting() -> tuple[str | None, bool]:
@@ -94,14 +101,11 @@ def worker_setting() -> tuple[str | None, bool]:
 
 
 @linux_only
-def test_without_a_reporting_balloon_nothing_changes(tmp_path, monkeypatch):
-    multiarray = numpy_multiarray()
-    before = multiarray._get_madvise_hugepage()
-    unset(monkeypatch)
+def test_without_a_reporting_balloon_nothing_changes(tmp_path, numpy_on):
     devices = fake_devices(tmp_path / "devices", {"virtio0": ("0x0005", NOT_REPORTING)})
     assert avoid_huge_pages_on_reporting_vm(devices) is False
     assert VARIABLE not in os.environ
-    assert multiarray._get_madvise_hugepage() == before
+    assert numpy_on._get_madvise_hugepage() is True
 
 
 def test_a_setting_the_user_made_is_kept(tmp_path, monkeypatch):

@@ -20,7 +20,8 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["VARIABLE", "free_memory_reported_to_host", "avoid_huge_pages_on_reporting_vm"]
+__all__ = ["VARIABLE", "VIRTIO_DEVICES", "free_memory_reported_to_host",
+           "avoid_huge_pages_on_reporting_vm"]
 
 VARIABLE = "NUMPY_MADVISE_HUGEPAGE"
 """numpy's switch, read when numpy is imported (numpy's "Global state" page)."""
