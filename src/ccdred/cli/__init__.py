@@ -10,7 +10,7 @@ import signal
 
 from . import frames, library, reduce  # noqa: F401 - the commands register themselves
 from .app import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, app, parse_size, stop_on
-from .hugepages import avoid_huge_pages_on_reporting_vm
+from .vm_memory import adapt_to_reporting_vm
 
 __all__ = ["app", "main", "parse_size", "EXIT_OK", "EXIT_FAILED", "EXIT_BAD_INPUT"]
 
@@ -23,9 +23,10 @@ def main() -> None:
     while a finaliser ran, where exceptions are only printed) still ends with 128 + signum.
 
     In a virtual machine that hands its free memory back to the host, numpy's request for
-    huge pages is turned off first (`ccdred.cli.hugepages`).
+    huge pages and glibc's return of freed memory are turned off first
+    (`ccdred.cli.vm_memory`).
     """
-    avoid_huge_pages_on_reporting_vm()
+    adapt_to_reporting_vm()
     signal.signal(signal.SIGTERM, stop_on)
     signal.signal(signal.SIGINT, stop_on)
     app()
