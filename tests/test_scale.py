@@ -17,6 +17,7 @@ import pytest
 
 import ccdred
 from ccdred import io
+from ccdred.cli.vm_memory import ALLOCATOR_VARIABLES
 from ccdred.pipeline import DaskCluster, InProcess, LocalProcesses, ReduceOptions
 from ccdred.pipeline.executors import MALLOC_TRIM, environment_variable
 from ccdred.pipeline.masters import combine_master
@@ -92,15 +93,23 @@ def test_every_executor_writes_the_same_bytes(night, in_process_products, tmp_pa
     assert all(s == {"masters", "science"} for s in stages.values())
 
 
-def test_a_local_dask_cluster_keeps_glibc_malloc_defaults_and_this_process_environment(
-        monkeypatch):
-    monkeypatch.delenv(MALLOC_TRIM, raising=False)
+# None: glibc's defaults; the ccdred command's settings in a VM that reports free memory.
+@pytest.mark.parametrize("allocator", [{MALLOC_TRIM: None, "MALLOC_MMAP_MAX_": None},
+                                       ALLOCATOR_VARIABLES])
+def test_a_local_dask_cluster_keeps_this_process_allocator_settings_and_environment(
+        monkeypatch, allocator):
+    for name, value in allocator.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, str(value))
     before = dict(os.environ)
     executor = DaskCluster(local_workers=1)
     try:
         assert dict(os.environ) == before
-        [(_, value)] = executor.map_unordered(environment_variable, [MALLOC_TRIM])
-        assert value is None
+        seen = dict(executor.map_unordered(environment_variable, list(allocator)))
+        assert [seen[i] for i in range(len(allocator))] == [
+            None if value is None else str(value) for value in allocator.values()]
     finally:
         executor.close()
 

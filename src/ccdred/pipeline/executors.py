@@ -160,8 +160,10 @@ MALLOC_TRIM = "MALLOC_TRIM_THRESHOLD_"
 
 Setting it turns off glibc's adaptive mmap threshold, so every frame-sized temporary is mapped
 afresh and faulted in page by page: a science frame then makes 180,000 page faults instead of
-12,000 and takes 45% longer (measured on 2048x2048 frames). ccdred's workers keep glibc's
-default, as local processes do.
+12,000 and takes 45% longer (measured on 2048x2048 frames). ccdred's local workers keep the
+allocator settings of the process that starts them, as local processes do: glibc's defaults,
+or the ones the ``ccdred`` command makes in a VM that reports free memory to its host
+(`ccdred.cli.vm_memory`).
 """
 
 
@@ -175,7 +177,7 @@ def environment_variable(name: str) -> str | None:
 
 
 def _local_cluster(workers: int):
-    """Start a LocalCluster of single-threaded workers on loopback, without `MALLOC_TRIM`."""
+    """Start a LocalCluster of single-threaded workers on loopback; they keep our `MALLOC_TRIM`."""
     import dask
     from dask.distributed import LocalCluster
 
