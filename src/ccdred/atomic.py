@@ -11,7 +11,18 @@ from pathlib import Path
 
 from .errors import OutputError
 
-__all__ = ["atomic_output", "file_mode"]
+__all__ = ["atomic_output", "file_mode", "RELEASE_VARIABLE", "release_written"]
+
+RELEASE_VARIABLE = "CCDRED_RELEASE_WRITTEN"
+"""Set to ``1``: the files ccdred writes are released from the page cache as they are written
+(`ccdred.io.digests.HashingWriter`). The ``ccdred`` command sets it in a VM that reports free
+memory to its host (`ccdred.cli.vm_memory`), where every fresh page of the cache is faulted in
+by the host; a product read back is then read from the disk."""
+
+
+def release_written() -> bool:
+    """Tell whether written files are to be released from the page cache (`RELEASE_VARIABLE`)."""
+    return os.environ.get(RELEASE_VARIABLE) == "1" and hasattr(os, "posix_fadvise")
 
 
 @functools.cache

@@ -13,9 +13,9 @@ import numpy as np
 from astropy.io import fits
 
 from .. import flags as _flags
-from ..atomic import atomic_output
+from ..atomic import atomic_output, release_written
 from ..frame import Frame
-from .digests import HashingWriter, remember
+from .digests import HashingWriter, release_previous, remember
 from .fits_read import _clean_header, flag_nonfinite
 
 
@@ -36,9 +36,13 @@ def _atomic_writeto(hdul: fits.HDUList, path: Path) -> None:
     for hdu in hdul:
         _add_checksum(hdu, f"HDU checksum, {when}")
     # The bytes are hashed on their way to disk, so the manifest never reads a product back.
+    release = release_written()
+    if release:
+        release_previous(path)
     with atomic_output(path) as tmp, open(tmp, "wb") as handle:
-        writer = HashingWriter(handle)
+        writer = HashingWriter(handle, release=release)
         hdul.writeto(writer, output_verify="exception", checksum=False)
+        writer.finish()
     remember(path, writer.digest.hexdigest())
 
 
