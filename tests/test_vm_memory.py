@@ -1,5 +1,5 @@
 """In a VM that reports its free memory to the host, the command turns off numpy's huge pages
-and glibc's return of freed memory."""
+and glibc's return of freed memory, and has the files it writes released from the page cache."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
+from ccdred.atomic import RELEASE_VARIABLE
 from ccdred.cli import vm_memory
 from ccdred.cli.vm_memory import (
     ALLOCATOR_VARIABLES,
-    VARIABLE,
+    HUGE_PAGE_VARIABLE,
     adapt_to_reporting_vm,
     free_memory_reported_to_host,
 )
@@ -27,6 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="numpy asks for huge pages on Linux only")
+GLIBC = (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc") \
+    if "CS_GNU_LIBC_VERSION" in os.confstr_names else False
+MALLINFO2 = GLIBC and hasattr(ctypes.CDLL(None), "mallinfo2")  # glibc 2.33 and newer
+OURS = (HUGE_PAGE_VARIABLE, *ALLOCATOR_VARIABLES, RELEASE_VARIABLE, "GLIBC_TUNABLES")
+"""Every variable the command may set or must leave alone."""
 
 
 def numpy_multiarray():
@@ -84,11 +90,11 @@ def untouched(monkeypatch):
     """
     multiarray = numpy_multiarray()
     before = multiarray._get_madvise_hugepage()
-    for name in (VARIABLE, *ALLOCATOR_VARIABLES, "GLIBC_TUNABLES"):
+    for name in (*OURS, "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_"):
         unset(monkeypatch, name)
     multiarray._set_madvise_hugepage(True)
     calls = []
-    monkeypatch.setattr(vm_memory, "_mallopt", lambda *call: calls.append(call))
+    monkeypatch.setattr(vm_memory, "_mallopt", lambda *call: calls.append(call) or True)
     yield multiarray, calls
     multiarray._set_madvise_hugepage(before)
 
@@ -97,8 +103,10 @@ def untouched(monkeypatch):
 def test_the_settings_are_made_for_workers_and_this_process(tmp_path, untouched):
     multiarray, calls = untouched
     devices = fake_devices(tmp_path / "devices", {"virtio0": ("0x0005", REPORTING)})
-    expected = ("huge pages", "freed memory") if GLIBC else ("huge pages",)
+    expected = (("huge pages", "freed memory", "written files") if GLIBC
+                else ("huge pages", "written files"))
     assert adapt_to_reporting_vm(devices) == expected
+    assert os.environ[RELEASE_VARIABLE] == "1"
     assert multiarray._get_madvise_hugepage() is False
     if GLIBC:  # M_MMAP_MAX 0, M_TRIM_THRESHOLD 2 GiB
         assert calls == [(-4, 0), (-1, 2**31 - 1)]
@@ -106,15 +114,15 @@ def test_the_settings_are_made_for_workers_and_this_process(tmp_path, untouched)
     # an allocator that keeps a freed 64 MB array in its heap.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=context) as pool:
-        setting, huge_pages, allocator = pool.submit(worker_setting).result(timeout=120)
-    assert (setting, huge_pages) == ("0", False)
+        setting, huge_pages, allocator, release = pool.submit(worker_setting).result(timeout=120)
+    assert (setting, huge_pages, release) == ("0", False, "1")
     if MALLINFO2:
         assert allocator == (False, True)
 
 
-def worker_setting() -> tuple[str | None, bool, tuple[bool, bool] | None]:
-    return (os.environ.get(VARIABLE), bool(numpy_multiarray()._get_madvise_hugepage()),
-            freed_array_kept() if MALLINFO2 else None)
+def worker_setting() -> tuple[str | None, bool, tuple[bool, bool] | None, str | None]:
+    return (os.environ.get(HUGE_PAGE_VARIABLE), bool(numpy_multiarray()._get_madvise_hugepage()),
+            freed_array_kept() if MALLINFO2 else None, os.environ.get(RELEASE_VARIABLE))
 
 
 @linux_only
@@ -122,7 +130,7 @@ def test_without_a_reporting_balloon_nothing_changes(tmp_path, untouched):
     multiarray, calls = untouched
     devices = fake_devices(tmp_path / "devices", {"virtio0": ("0x0005", NOT_REPORTING)})
     assert adapt_to_reporting_vm(devices) == ()
-    assert not {VARIABLE, *ALLOCATOR_VARIABLES} & set(os.environ)
+    assert not set(OURS) & set(os.environ)
     assert multiarray._get_madvise_hugepage() is True
     assert calls == []
 
@@ -130,6 +138,7 @@ def test_without_a_reporting_balloon_nothing_changes(tmp_path, untouched):
 @pytest.mark.parametrize(("name", "value"), [
     ("MALLOC_TRIM_THRESHOLD_", "65536"),  # as Dask's nanny sets it
     ("MALLOC_MMAP_MAX_", "65536"),
+    ("MALLOC_MMAP_THRESHOLD_", "1048576"),  # which MALLOC_MMAP_MAX_=0 would silence
     ("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=1048576"),
 ])
 def test_allocator_settings_the_user_made_are_kept(tmp_path, monkeypatch, untouched,
@@ -137,22 +146,19 @@ def test_allocator_settings_the_user_made_are_kept(tmp_path, monkeypatch, untouc
     _, calls = untouched
     monkeypatch.setenv(name, value)
     devices = fake_devices(tmp_path / "devices", {"virtio0": ("0x0005", REPORTING)})
-    assert adapt_to_reporting_vm(devices) == ("huge pages",)
+    assert adapt_to_reporting_vm(devices) == ("huge pages", "written files")
     assert os.environ[name] == value
     assert not set(ALLOCATOR_VARIABLES) - {name} & set(os.environ)
     assert calls == []
 
 
-def test_a_huge_page_setting_the_user_made_is_kept(tmp_path, monkeypatch, untouched):
-    monkeypatch.setenv(VARIABLE, "1")
+@pytest.mark.parametrize(("name", "change"), [(HUGE_PAGE_VARIABLE, "huge pages"),
+                                            (RELEASE_VARIABLE, "written files")])
+def test_a_setting_the_user_made_is_kept(tmp_path, monkeypatch, untouched, name, change):
+    monkeypatch.setenv(name, "7")
     devices = fake_devices(tmp_path / "devices", {"virtio0": ("0x0005", REPORTING)})
-    assert "huge pages" not in adapt_to_reporting_vm(devices)
-    assert os.environ[VARIABLE] == "1"
-
-
-GLIBC = (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc") \
-    if "CS_GNU_LIBC_VERSION" in os.confstr_names else False
-MALLINFO2 = GLIBC and hasattr(ctypes.CDLL(None), "mallinfo2")  # glibc 2.33 and newer
+    assert change not in adapt_to_reporting_vm(devices)
+    assert os.environ[name] == "7"
 
 
 class _Mallinfo2(ctypes.Structure):
@@ -195,30 +201,34 @@ try:
 except ImportError:
     from numpy.core.multiarray import _get_madvise_hugepage
 from test_vm_memory import MALLINFO2, freed_array_kept
-print("huge pages:", _get_madvise_hugepage(), "allocator:", MALLINFO2 and freed_array_kept())
+import os
+print("huge pages:", _get_madvise_hugepage(), "allocator:", MALLINFO2 and freed_array_kept(),
+      "release:", os.environ.get("CCDRED_RELEASE_WRITTEN"))
 """
 
 
 @linux_only
-@pytest.mark.parametrize(("features", "user", "huge_pages", "allocator"), [
-    (REPORTING, {}, "False", "(False, True)"),
-    (REPORTING, {VARIABLE: "1"}, "True", "(False, True)"),  # the user's choice wins
-    (REPORTING, {"MALLOC_TRIM_THRESHOLD_": "65536"}, "False", "(True, False)"),
-    (NOT_REPORTING, {}, "True", "(True, False)"),  # the defaults (numpy on Linux 4.6+)
-    (NOT_REPORTING, {VARIABLE: "1"}, "True", "(True, False)"),
-    (NOT_REPORTING, {VARIABLE: "0"}, "False", "(True, False)"),
+@pytest.mark.parametrize(("features", "user", "huge_pages", "allocator", "release"), [
+    (REPORTING, {}, "False", "(False, True)", "1"),
+    (REPORTING, {HUGE_PAGE_VARIABLE: "1"}, "True", "(False, True)", "1"),  # the user's wins
+    (REPORTING, {"MALLOC_TRIM_THRESHOLD_": "65536"}, "False", "(True, False)", "1"),
+    (REPORTING, {RELEASE_VARIABLE: "0"}, "False", "(False, True)", "0"),
+    (NOT_REPORTING, {}, "True", "(True, False)", "None"),  # the defaults (numpy on Linux 4.6+)
+    (NOT_REPORTING, {HUGE_PAGE_VARIABLE: "1"}, "True", "(True, False)", "None"),
+    (NOT_REPORTING, {HUGE_PAGE_VARIABLE: "0"}, "False", "(True, False)", "None"),
 ])
+@linux_only
 def test_the_command_decides_before_numpy_is_imported(tmp_path, features, user, huge_pages,
-                                                      allocator):
+                                                      allocator, release):
     devices = fake_devices(tmp_path / "devices", {"virtio0": ("0x0005", features)})
     image = tmp_path / "frame.fits"
     fits.PrimaryHDU(np.zeros((8, 8), np.float32)).writeto(image)
-    ours = {VARIABLE, *ALLOCATOR_VARIABLES, "GLIBC_TUNABLES"}
-    env = {key: value for key, value in os.environ.items() if key not in ours} | user
+    env = {key: value for key, value in os.environ.items() if key not in OURS} | user
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), str(ROOT / "tests"),
                                                       env.get("PYTHONPATH")]))
     done = subprocess.run([sys.executable, "-c", COMMAND, str(devices), "info", str(image)],
                           capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr
-    expected = f"huge pages: {huge_pages} allocator: {allocator if MALLINFO2 else False}"
+    expected = (f"huge pages: {huge_pages} allocator: {allocator if MALLINFO2 else False} "
+                f"release: {release}")
     assert done.stdout.strip().splitlines()[-1] == expected

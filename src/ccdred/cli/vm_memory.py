@@ -3,21 +3,27 @@
 A VM whose kernel reports its free memory to the host (virtio-balloon's free page reporting,
 which Firecracker, QEMU/KVM and Cloud Hypervisor hosts can switch on) hands free blocks of 2 MB
 and more back, and the host drops them. Memory made of such blocks is faulted in again by the
-host when it is next touched, and the process waits. Two habits make a reduction touch fresh
-memory over and over, and the ``ccdred`` command turns both off there:
+host when it is next touched, and the process waits. Three habits make a reduction touch fresh
+memory over and over, and the ``ccdred`` command changes all three there:
 
 - numpy asks Linux for transparent huge pages (``madvise``) for every array of 4 MB or more: a
   fresh huge page is exactly such a block (it matters where huge pages are set to ``madvise``);
 - glibc's allocator maps the largest arrays afresh and unmaps them when they are freed (its
   ``mmap`` threshold grows to 32 MB at most; a 2048x2048 float64 array is just above it), and
   gives the top of its heap back to the kernel: every frame's temporaries are faulted in page
-  by page again. The command keeps freed memory in the process instead, to be used again: its peak
-  memory is what it was, but it is not given back until the process ends.
+  by page again. The command keeps freed memory in the process instead, to be used again (in
+  threads other than the main one, glibc still maps requests over 64 MB afresh): the peak
+  memory grows a little (a heap cannot give back a free block between blocks in use), and is
+  not given back until the process ends;
+- Linux keeps every file written in its page cache, in pages taken from free memory: a night's
+  products are gigabytes of them. The command has the files it writes released from the page
+  cache as they are written (`ccdred.atomic.RELEASE_VARIABLE`), so that the same pages
+  hold the next piece; reading a product back then reads the disk.
 
 The README's *Speed* section gives what each cost on the machine ccdred is benchmarked on;
 elsewhere the defaults are kept. The ``ccdred`` command alone decides this, for its own process
-and the workers it starts (they inherit its environment); the library never changes numpy's
-or the allocator's settings. A setting the user made is always kept.
+and the workers it starts (they inherit its environment); the library never changes these
+settings. A setting the user made is always kept.
 """
 
 from __future__ import annotations
@@ -25,16 +31,23 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from types import MappingProxyType
 
-__all__ = ["VARIABLE", "ALLOCATOR_VARIABLES", "VIRTIO_DEVICES", "free_memory_reported_to_host",
-           "adapt_to_reporting_vm", "avoid_huge_pages", "keep_freed_memory"]
+from ..atomic import RELEASE_VARIABLE
 
-VARIABLE = "NUMPY_MADVISE_HUGEPAGE"
+__all__ = ["HUGE_PAGE_VARIABLE", "ALLOCATOR_VARIABLES", "VIRTIO_DEVICES",
+           "free_memory_reported_to_host", "adapt_to_reporting_vm"]
+
+HUGE_PAGE_VARIABLE = "NUMPY_MADVISE_HUGEPAGE"
 """numpy's switch, read when numpy is imported (numpy's "Global state" page)."""
 
-ALLOCATOR_VARIABLES = {"MALLOC_MMAP_MAX_": 0, "MALLOC_TRIM_THRESHOLD_": 2**31 - 1}
+ALLOCATOR_VARIABLES = MappingProxyType({"MALLOC_MMAP_MAX_": 0,
+                                        "MALLOC_TRIM_THRESHOLD_": 2**31 - 1})
 """glibc's variables, read when a process starts: no ``mmap`` for arrays (the heap grows
-instead), and no trimming of the heap until 2 GiB of it are free (``man mallopt``)."""
+instead), and no trimming until 2 GiB at the top of the heap are free (``man mallopt``)."""
+
+_USER_ALLOCATOR_VARIABLES = (*ALLOCATOR_VARIABLES, "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_")
+"""Any of these set means the user has chosen the allocator's settings."""
 
 _MALLOPT_PARAMETERS = {"MALLOC_MMAP_MAX_": -4, "MALLOC_TRIM_THRESHOLD_": -1}
 """``M_MMAP_MAX`` and ``M_TRIM_THRESHOLD`` (malloc.h): the same settings for a running process."""
@@ -79,7 +92,7 @@ def free_memory_reported_to_host(folder: str | Path = VIRTIO_DEVICES) -> bool:
 
 
 def adapt_to_reporting_vm(folder: str | Path = VIRTIO_DEVICES) -> tuple[str, ...]:
-    """Turn off numpy's huge pages and glibc's return of freed memory if free memory is reported.
+    """Adapt numpy, glibc's allocator and ccdred's writes if free memory is reported to the host.
 
     Parameters
     ----------
@@ -89,15 +102,16 @@ def adapt_to_reporting_vm(folder: str | Path = VIRTIO_DEVICES) -> tuple[str, ...
     Returns
     -------
     tuple of str
-        What was changed: ``"huge pages"``, ``"freed memory"``, both or neither.
+        What was changed, among ``"huge pages"``, ``"freed memory"`` and ``"written files"``.
     """
     if not free_memory_reported_to_host(folder):
         return ()
-    changes = {"huge pages": avoid_huge_pages(), "freed memory": keep_freed_memory()}
+    changes = {"huge pages": _avoid_huge_pages(), "freed memory": _keep_freed_memory(),
+               "written files": _release_written_files()}
     return tuple(name for name, changed in changes.items() if changed)
 
 
-def avoid_huge_pages() -> bool:
+def _avoid_huge_pages() -> bool:
     """Turn numpy's huge-page request off, unless ``NUMPY_MADVISE_HUGEPAGE`` is set already.
 
     Sets it to ``0`` in this process's environment (for numpy's import here and in every worker
@@ -108,9 +122,9 @@ def avoid_huge_pages() -> bool:
     bool
         Whether numpy's request was turned off.
     """
-    if VARIABLE in os.environ:
+    if HUGE_PAGE_VARIABLE in os.environ:
         return False
-    os.environ[VARIABLE] = "0"
+    os.environ[HUGE_PAGE_VARIABLE] = "0"
     if "numpy" in sys.modules:  # numpy read the variable when it was imported
         try:
             from numpy._core.multiarray import _set_madvise_hugepage
@@ -120,34 +134,52 @@ def avoid_huge_pages() -> bool:
     return True
 
 
-def keep_freed_memory() -> bool:
+def _keep_freed_memory() -> bool:
     """Make glibc's allocator keep freed memory for reuse, unless its settings are the user's.
 
-    Nothing changes where the C library is not glibc, or where any of `ALLOCATOR_VARIABLES`
-    or a ``glibc.malloc`` tunable (``GLIBC_TUNABLES``) is set already. Otherwise sets the
-    variables in this process's environment (every worker started after reads them when it
-    starts) and the same settings in this process with ``mallopt``.
+    Nothing changes where the C library is not glibc, or where the user has set any of
+    `_USER_ALLOCATOR_VARIABLES` or a ``glibc.malloc`` tunable (``GLIBC_TUNABLES``). Otherwise
+    sets `ALLOCATOR_VARIABLES` in this process's environment (every worker started after reads
+    them when it starts) and the same settings in this process with ``mallopt``.
 
     Returns
     -------
     bool
-        Whether the settings were changed.
+        Whether the settings were changed in this process.
     """
-    user_set = (any(name in os.environ for name in ALLOCATOR_VARIABLES)
+    user_set = (any(name in os.environ for name in _USER_ALLOCATOR_VARIABLES)
                 or "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""))
     if user_set or not _glibc():
         return False
+    changed = True
     for name, value in ALLOCATOR_VARIABLES.items():
         os.environ[name] = str(value)
-        _mallopt(_MALLOPT_PARAMETERS[name], value)
+        changed &= _mallopt(_MALLOPT_PARAMETERS[name], value)
+    return changed
+
+
+def _release_written_files() -> bool:
+    """Have ccdred release the files it writes from the page cache, unless the user decided.
+
+    Sets `ccdred.atomic.RELEASE_VARIABLE` to ``1`` in this process's environment (read
+    at every write, here and in every worker started after), unless it is set already.
+
+    Returns
+    -------
+    bool
+        Whether the setting was made.
+    """
+    if RELEASE_VARIABLE in os.environ:
+        return False
+    os.environ[RELEASE_VARIABLE] = "1"
     return True
 
 
-def _mallopt(parameter: int, value: int) -> None:
-    """Change a setting of glibc's allocator in this process."""
+def _mallopt(parameter: int, value: int) -> bool:
+    """Change a setting of glibc's allocator in this process; tell whether it took."""
     import ctypes
 
-    ctypes.CDLL(None).mallopt(parameter, value)
+    return ctypes.CDLL(None).mallopt(parameter, value) == 1
 
 
 def _glibc() -> bool:

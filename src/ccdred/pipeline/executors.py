@@ -160,10 +160,11 @@ MALLOC_TRIM = "MALLOC_TRIM_THRESHOLD_"
 
 Setting it turns off glibc's adaptive mmap threshold, so every frame-sized temporary is mapped
 afresh and faulted in page by page: a science frame then makes 180,000 page faults instead of
-12,000 and takes 45% longer (measured on 2048x2048 frames). ccdred's local workers keep the
-allocator settings of the process that starts them, as local processes do: glibc's defaults,
-or the ones the ``ccdred`` command makes in a VM that reports free memory to its host
-(`ccdred.cli.vm_memory`).
+12,000 and takes 45% longer (measured on 2048x2048 frames). ccdred's local workers inherit the
+allocator variables of the environment that starts them, as local processes do: none (glibc's
+defaults), or the ones the ``ccdred`` command sets in a VM that reports free memory to its
+host (`ccdred.cli.vm_memory`). ``MALLOC_MMAP_MAX_=0`` among them keeps arrays from being
+mapped afresh whatever the trim threshold.
 """
 
 
@@ -241,10 +242,15 @@ class DaskCluster:
         self._client.wait_for_workers(1, timeout=60)
         self.workers = max(1, sum(w.get("nthreads", 1) for w in
                                   self._client.scheduler_info()["workers"].values()))
-        if scheduler is not None and any(self._client.run(environment_variable,
-                                                          MALLOC_TRIM).values()):
+        if scheduler is not None and self._fresh_mappings():
             self.description += (f" (its workers set {MALLOC_TRIM}, which makes ccdred's "
                                  f"tasks about 45% slower: see the README's 'Executors')")
+
+    def _fresh_mappings(self) -> bool:
+        """Tell whether a worker maps its large arrays afresh: `MALLOC_TRIM` set, and mmap on."""
+        trim = self._client.run(environment_variable, MALLOC_TRIM)
+        mmap_max = self._client.run(environment_variable, "MALLOC_MMAP_MAX_")
+        return any(trim[worker] is not None and mmap_max.get(worker) != "0" for worker in trim)
 
     def map_unordered(self, fn: Callable[[Any], Any], items: Sequence[Any]
                       ) -> Iterator[tuple[int, Any]]:
