@@ -37,6 +37,12 @@ def test_help_shows_plain_flags_without_a_value_type():
     assert "<str>" in show  # options that take a value still say what kind
 
 
+def test_help_paragraphs_are_wrapped_by_the_terminal_not_the_docstring():
+    # The docstring breaks this sentence after "frame"; the screen (160 columns) must not.
+    out = run("combine", "--help").stdout
+    assert "Inputs of different frame types or exposure times" in out
+
+
 def test_info_says_what_a_product_is(reduced_night):
     flat = run("info", reduced_night.masters["flat_R"]).stdout
     assert "ccdred master flat (7 frames combined, filter R, ccdred " in flat

@@ -26,16 +26,31 @@ def _bare_flags(params: list[Any]) -> None:
             param.metavar = ""
 
 
+def _reflowed(help_text: str | None) -> str | None:
+    r"""Join the lines of each paragraph of a docstring, so the terminal wraps them.
+
+    Typer keeps a docstring's line breaks after its first paragraph: lines wrapped for the
+    source then break mid-sentence on the screen. A paragraph marked ``\b`` keeps its lines.
+    """
+    if not help_text:
+        return help_text
+    paragraphs = inspect.cleandoc(help_text).split("\n\n")
+    return "\n\n".join(text if text.startswith("\b") else " ".join(text.split("\n"))
+                       for text in paragraphs)
+
+
 class _FlagCommand(typer.core.TyperCommand):
     """A command whose help shows plain flags (``--hist``, ``--repair/--no-repair``) bare.
 
     Typer renders every option's type in the help, ``<bool>`` included, which reads as if a
-    flag took a value. A flag's metavar is made empty, so its type column stays blank.
+    flag took a value. A flag's metavar is made empty, so its type column stays blank. The
+    help's paragraphs are reflowed (`_reflowed`).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         _bare_flags(self.params)
+        self.help = _reflowed(self.help)
 
     def get_help_option(self, ctx: Any) -> Any:
         option = super().get_help_option(ctx)
