@@ -6,10 +6,11 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +113,20 @@ def test_a_local_dask_cluster_keeps_this_process_allocator_settings_and_environm
             None if value is None else str(value) for value in allocator.values()]
     finally:
         executor.close()
+
+
+def test_a_local_dask_cluster_starts_beside_another_on_dask_s_default_port():
+    # A dashboard or another cluster holds 8787: a warning (an error here) if ccdred wanted it.
+    with socket.socket() as held:
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        with suppress(OSError):  # already held, by another test's cluster: the same case
+            held.bind(("127.0.0.1", 8787))
+            held.listen()
+        executor = DaskCluster(local_workers=1)
+        try:
+            assert executor.workers == 1
+        finally:
+            executor.close()
 
 
 @contextmanager

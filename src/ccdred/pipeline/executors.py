@@ -185,8 +185,12 @@ def _local_cluster(workers: int):
     environment = os.environ.copy()
     try:
         with dask.config.set({f"distributed.nanny.pre-spawn-environ.{MALLOC_TRIM}": None}):
+            # No dashboard; the scheduler's HTTP server (health, metrics) still starts: on a
+            # free port, not Dask's 8787, which another cluster may hold.
             return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                host="127.0.0.1", dashboard_address=None)
+                                host="127.0.0.1", dashboard_address=None,
+                                scheduler_kwargs={"dashboard": False,
+                                                  "dashboard_address": "127.0.0.1:0"})
     finally:
         # The nanny writes its workers' variables into this process's environment too: undo
         # just those changes (clearing the whole environment would race other threads).
