@@ -23,8 +23,8 @@ def main() -> None:
     while a finaliser ran, where exceptions are only printed) still ends with 128 + signum.
 
     In a virtual machine that hands its free memory back to the host, numpy's request for
-    huge pages and glibc's return of freed memory are turned off first
-    (`ccdred.cli.vm_memory`).
+    huge pages and glibc's return of freed memory are turned off first, and the files written
+    are released from the page cache (`ccdred.cli.vm_memory`).
     """
     adapt_to_reporting_vm()
     signal.signal(signal.SIGTERM, stop_on)
