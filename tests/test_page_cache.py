@@ -83,6 +83,7 @@ def test_a_product_leaves_the_page_cache_when_the_next_is_written(droppable, mon
     assert resident_fraction(first) == left
 
 
+@linux_only
 def test_each_piece_is_dropped_after_the_next_is_written(tmp_path, monkeypatch):
     advice = []
     monkeypatch.setattr(os, "posix_fadvise", lambda fd, offset, length, what: advice.append(

@@ -28,8 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="numpy asks for huge pages on Linux only")
-GLIBC = (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc") \
-    if "CS_GNU_LIBC_VERSION" in os.confstr_names else False
+GLIBC = vm_memory._glibc()
 MALLINFO2 = GLIBC and hasattr(ctypes.CDLL(None), "mallinfo2")  # glibc 2.33 and newer
 OURS = (HUGE_PAGE_VARIABLE, *ALLOCATOR_VARIABLES, RELEASE_VARIABLE, "GLIBC_TUNABLES")
 """Every variable the command may set or must leave alone."""
