@@ -166,35 +166,15 @@ def block_clipped_std(image: np.ndarray, bad: np.ndarray, block: int, *, sigma: 
         Good pixels per cell (before clipping).
     """
     rows, cols = image.shape[0] // block, image.shape[1] // block
-    values = np.where(bad, np.float32(np.nan), np.asarray(image, np.float32))
+    image = np.asarray(image, np.float32)
+    values = np.where(bad | ~np.isfinite(image), np.float32(np.nan), image)
     cells = values[:rows * block, :cols * block].reshape(rows, block, cols, block)
     cells = cells.transpose(0, 2, 1, 3).reshape(rows * cols, block * block)
-    # Sorted once (NaN last): a clip about the median keeps a contiguous run lo:hi of each
-    # cell's sorted values, so each pass only moves lo and hi.
+    # Sorted once (NaN last; numpy's sort is vectorised): a clip about the median keeps a
+    # contiguous run of each cell's sorted values.
     cells.sort(axis=1)
     count = np.isfinite(cells).sum(axis=1)
-    lo, hi = np.zeros_like(count), count.copy()
-    index = np.arange(cells.shape[1])
-    std = np.full(rows * cols, np.nan)
-    live = count > 0
-    for _ in range(maxiters + 1):
-        n = hi - lo
-        kept = (index >= lo[:, None]) & (index < hi[:, None])
-        safe = np.maximum(n, 1)
-        low_mid = np.take_along_axis(cells, (lo + (safe - 1) // 2)[:, None], 1)[:, 0]
-        high_mid = np.take_along_axis(cells, (lo + safe // 2)[:, None], 1)[:, 0]
-        centre = (low_mid + high_mid) / np.float32(2)
-        zeroed = np.where(kept, cells, np.float32(0))
-        mean = zeroed.sum(axis=1) / safe
-        deviation = np.where(kept, cells - mean[:, None].astype(np.float32), np.float32(0))
-        spread = np.sqrt((deviation * deviation).sum(axis=1) / safe)
-        std[live] = spread[live]
-        lower = (centre - sigma * spread)[:, None]
-        upper = (centre + sigma * spread)[:, None]
-        with np.errstate(invalid="ignore"):
-            new_lo = (kept & (cells < lower)).sum(axis=1) + lo
-            new_hi = hi - (kept & (cells > upper)).sum(axis=1)
-        if np.array_equal(new_lo, lo) and np.array_equal(new_hi, hi):
-            break
-        lo, hi = new_lo, new_hi
+    from .clipping import clipped_std_of_sorted  # compiled: loaded on first use
+
+    std = clipped_std_of_sorted(cells, count, sigma=sigma, maxiters=maxiters)
     return std.reshape(rows, cols), count.reshape(rows, cols)
