@@ -6,6 +6,8 @@ Exit status: 0 success, 1 the work failed, 2 bad input or bad arguments (nothing
 
 from __future__ import annotations
 
+import atexit
+import gc
 import signal
 
 from . import frames, library, reduce  # noqa: F401 - the commands register themselves
@@ -25,7 +27,11 @@ def main() -> None:
     In a virtual machine that hands its free memory back to the host, numpy's request for
     huge pages and glibc's return of freed memory are turned off first, and the files written
     are released from the page cache (`ccdred.cli.vm_memory`).
+
+    At exit, the objects left are not walked by the garbage collector (`gc.freeze`): after a
+    night, that walk over what numba and astropy made took 0.3-0.4 s of every command.
     """
+    atexit.register(gc.freeze)
     adapt_to_reporting_vm()
     signal.signal(signal.SIGTERM, stop_on)
     signal.signal(signal.SIGINT, stop_on)

@@ -7,6 +7,8 @@ on the executor. Remote Dask workers must therefore see the same file system (sa
 
 from __future__ import annotations
 
+import atexit
+import gc
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -50,8 +52,11 @@ def _start_worker(threads: int) -> None:
     oversubscribes the machine, so the share is set before any loads. (Dask's workers set
     this themselves.) Ctrl-C reaches every process of the terminal's group: the main process
     alone handles it and stops the workers. A worker whose main process is gone (killed with
-    SIGKILL or SIGTERM) exits at once instead of waiting for tasks forever.
+    SIGKILL or SIGTERM) exits at once instead of waiting for tasks forever. At its end, the
+    garbage collector's walk over every object is skipped (`gc.freeze`; 0.3-0.4 s after a
+    night's tasks, which the pool's shutdown waits for).
     """
+    atexit.register(gc.freeze)
     os.environ["OMP_NUM_THREADS"] = str(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = multiprocessing.parent_process()
