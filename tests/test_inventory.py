@@ -1,3 +1,4 @@
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,36 @@ def test_describe_reads_the_keywords_that_matter(tmp_path):
     assert info.temperature is None  # -99 means no sensor reading
     assert (info.gain, info.read_noise, info.saturation) == (1.43, 7.4, None)
     assert info.shape == (2, 2)
+
+
+def test_an_unchanged_file_is_described_once_a_changed_one_again(tmp_path, monkeypatch):
+    """A run plans a night more than once: each header is read once while its file is the same.
+
+    A file rewritten in place with the same size (the one change a size and an inode do not
+    show) is read again.
+    """
+    import ccdred.inventory as inventory
+
+    reads = []
+    real_read_header = inventory.read_header
+    monkeypatch.setattr(inventory, "read_header",
+                        lambda path, **kw: reads.append(path) or real_read_header(path, **kw))
+    path = write(tmp_path / "a.fits", fits.Header({"IMAGETYP": "dark", "EXPTIME": 30.0}))
+    first = describe_file(path, tmp_path)
+    assert describe_file(path, tmp_path) == first
+    assert [info.kind for info in scan(tmp_path)] == ["dark"]
+    assert len(reads) == 1
+    raw = path.read_bytes()
+    position = raw.index(b"'dark    '")
+    with open(path, "r+b") as handle:  # same file, same size, another frame type
+        handle.seek(position)
+        handle.write(b"'flat    '")
+    assert path.stat().st_size == len(raw)
+    assert describe_file(path, tmp_path).kind == "flat"
+    assert len(reads) == 2
+    # Other conventions than the shipped ones are never served from what was kept.
+    describe_file(path, tmp_path, replace(inventory.load_conventions()))
+    assert len(reads) == 3
 
 
 def test_science_without_exposure_is_unusable_and_explained(tmp_path):

@@ -6,6 +6,8 @@ folder names; the conventions are data in ``instruments/conventions.toml``.
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
@@ -220,7 +222,33 @@ def _kind_from_folders(path: Path, root: Path | None, conv: Conventions
 
 def describe_file(path: Path, root: Path | None = None,
                   conventions: Conventions | None = None) -> FrameInfo:
-    """Read a file's header and return its `FrameInfo` (errors are recorded, not raised)."""
+    """Read a file's header and return its `FrameInfo` (errors are recorded, not raised).
+
+    With the shipped conventions, a file unchanged since this process described it (same
+    device, inode, size, modification and status-change times) is not read again: a run
+    plans a night more than once (the plan printed, then each pass of
+    `ccdred.pipeline.reduce_nights`).
+    """
+    if conventions is None or conventions is load_conventions():
+        try:
+            stat = os.stat(path)
+        except OSError:
+            pass
+        else:
+            stamp = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns,
+                     stat.st_ctime_ns)
+            return _described(Path(path), None if root is None else Path(root), stamp)
+    return _read_and_describe(path, root, conventions)
+
+
+@functools.lru_cache(maxsize=8192)
+def _described(path: Path, root: Path | None, stamp: tuple[int, ...]) -> FrameInfo:
+    """`describe_file` with the shipped conventions, kept per file version (``stamp``)."""
+    return _read_and_describe(path, root, None)
+
+
+def _read_and_describe(path: Path, root: Path | None, conventions: Conventions | None
+                       ) -> FrameInfo:
     try:
         header = read_header(path)
     except BadInputError as err:

@@ -154,7 +154,8 @@ def _raw_infos(plan: NightPlan) -> dict[Path, FrameInfo]:
     infos.update({i.input.path: i.input for i in plan.science})
     for master in plan.masters:
         for path in master.inputs:
-            infos.setdefault(path, describe_file(path, plan.raw_dir))
+            if path not in infos:
+                infos[path] = describe_file(path, plan.raw_dir)
     return infos
 
 
