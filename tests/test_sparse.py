@@ -171,6 +171,28 @@ def test_cell_medians_of_a_colour_plane_view_and_bad_input():
         cell_medians(mosaic, flagged, 0, 16)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint16])
+def test_stats_block_medians_are_nanmedians_of_whole_cells(dtype):
+    """`kernels.stats.block_medians` (a dark's glow cells) against numpy's nanmedian.
+
+    Cells of 8 x 8: the last 3 rows and 5 columns do not fill one and are left out; flagged
+    and non-finite pixels do not count; a cell with none left is NaN.
+    """
+    from ccdred.kernels.stats import block_medians as glow_cells
+
+    rng = np.random.default_rng(11)
+    data = rng.normal(1000, 30, (35, 53)).astype(dtype)
+    bad = rng.random(data.shape) < 0.1
+    bad[8:16, 16:24] = True  # a cell with no good pixel
+    if data.dtype.kind == "f":
+        data[2, 3], data[20, 30] = np.inf, np.nan
+    found = glow_cells(data, bad, 8)
+    expected = _nanmedian_cells(data[:32, :48].astype(np.float64), bad[:32, :48], 8)
+    assert found.shape == (4, 6) and np.isnan(found[1, 2])
+    np.testing.assert_allclose(found, expected, rtol=1e-7)  # medians of float32 in float32
+    assert np.isnan(glow_cells(data[:5], bad[:5], 8)).all()  # smaller than a cell
+
+
 def test_block_medians_leave_out_what_does_not_fill_a_block():
     rng = np.random.default_rng(5)
     data = rng.normal(0, 1, (37, 45)).astype(np.float32)

@@ -136,18 +136,21 @@ def block_medians(image: np.ndarray, bad: np.ndarray | None = None, block: int =
                   ) -> np.ndarray:
     """Median of each ``block`` x ``block`` cell of the good pixels (NaN where none).
 
-    The image's last rows and columns that do not fill a cell are left out.
+    Good: finite and not ``bad``. The image's last rows and columns that do not fill a cell
+    are left out. float32 images are compared as float32, others as float64; the medians
+    (float64) are selected, not sorted (`ccdred.kernels.selection.cell_medians`).
     """
-    values = np.where(bad, np.nan, image) if bad is not None else np.asarray(image, np.float64)
-    rows, cols = values.shape[0] // block, values.shape[1] // block
+    rows, cols = image.shape[0] // block, image.shape[1] // block
     if rows == 0 or cols == 0:
         return np.full((1, 1), np.nan)
-    cells = values[:rows * block, :cols * block].reshape(rows, block, cols, block)
-    cells = cells.transpose(0, 2, 1, 3).reshape(rows, cols, block * block)
-    finite = np.isfinite(cells).any(axis=2)
-    out = np.full((rows, cols), np.nan)
-    out[finite] = np.nanmedian(cells[finite], axis=1)
-    return out
+    values = np.asarray(image)
+    if values.dtype not in (np.float32, np.float64):
+        values = values.astype(np.float64)
+    mask = np.zeros(values.shape, bool) if bad is None else np.asarray(bad, bool)
+    from .selection import cell_medians  # compiled: loaded on first use
+
+    cut = (slice(0, rows * block), slice(0, cols * block))
+    return cell_medians(values[cut], mask[cut], block, block)
 
 
 def block_clipped_std(image: np.ndarray, bad: np.ndarray, block: int, *, sigma: float = 3.0,
