@@ -312,6 +312,28 @@ def test_unusable_pixels_are_those_calibration_cannot_make_right():
         steps.unusable_pixels(frame, dead_response=1.5)
 
 
+def test_hot_pixels_are_judged_against_every_colour_planes_noise():
+    """The sky's noise level is the median variance of all unflagged pixels, all planes.
+
+    A colour mosaic whose planes differ (variances spread over 1-2, 2-3, 2-3 and 3-4): the
+    median is 2.5, so a hot pixel of variance 9 x 2.5 x 1.05 is repaired and one of
+    9 x 2.5 x 0.95 kept. A sample of even columns only (red and one green) would put the
+    median at 2 and repair both.
+    """
+    rng = np.random.default_rng(4)
+    shape = (1024, 1024)
+    variance = np.empty(shape, np.float32)
+    for (row, col), low in zip(((0, 0), (0, 1), (1, 0), (1, 1)), (1.0, 2.0, 2.0, 3.0),
+                               strict=True):
+        variance[row::2, col::2] = rng.uniform(low, low + 1, (512, 512))
+    dq = np.zeros(shape, np.uint16)
+    dq[100, 100], variance[100, 100] = Flag.HOT, 9 * 2.5 * 1.05
+    dq[200, 201], variance[200, 201] = Flag.HOT, 9 * 2.5 * 0.95
+    frame = Frame(np.zeros(shape, np.float32), variance=variance, dq=dq)
+    where = steps.unusable_pixels(frame)
+    assert sorted(map(tuple, np.argwhere(where).tolist())) == [(100, 100)]
+
+
 def test_repair_policy_changes_values_never_flags(sim_night, reduced_night, tmp_path):
     import ccdred
     from ccdred.pipeline import ReduceOptions
