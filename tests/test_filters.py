@@ -85,6 +85,19 @@ def test_block_clipped_std_is_robust_stats_of_each_block():
                 assert std[i, j] == pytest.approx(expected, rel=1e-12)
 
 
+def test_clipped_std_of_sorted_refuses_counts_that_do_not_fit_its_rows():
+    from ccdred.kernels.clipping import clipped_std_of_sorted
+
+    rows = np.sort(np.random.default_rng(0).normal(0, 1, (3, 50)).astype(np.float32), axis=1)
+    assert np.isfinite(clipped_std_of_sorted(rows, [50, 10, 2])).all()
+    assert np.isnan(clipped_std_of_sorted(rows, [0, 0, 0])).all()
+    for counts in ([50, 10], [51, 10, 2], [-1, 10, 2]):
+        with pytest.raises(ValueError, match="counts"):
+            clipped_std_of_sorted(rows, counts)
+    with pytest.raises(ValueError, match="2-D"):
+        clipped_std_of_sorted(rows[0], [50])
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_robust_stats_equals_astropy_sigma_clipped_stats(seed):
     """The sorted-run clip against astropy's own, on outliers, ties, NaN and exclusions."""

@@ -1,3 +1,4 @@
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -75,18 +76,27 @@ def test_describe_reads_the_keywords_that_matter(tmp_path):
     assert info.shape == (2, 2)
 
 
-def test_an_unchanged_file_is_described_once_a_changed_one_again(tmp_path, monkeypatch):
-    """A run plans a night more than once: each header is read once while its file is the same.
-
-    A file rewritten in place with the same size (the one change a size and an inode do not
-    show) is read again.
-    """
+def _counting_reads(monkeypatch) -> list[Path]:
     import ccdred.inventory as inventory
 
     reads = []
     real_read_header = inventory.read_header
     monkeypatch.setattr(inventory, "read_header",
                         lambda path, **kw: reads.append(path) or real_read_header(path, **kw))
+    return reads
+
+
+def test_an_unchanged_file_is_described_once_a_changed_one_again(tmp_path, monkeypatch):
+    """A run plans a night more than once: each header is read once while its file is the same.
+
+    A file rewritten in place with the same size (the one change its size and inode do not
+    show) is read again once its time stamp moved. Files count as settled here whatever
+    their age (the age rule is tested below).
+    """
+    import ccdred.inventory as inventory
+
+    monkeypatch.setattr(inventory, "_SETTLED_NS", -10**18)
+    reads = _counting_reads(monkeypatch)
     path = write(tmp_path / "a.fits", fits.Header({"IMAGETYP": "dark", "EXPTIME": 30.0}))
     first = describe_file(path, tmp_path)
     assert describe_file(path, tmp_path) == first
@@ -97,12 +107,33 @@ def test_an_unchanged_file_is_described_once_a_changed_one_again(tmp_path, monke
     with open(path, "r+b") as handle:  # same file, same size, another frame type
         handle.seek(position)
         handle.write(b"'flat    '")
+    later = path.stat().st_mtime_ns + 5_000_000_000  # the clock ticked since the last write
+    os.utime(path, ns=(later, later))
     assert path.stat().st_size == len(raw)
     assert describe_file(path, tmp_path).kind == "flat"
     assert len(reads) == 2
     # Other conventions than the shipped ones are never served from what was kept.
     describe_file(path, tmp_path, replace(inventory.load_conventions()))
     assert len(reads) == 3
+
+
+def test_a_file_just_changed_or_unreadable_is_read_every_time(tmp_path, monkeypatch):
+    """A file changed within the settling time may change again with the same time stamp
+    (a coarse file-system clock); a file that could not be read may be readable next time."""
+    import ccdred.inventory as inventory
+
+    reads = _counting_reads(monkeypatch)
+    monkeypatch.setattr(inventory, "_SETTLED_NS", 10**18)  # every file changed just now
+    path = write(tmp_path / "a.fits", fits.Header({"IMAGETYP": "dark", "EXPTIME": 30.0}))
+    describe_file(path, tmp_path)
+    describe_file(path, tmp_path)
+    assert len(reads) == 2
+    monkeypatch.setattr(inventory, "_SETTLED_NS", -10**18)  # every file settled
+    broken = tmp_path / "broken.fits"
+    broken.write_bytes(path.read_bytes()[:1000])
+    assert describe_file(broken, tmp_path).error
+    assert describe_file(broken, tmp_path).error
+    assert reads.count(broken) == 2
 
 
 def test_science_without_exposure_is_unusable_and_explained(tmp_path):

@@ -6,9 +6,10 @@ folder names; the conventions are data in ``instruments/conventions.toml``.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -227,24 +228,37 @@ def describe_file(path: Path, root: Path | None = None,
     With the shipped conventions, a file unchanged since this process described it (same
     device, inode, size, modification and status-change times) is not read again: a run
     plans a night more than once (the plan printed, then each pass of
-    `ccdred.pipeline.reduce_nights`).
+    `ccdred.pipeline.reduce_nights`). A file changed in the last two seconds is always read
+    (a file system's clock may not tick between two writes: FAT's ticks every 2 s, Linux's
+    before 6.13 every few milliseconds), and so is one that could not be read.
     """
-    if conventions is None or conventions is load_conventions():
-        try:
-            stat = os.stat(path)
-        except OSError:
-            pass
-        else:
-            stamp = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns,
-                     stat.st_ctime_ns)
-            return _described(Path(path), None if root is None else Path(root), stamp)
-    return _read_and_describe(path, root, conventions)
+    if conventions is not None and conventions is not load_conventions():
+        return _read_and_describe(path, root, conventions)
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return _read_and_describe(path, root, None)
+    key = (Path(path), None if root is None else Path(root), stat.st_dev, stat.st_ino,
+           stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    known = _DESCRIBED.get(key)
+    if known is not None:
+        return known
+    info = _read_and_describe(path, root, None)
+    changed = max(stat.st_mtime_ns, stat.st_ctime_ns)
+    if info.error is None and time.time_ns() - changed > _SETTLED_NS:
+        with _DESCRIBED_LOCK:
+            if len(_DESCRIBED) >= _REMEMBERED_FILES:
+                _DESCRIBED.pop(next(iter(_DESCRIBED)))  # the oldest
+            _DESCRIBED[key] = info
+    return info
 
 
-@functools.lru_cache(maxsize=8192)
-def _described(path: Path, root: Path | None, stamp: tuple[int, ...]) -> FrameInfo:
-    """`describe_file` with the shipped conventions, kept per file version (``stamp``)."""
-    return _read_and_describe(path, root, None)
+_SETTLED_NS = 2_000_000_000
+"""A file changed this long ago has a time stamp that its next change moves."""
+_REMEMBERED_FILES = 65_536
+_DESCRIBED: dict[tuple[Any, ...], FrameInfo] = {}
+"""What `describe_file` found, per file version (a `FrameInfo` is frozen)."""
+_DESCRIBED_LOCK = threading.Lock()
 
 
 def _read_and_describe(path: Path, root: Path | None, conventions: Conventions | None

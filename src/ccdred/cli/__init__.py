@@ -31,6 +31,7 @@ def main() -> None:
     At exit, the objects left are not walked by the garbage collector (`gc.freeze`): after a
     night, that walk over what numba and astropy made took 0.3-0.4 s of every command.
     """
+    atexit.unregister(gc.freeze)  # once, however many times main() runs in a process
     atexit.register(gc.freeze)
     adapt_to_reporting_vm()
     signal.signal(signal.SIGTERM, stop_on)

@@ -40,9 +40,21 @@ def clipped_std_of_sorted(rows: np.ndarray, counts: np.ndarray, *, sigma: float 
     What a clip about the median keeps of sorted values is a contiguous run: each pass
     finds the run's median, mean and spread in float64 and its new ends by bisection, as
     `ccdred.kernels.stats.robust_stats` does for one set of values.
+
+    Raises
+    ------
+    ValueError
+        ``rows`` is not 2-D, or ``counts`` is not one count per row between 0 and the rows'
+        length.
     """
-    return _clipped_std_of_sorted(np.ascontiguousarray(rows, np.float32),
-                                  np.asarray(counts, np.int64), float(sigma), int(maxiters))
+    rows = np.ascontiguousarray(rows, np.float32)
+    counts = np.asarray(counts, np.int64)
+    if rows.ndim != 2:
+        raise ValueError(f"rows must be 2-D, got {rows.ndim}-D")
+    if counts.shape != (rows.shape[0],) or (counts.size and (
+            counts.min() < 0 or counts.max() > rows.shape[1])):
+        raise ValueError(f"counts must be one count per row, each 0 to {rows.shape[1]}")
+    return _clipped_std_of_sorted(rows, counts, float(sigma), int(maxiters))
 
 
 @njit(cache=True)

@@ -54,7 +54,8 @@ def _start_worker(threads: int) -> None:
     alone handles it and stops the workers. A worker whose main process is gone (killed with
     SIGKILL or SIGTERM) exits at once instead of waiting for tasks forever. At its end, the
     garbage collector's walk over every object is skipped (`gc.freeze`; 0.3-0.4 s after a
-    night's tasks, which the pool's shutdown waits for).
+    night's tasks, which the pool's shutdown waits for): a spawned worker ends as Python
+    does, through its exit handlers (a forked one would end through ``os._exit``).
     """
     atexit.register(gc.freeze)
     os.environ["OMP_NUM_THREADS"] = str(threads)
