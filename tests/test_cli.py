@@ -114,6 +114,14 @@ def test_bad_input_exits_2_with_the_file_named(tmp_path):
     assert not (tmp_path / "out").exists()
     missing = run("info", tmp_path / "nope.fits", check=False)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+    # A folder that is not there, and a file given as a folder: each said as it is.
+    for command in ("reduce", "scan"):
+        extra = ["-o", tmp_path / "o2"] if command == "reduce" else []
+        gone = run(command, tmp_path / "nope", *extra, check=False)
+        assert gone.returncode == 2 and "nope: does not exist" in gone.stderr
+    not_folder = run("scan", tmp_path / "raw" / "x.fits", check=False)
+    assert not_folder.returncode == 2 and "x.fits: is not a directory" in not_folder.stderr
+    assert not (tmp_path / "o2").exists()
 
 
 @pytest.mark.parametrize("args", [["--method", "average"], ["--reject", "clipping"],

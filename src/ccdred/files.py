@@ -13,7 +13,23 @@ from typing import Any, NamedTuple
 
 from .io import is_image_name, sha256
 
-__all__ = ["find_fits", "walk_fits", "Duplicate", "find_duplicates", "HEAD_BYTES"]
+__all__ = ["find_fits", "walk_fits", "Duplicate", "find_duplicates", "HEAD_BYTES",
+           "require_directory"]
+
+
+def require_directory(path: str | Path) -> Path:
+    """Return ``path`` as a `Path` if it is a directory.
+
+    Raises
+    ------
+    ValueError
+        It does not exist, or it is not a directory (saying which).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        problem = "is not a directory" if path.exists() else "does not exist"
+        raise ValueError(f"{path}: {problem}")
+    return path
 
 
 def find_fits(root: Path, exclude: Iterable[Path] = ()) -> list[Path]:

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from astropy.io import fits
 
 from .errors import BadInputError
-from .files import Duplicate, find_duplicates, find_fits, walk_fits
+from .files import Duplicate, find_duplicates, find_fits, require_directory, walk_fits
 from .geometry import ReadoutGeometry, readout_geometry
 from .instruments import Conventions, load_conventions, normal
 from .instruments.camera import read_camera
@@ -383,9 +383,7 @@ def scan(root: str | Path, *, exclude: Iterable[Path] = ()) -> list[FrameInfo]:
     ValueError
         ``root`` is not a directory.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise ValueError(f"{root}: not a directory")
+    root = require_directory(root)
     conv = load_conventions()
     files, problems = walk_fits(root, exclude)
     return [describe_file(path, root, conv) for path in files] + [

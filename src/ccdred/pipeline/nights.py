@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..files import require_directory
 from ..inventory import find_fits
 from ..library import Rules
 from .executors import Executor
@@ -40,9 +41,7 @@ def find_nights(raw_dirs: Sequence[str | Path], out_dir: str | Path, *,
         A raw folder is missing, or no night is found.
     """
     folders: list[Path] = []
-    for raw in map(Path, raw_dirs):
-        if not raw.is_dir():
-            raise ValueError(f"{raw}: not a directory")
+    for raw in map(require_directory, raw_dirs):
         if subfolders:
             output = Path(out_dir).resolve()
             folders += [d for d in sorted(raw.iterdir()) if d.is_dir()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..files import require_directory
 from ..inventory import FrameInfo, camera_name, find_duplicates, scan
 from ..library import CalibrationLibrary, Rules
 from .borrow import Borrower
@@ -63,9 +64,7 @@ def plan_night(raw_dir: str | Path, out_dir: str | Path | None = None, *,
     ValueError
         ``raw_dir`` is not a directory, or ``out_dir`` is the raw directory itself.
     """
-    raw = Path(raw_dir)
-    if not raw.is_dir():
-        raise ValueError(f"{raw}: not a directory")
+    raw = require_directory(raw_dir)
     exclude = []
     if out_dir is not None:
         out = Path(out_dir)
