@@ -253,3 +253,16 @@ def test_night_figure_takes_mixed_missing_and_zoned_times():
     assert by_time.axes[-1].get_xlabel().startswith("time (UTC")
     sections[0].stats["time"] = None  # one frame without DATE-OBS: drawn in file order
     assert "file order" in night_figure(sections).axes[-1].get_xlabel()
+
+
+@pytest.mark.parametrize("card", ["FILTER", "INSFLNAM"])
+def test_the_frames_table_reads_the_filter_where_the_camera_wrote_it(card):
+    """CAFOS writes its filter in INSFLNAM: the table said '-' for every frame of that night."""
+    import numpy as np
+    from astropy.io import fits
+
+    from ccdred.report.sections import _science_stats
+
+    frame = ccdred.Frame(np.zeros((8, 8), np.float32), header=fits.Header({card: "JohnsonV"}))
+    stats = _science_stats(frame, {}, [], noise=1.0, sky=10.0)
+    assert stats["filter"] == "JohnsonV"

@@ -25,6 +25,8 @@ from .. import io, qa
 from ..errors import BadInputError
 from ..flags import Flag
 from ..frame import Frame
+from ..instruments import load_conventions
+from ..instruments.headers import as_text, header_value
 from ..pipeline.executors import Executor
 from ..pipeline.products import Manifest, Product
 from ..pipeline.recipes import recipe_for
@@ -271,7 +273,9 @@ def _science_stats(reduced: Frame, params: Mapping[str, Any], metrics: list[qa.M
         model = float(np.sqrt(max(sky, 0.0) / g + (float(read_noise) / g) ** 2))
     flatness = next((m for m in metrics if m.name == "flatness"), None)
     return {"time": _time(reduced.header), "exptime": reduced.header.get("EXPTIME"),
-            "filter": reduced.header.get("FILTER"), "sky": sky, "noise": noise,
+            "filter": as_text(header_value(reduced.header,
+                                           load_conventions().keywords["filter"])),
+            "sky": sky, "noise": noise,
             "noise_model": model, "cosmics": int(reduced.has(Flag.COSMIC_RAY).sum()),
             "saturated": int(reduced.has(Flag.SATURATED).sum()),
             "flatness": flatness.value if flatness is not None else np.nan,
