@@ -122,3 +122,16 @@ def test_single_flat_and_no_darks_works(sim_night, tmp_path):
     result = ccdred.reduce_night(raw, tmp_path / "out", options=ReduceOptions(cosmics=False))
     frame = ccdred.read(result.reduced[0])
     assert np.isfinite(frame.data).all()
+
+
+def test_history_lines_fit_a_card_and_break_between_items():
+    """A HISTORY card holds 72 characters; astropy cut the flag counts mid-word (`N`/`O_DATA`)."""
+    from ccdred.pipeline.science import _lines
+
+    items = ["DEAD=1021", "SATURATED=600", "COSMIC_RAY=421", "LOW_FLAT=2105", "NO_DATA=72",
+             "REPAIRED=2505"]
+    lines = _lines("flags: ", items)
+    assert len(lines) == 2 and all(len(line) <= 72 for line in lines)
+    assert ", ".join(part.strip() for part in lines).removeprefix("flags: ") == ", ".join(items)
+    assert _lines("flags: ", []) == ["flags: none"]
+    assert _lines("flags: ", ["HOT=3"]) == ["flags: HOT=3"]

@@ -269,9 +269,23 @@ def _provenance(frame: Frame, job: ScienceJob, out: Path) -> Frame:
         else:
             history.append(f"{key.lower()}: none applied")
     history.append(_dark_history(frame, sci, refs, cards))
-    counts = count_flags(frame.dq)
-    history.append("flags: " + ", ".join(f"{f.name}={v}" for f, v in counts.items() if v))
+    counts = [f"{f.name}={v}" for f, v in count_flags(frame.dq).items() if v]
+    history.extend(_lines("flags: ", counts))
     return frame.with_header(cards, history)
+
+
+def _lines(lead: str, items: list[str], width: int = 72) -> list[str]:
+    """``lead`` and the items, comma-separated, in lines of at most ``width`` characters.
+
+    A HISTORY card holds 72: astropy cuts a longer text anywhere, mid-word.
+    """
+    lines = [lead + "none"] if not items else []
+    for item in items:
+        if lines and len(lines[-1]) + 2 + len(item) <= width:
+            lines[-1] += ", " + item
+        else:
+            lines.append((lead if not lines else "  ") + item)
+    return lines
 
 
 def _dark_history(frame: Frame, sci: SciencePlan, refs: Mapping[str, tuple[str, str]],
