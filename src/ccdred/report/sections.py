@@ -39,7 +39,7 @@ FIGURE_DPI = 80
 """Figures in a section: 11 inches wide, 880 pixels: readable on the page, full size on a click."""
 _THUMB_PIXELS = 160
 """Longest side of a frame's thumbnail in the summary table."""
-_CACHE_VERSION = "report-8"
+_CACHE_VERSION = "report-9"
 """Bump when a section's content changes: cached sections of older reports are redrawn."""
 
 
